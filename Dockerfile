@@ -1,0 +1,40 @@
+# The rci image: one image, two roles (`rci worker`, `rci shadow`), configured only by RCI_* variables.
+# Dependencies come from the same pinned lock as development; the project is installed on top without
+# re-resolving anything. Model weights are not baked in: mount them at RCI_MODEL_DIR (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_LINK_MODE=copy \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    TOKENIZERS_PARALLELISM=false
+
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+
+# Layer 1: the pinned dependencies (large: torch and its CUDA wheels); rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements.lock
+
+# Layer 2: the project itself, without touching the dependencies.
+COPY pyproject.toml README.md ./
+COPY rci ./rci
+COPY streams ./streams
+COPY inference ./inference
+COPY retrieval ./retrieval
+COPY media ./media
+COPY storage ./storage
+COPY training ./training
+COPY benchmarks ./benchmarks
+RUN uv pip install --system --no-deps --no-cache .
+
+RUN useradd --uid 10001 --create-home rci && mkdir -p /data /models && chown rci /data
+USER rci
+ENV RCI_DATA_DIR=/data \
+    RCI_MODEL_DIR=/models
+VOLUME ["/data"]
+
+ENTRYPOINT ["rci"]
+CMD ["worker"]

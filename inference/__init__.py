@@ -1,0 +1,1 @@
+"""Models and serving: frozen encoders, MatchLite (student), MatchLM (teacher), ONNX export, runtimes."""

@@ -1,0 +1,103 @@
+"""The feature record every downstream stage consumes (DESIGN.md, "Features").
+
+One `VideoFeatures` per video: produced once by the encoders, stored in the feature cache,
+read by retrieval (its `video_embedding`), MatchLite and the shadow consumer.
+Shapes use M = FeatureSpec.max_frames and L = FeatureSpec.text_tokens.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Widths and lengths of the features; MatchLite's config must agree with these."""
+
+    visual_dim: int = 128  # per-frame embedding (Swin-T projected)
+    audio_dim: int = 768  # Whisper-small encoder, mean pooled
+    text_dim: int = 384  # MiniLM token embeddings
+    max_frames: int = 32  # M: frames at 1 fps, zero padded
+    text_tokens: int = 64  # L: title + sticker text tokens
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    video_id: str
+    encoder_version: str
+    visual: np.ndarray  # [M, visual_dim] float32, zero rows where visual_mask is False
+    visual_mask: np.ndarray  # [M] bool, True for real frames
+    audio: np.ndarray  # [audio_dim] float32, zeros when has_audio is False
+    has_audio: bool
+    text: np.ndarray  # [L, text_dim] float32, zero rows where text_mask is False
+    text_mask: np.ndarray  # [L] bool
+    duration_s: float
+
+    @property
+    def has_visual(self) -> bool:
+        return bool(self.visual_mask.any())
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text_mask.any())
+
+    @property
+    def modalities(self) -> list[str]:
+        """Which of visual/audio/text the video actually had (the `modalities` field of rci.scores)."""
+        present = {"visual": self.has_visual, "audio": self.has_audio, "text": self.has_text}
+        return [name for name, ok in present.items() if ok]
+
+    def video_embedding(self) -> np.ndarray:
+        """[visual_dim] L2-normalised mean of the real frames; zeros if there are none."""
+        frames = self.visual[self.visual_mask]
+        if len(frames) == 0:
+            return np.zeros(self.visual.shape[1], dtype=np.float32)
+        mean = frames.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+    def to_bytes(self) -> bytes:
+        """Serialise to a compressed .npz blob (what the feature cache stores)."""
+        buf = io.BytesIO()
+        meta = np.array([self.video_id, self.encoder_version, repr(float(self.duration_s))])
+        np.savez_compressed(
+            buf,
+            meta=meta,
+            visual=self.visual.astype(np.float32),
+            visual_mask=self.visual_mask.astype(bool),
+            audio=self.audio.astype(np.float32),
+            has_audio=np.array(self.has_audio),
+            text=self.text.astype(np.float32),
+            text_mask=self.text_mask.astype(bool),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> VideoFeatures:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            video_id, encoder_version, duration = (str(x) for x in z["meta"])
+            return cls(
+                video_id=video_id,
+                encoder_version=encoder_version,
+                visual=z["visual"],
+                visual_mask=z["visual_mask"],
+                audio=z["audio"],
+                has_audio=bool(z["has_audio"]),
+                text=z["text"],
+                text_mask=z["text_mask"],
+                duration_s=float(duration),
+            )
+
+    def spec_dict(self) -> dict[str, int]:
+        return asdict(
+            FeatureSpec(
+                visual_dim=self.visual.shape[1],
+                audio_dim=self.audio.shape[0],
+                text_dim=self.text.shape[1],
+                max_frames=self.visual.shape[0],
+                text_tokens=self.text.shape[0],
+            )
+        )

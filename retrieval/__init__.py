@@ -1,0 +1,1 @@
+"""Retrieval: the Milvus vector store that finds each new video's most similar earlier video."""

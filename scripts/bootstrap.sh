@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh machine, idempotently:
+#   - Debian packages (kcat, ffmpeg, espeak-ng, corpus photo packages) when missing,
+#   - a Python virtual environment in ./.venv pinned to requirements.lock,
+#   - the Apache Kafka jars (resolved by Maven into a cache outside the checkout).
+# Heavy downloads live in $RCI_CACHE_DIR (default ~/.cache/rci) so a fresh clone reuses them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${RCI_CACHE_DIR:-$HOME/.cache/rci}"
+mkdir -p "$CACHE"
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$CACHE/uv}"
+export UV_LINK_MODE="${UV_LINK_MODE:-hardlink}"
+
+need_apt=()
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+if ((${#need_apt[@]})); then
+  echo "[bootstrap] apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Photos for the training/demo corpus (never the packages reserved for held-out evaluation).
+bash training/corpus/install_photos.sh
+
+command -v uv >/dev/null || python3 -m pip install -q --user uv
+UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+if [ ! -x .venv/bin/python ]; then
+  "$UV" venv -q --python "${RCI_PYTHON:-python3}" .venv
+fi
+stamp=".venv/.lock-$(sha256sum requirements.lock | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "[bootstrap] installing pinned Python dependencies (cache: $UV_CACHE_DIR)"
+  "$UV" pip sync -q --python .venv/bin/python requirements.lock
+  rm -f .venv/.lock-*; touch "$stamp"
+fi
+"$UV" pip install -q --python .venv/bin/python --no-deps -e .
+
+.venv/bin/python -m rci.services.kafka_jars
+echo "[bootstrap] ready: source .venv/bin/activate"

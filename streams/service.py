@@ -1,0 +1,29 @@
+"""Entry point of the scoring worker process: metrics, serving parts, pipeline, sink, faust app."""
+
+from __future__ import annotations
+
+from rci.logs import get_logger
+from rci.settings import Settings
+from streams.components import open_serving_parts
+from streams.kafka import make_producer
+from streams.metrics import WorkerMetrics, serve_metrics
+from streams.pipeline import ScoringPipeline
+from streams.sink import OutcomeSink
+from streams.worker import BatchRunner, run_worker
+
+log = get_logger(__name__)
+
+
+def run_scoring_worker(settings: Settings) -> None:
+    """Block serving until SIGTERM. Models and clients open on the worker's own event loop."""
+    metrics = WorkerMetrics()
+    serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
+
+    async def open_runner() -> BatchRunner:
+        parts = await open_serving_parts(settings)
+        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics)
+        sink = OutcomeSink(make_producer(settings), settings.topic_scores, settings.topic_dlq)
+        log.info("worker ready", group=settings.worker_group, topic=settings.topic_published)
+        return BatchRunner(pipeline, sink, metrics)
+
+    run_worker(settings, open_runner)

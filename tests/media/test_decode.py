@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from mediafactory import (
+    GREY_STEP,
+    remux_as_streamed_mkv,
+    write_hls_playlist,
+    write_subtitle_only_mkv,
+    write_timed_frames,
+    write_trackless_mp4,
+)
+
+import media.decode
+from media.decode import decode_media, square_rgb
+from media.decoded import FRAME_SIZE, SAMPLE_RATE
+from media.errors import MediaRejected
+from media.logmel import log_mel_spectrogram
+from media.policy import MediaPolicy
+from media.synth import synthetic_picture, write_test_video
+from rci.errors import RejectCode
+
+POLICY = MediaPolicy(allowed_prefixes=(), max_frames=8)
+
+
+def rejection(source: Path | bytes, policy: MediaPolicy = POLICY) -> RejectCode:
+    with pytest.raises(MediaRejected) as caught:
+        decode_media(source, policy)
+    return caught.value.code
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("duration_s", "expected"), [(0.4, 1), (2.5, 3), (3.0, 3), (4.2, 5)])
+def test_frame_count_is_ceil_of_duration_at_1fps(tmp_path: Path, duration_s: float, expected: int) -> None:
+    clip = write_test_video(tmp_path / "c.mp4", duration_s=duration_s, with_audio=False)
+    decoded = decode_media(clip, POLICY)
+    assert decoded.frames.shape == (POLICY.max_frames, FRAME_SIZE, FRAME_SIZE, 3)
+    assert decoded.frames.dtype == np.uint8
+    assert decoded.frame_mask.tolist() == [True] * expected + [False] * (POLICY.max_frames - expected)
+    assert decoded.duration_s == pytest.approx(duration_s, abs=0.05)
+
+
+def test_mask_marks_real_frames_and_padding_is_zero(clip: Path) -> None:
+    decoded = decode_media(clip, POLICY)
+    real, padding = decoded.frames[decoded.frame_mask], decoded.frames[~decoded.frame_mask]
+    assert len(real) == 3 and len(padding) == POLICY.max_frames - 3
+    assert all(frame.max() > 0 for frame in real)
+    assert not padding.any()
+    assert decoded.has_video
+
+
+def test_frames_stop_at_max_frames(tmp_path: Path) -> None:
+    clip = write_test_video(tmp_path / "long.mp4", duration_s=6.0, with_audio=False)
+    decoded = decode_media(clip, MediaPolicy(allowed_prefixes=(), max_frames=4))
+    assert decoded.frame_mask.tolist() == [True] * 4
+    assert decoded.duration_s == pytest.approx(6.0, abs=0.05)  # the whole file is still timed
+
+
+def test_each_frame_shows_its_own_second(clip: Path) -> None:
+    # The synthetic clip shows a different picture every second; frame k must match second k's.
+    decoded = decode_media(clip, POLICY)
+    pictures = [av.VideoFrame.from_ndarray(synthetic_picture(s, 64, 48, 0), format="rgb24") for s in range(3)]
+    expected = [square_rgb(picture) for picture in pictures]
+    for k in range(3):
+        errors = [np.abs(decoded.frames[k].astype(int) - e.astype(int)).mean() for e in expected]
+        assert int(np.argmin(errors)) == k, errors
+
+
+def test_nearest_frame_to_each_second_ties_to_the_earlier(tmp_path: Path) -> None:
+    # Frames at 0, 0.5, 1.5, 2.2, 2.9 s: second 1 is 0.5 s from both 0.5 and 1.5 (tie -> 0.5 s frame),
+    # second 2 is nearest to 2.2, second 3 lies past the last frame's end (2.9 s + its duration).
+    clip = write_timed_frames(tmp_path / "vfr.mp4", [0.0, 0.5, 1.5, 2.2, 2.9])
+    decoded = decode_media(clip, POLICY)
+    shown = [round(float(decoded.frames[k].mean()) / GREY_STEP) for k in range(3)]
+    assert shown == [0, 1, 3]
+    assert decoded.frame_mask.sum() == 3
+
+
+def test_centre_square_crop_keeps_the_middle(tmp_path: Path) -> None:
+    # Left third black, middle white, right third black: the centre crop of a 3:1 frame is all white.
+    picture = np.zeros((64, 192, 3), np.uint8)
+    picture[:, 64:128] = 255
+    out = square_rgb(av.VideoFrame.from_ndarray(picture, format="rgb24"))
+    assert out.shape == (FRAME_SIZE, FRAME_SIZE, 3)
+    assert out.min() >= 250
+
+
+# --- audio ----------------------------------------------------------------------------------
+
+
+def test_audio_is_16khz_mono_with_the_tone_and_its_log_mel(clip: Path) -> None:
+    decoded = decode_media(clip, POLICY)
+    assert decoded.audio is not None and decoded.audio.dtype == np.float32
+    assert len(decoded.audio) == 3 * SAMPLE_RATE
+    assert np.abs(decoded.audio).max() <= 1.0
+    spectrum = np.abs(np.fft.rfft(decoded.audio))
+    peak_hz = np.argmax(spectrum) * SAMPLE_RATE / len(decoded.audio)
+    assert peak_hz == pytest.approx(440, abs=2)
+    assert decoded.log_mel.shape == (80, 3000) and decoded.log_mel.dtype == np.float32
+    np.testing.assert_array_equal(decoded.log_mel, log_mel_spectrogram(decoded.audio))
+
+
+def test_audio_is_cut_to_the_first_30_seconds(tmp_path: Path) -> None:
+    clip = write_test_video(tmp_path / "a.mp4", duration_s=31.0, with_video=False)
+    decoded = decode_media(clip, POLICY)
+    assert len(decoded.audio) == 30 * SAMPLE_RATE
+    assert decoded.duration_s == pytest.approx(31.0, abs=0.05)
+
+
+def test_no_audio_track_gives_audio_none(tmp_path: Path) -> None:
+    decoded = decode_media(write_test_video(tmp_path / "v.mp4", duration_s=2.0, with_audio=False), POLICY)
+    assert decoded.audio is None and decoded.log_mel is None and not decoded.has_audio
+    assert decoded.frame_mask.sum() == 2
+
+
+def test_no_video_track_gives_masked_empty_frames(tmp_path: Path) -> None:
+    decoded = decode_media(write_test_video(tmp_path / "a.mp4", duration_s=2.0, with_video=False), POLICY)
+    assert not decoded.frame_mask.any() and not decoded.frames.any() and not decoded.has_video
+    assert decoded.frames.shape == (POLICY.max_frames, FRAME_SIZE, FRAME_SIZE, 3)
+    assert decoded.audio is not None and len(decoded.audio) == 2 * SAMPLE_RATE
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+def test_same_file_decodes_identically_twice_from_path_and_bytes(clip: Path) -> None:
+    first, second = decode_media(clip, POLICY), decode_media(clip, POLICY)
+    from_bytes = decode_media(clip.read_bytes(), POLICY)
+    for other in (second, from_bytes):
+        np.testing.assert_array_equal(first.frames, other.frames)
+        np.testing.assert_array_equal(first.frame_mask, other.frame_mask)
+        np.testing.assert_array_equal(first.audio, other.audio)
+        np.testing.assert_array_equal(first.log_mel, other.log_mel)
+        assert first.duration_s == other.duration_s
+
+
+# --- bad media: each gets its documented code -----------------------------------------------
+
+
+def test_zero_bytes_is_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert rejection(empty) == RejectCode.MEDIA_EMPTY
+    assert rejection(b"") == RejectCode.MEDIA_EMPTY
+
+
+def test_missing_file_is_not_found(tmp_path: Path) -> None:
+    assert rejection(tmp_path / "gone.mp4") == RejectCode.MEDIA_NOT_FOUND
+
+
+@pytest.mark.parametrize("faststart", [False, True], ids=["index-at-end", "index-at-front"])
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_truncated_mp4_is_undecodable(tmp_path: Path, faststart: bool, keep: float) -> None:
+    whole = write_test_video(tmp_path / "w.mp4", duration_s=3.0, faststart=faststart).read_bytes()
+    assert rejection(whole[: int(len(whole) * keep)]) == RejectCode.MEDIA_UNDECODABLE
+
+
+def test_random_bytes_are_undecodable() -> None:
+    assert rejection(np.random.default_rng(0).bytes(4096)) == RejectCode.MEDIA_UNDECODABLE
+
+
+def test_text_file_is_undecodable(tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    assert rejection(text) == RejectCode.MEDIA_UNDECODABLE
+
+
+def test_playlist_cannot_make_ffmpeg_open_other_files(clip: Path, tmp_path: Path) -> None:
+    playlist = write_hls_playlist(tmp_path / "list.m3u8", clip)
+    assert rejection(playlist) == RejectCode.MEDIA_UNDECODABLE
+    assert rejection(playlist.read_bytes()) == RejectCode.MEDIA_UNDECODABLE
+
+
+def test_file_without_tracks_has_no_streams(tmp_path: Path) -> None:
+    assert rejection(write_trackless_mp4(tmp_path / "none.mp4")) == RejectCode.MEDIA_NO_STREAMS
+
+
+def test_subtitle_only_file_has_no_streams(tmp_path: Path) -> None:
+    assert rejection(write_subtitle_only_mkv(tmp_path / "subs.mkv")) == RejectCode.MEDIA_NO_STREAMS
+
+
+def test_4k_is_refused_from_the_header_before_any_frame_is_decoded(tmp_path: Path, monkeypatch) -> None:
+    clip = write_test_video(tmp_path / "4k.mp4", duration_s=0.2, width=3840, height=2160, fps=5, with_audio=False)
+    assert decode_media(clip, MediaPolicy((), max_pixels=3840 * 2160)).frame_mask.sum() == 1  # decodable
+
+    def fail(*_: object) -> None:
+        raise AssertionError("a frame was decoded before the resolution check")
+
+    monkeypatch.setattr(media.decode._FrameSampler, "add", fail)
+    assert rejection(clip, MediaPolicy(allowed_prefixes=())) == RejectCode.MEDIA_RESOLUTION_TOO_HIGH
+
+
+def test_longer_than_the_limit_is_too_long(clip: Path) -> None:
+    assert rejection(clip, MediaPolicy(allowed_prefixes=(), max_duration_s=2.0)) == RejectCode.MEDIA_TOO_LONG
+    assert decode_media(clip, MediaPolicy(allowed_prefixes=(), max_duration_s=3.5)).duration_s <= 3.5
+
+
+def test_length_is_enforced_from_packets_when_the_header_has_none(clip: Path, tmp_path: Path) -> None:
+    streamed = remux_as_streamed_mkv(clip, tmp_path / "streamed.mkv")
+    with av.open(str(streamed)) as container:
+        assert container.duration is None  # so only the packet timestamps can tell
+    assert rejection(streamed, MediaPolicy(allowed_prefixes=(), max_duration_s=2.0)) == RejectCode.MEDIA_TOO_LONG
+    assert decode_media(streamed, POLICY).frame_mask.sum() == 3
+
+
+def test_bad_inputs_never_crash_with_anything_but_media_rejected(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    good = write_test_video(tmp_path / "g.mp4", duration_s=1.0, faststart=True).read_bytes()
+    for trial in range(20):
+        blob = bytearray(good)
+        for position in rng.integers(64, len(blob), size=20):  # keep the first box header intact
+            blob[position] = rng.integers(0, 256)
+        try:
+            outcome = decode_media(bytes(blob), POLICY)
+        except MediaRejected as rejected:  # any other exception fails the test
+            outcome = rejected.code
+        assert isinstance(outcome, RejectCode) or outcome.frames.shape[0] == POLICY.max_frames
+
+
+
+def test_rejection_survives_a_process_pool(tmp_path: Path) -> None:
+    # The worker may decode in a process pool: the rejection must cross the process boundary intact.
+    from concurrent.futures import ProcessPoolExecutor
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with ProcessPoolExecutor(max_workers=1) as pool, pytest.raises(MediaRejected) as caught:
+        pool.submit(decode_media, text, POLICY).result()
+    assert caught.value.code == RejectCode.MEDIA_UNDECODABLE and "FFmpeg" in caught.value.detail

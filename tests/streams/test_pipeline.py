@@ -1,0 +1,188 @@
+"""Unit tests of the broker-free scoring pipeline, with in-memory features, index and scorer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inference.features import VideoFeatures
+from rci.errors import RejectCode, RejectedEvent, TransientError
+from streams.pipeline import (
+    Candidate,
+    InputRecord,
+    ModelInfo,
+    PairResult,
+    ScoringPipeline,
+    published_ms,
+)
+
+DIM = 16
+
+
+def make_features(video_id: str, seed: int, noise: float = 0.0, audio: bool = True) -> VideoFeatures:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(4, DIM)).astype(np.float32)
+    if noise:
+        base = base + np.random.default_rng(seed + 1000).normal(scale=noise, size=base.shape).astype(np.float32)
+    visual = np.zeros((6, DIM), np.float32)
+    visual[:4] = base
+    return VideoFeatures(
+        video_id=video_id,
+        encoder_version="test-enc",
+        visual=visual,
+        visual_mask=np.array([True] * 4 + [False] * 2),
+        audio=np.ones(8, np.float32) if audio else np.zeros(8, np.float32),
+        has_audio=audio,
+        text=np.zeros((3, 4), np.float32),
+        text_mask=np.zeros(3, bool),
+        duration_s=4.0,
+    )
+
+
+class MemoryFeatures:
+    """Features by video_id; the media 'decides' by a lookup table."""
+
+    encoder_version = "test-enc"
+
+    def __init__(self, table: dict[str, VideoFeatures | Exception]) -> None:
+        self.table = table
+        self.cache: dict[str, VideoFeatures] = {}
+
+    async def features_for(self, event):
+        item = self.table[event.video_id]
+        if isinstance(item, Exception):
+            raise item
+        self.cache[event.video_id] = item
+        return item
+
+    async def cached(self, video_id):
+        return self.cache.get(video_id)
+
+
+class ExactIndex:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[np.ndarray, int]] = {}
+        self.adds = 0
+
+    def similarity(self, query, candidate):
+        return float(query.video_embedding() @ candidate.video_embedding())
+
+    async def nearest(self, queries):
+        out = []
+        for event, feats in queries:
+            video_id, emb, at_ms = event.video_id, feats.video_embedding(), published_ms(event)
+            best = None
+            for other, (vec, other_ms) in self.rows.items():
+                if other == video_id or other_ms >= at_ms:
+                    continue
+                sim = float(vec @ emb)
+                if best is None or sim > best.similarity:
+                    best = Candidate(other, sim, other_ms)
+            out.append(best)
+        return out
+
+    async def add(self, items):
+        self.adds += 1
+        for event, feats in items:
+            self.rows[event.video_id] = (feats.video_embedding(), published_ms(event))
+
+
+class CosineScorer:
+    async def score(self, query, candidate):
+        sim = float(query.video_embedding() @ candidate.video_embedding())
+        return PairResult(score=(sim + 1) / 2, matched_segments=[[0.0, 1.0, 0.0, 1.0]])
+
+
+def event_record(video_id: str, offset: int, second: int, **overrides) -> InputRecord:
+    event = {
+        "schema_version": 1,
+        "video_id": video_id,
+        "media_uri": f"file:///media/{video_id}.mp4",
+        "title": "t",
+        "published_at": f"2026-11-22T10:00:{second:02d}Z",
+    }
+    event.update(overrides)
+    return InputRecord(video_id.encode(), json.dumps(event).encode(), "video.published", 0, offset, 1)
+
+
+def make_pipeline(table, index=None):
+    return ScoringPipeline(MemoryFeatures(table), index or ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9))
+
+
+async def test_one_outcome_per_record_in_order_with_dead_letters_for_bad_ones():
+    table = {
+        "src": make_features("src", 1),
+        "copy": make_features("copy", 1, noise=0.05),
+        "broken": RejectedEvent(RejectCode.MEDIA_UNDECODABLE, "truncated"),
+        "other": make_features("other", 7),
+    }
+    records = [
+        event_record("src", 0, 1),
+        InputRecord(b"x", b"{not json", "video.published", 0, 1, 1),
+        event_record("copy", 2, 5),
+        event_record("broken", 3, 6),
+        event_record("other", 4, 7),
+    ]
+    outcomes = await make_pipeline(table).process(records)
+
+    assert [o.record.offset for o in outcomes] == [0, 1, 2, 3, 4]
+    assert outcomes[1].dead_letter.error == RejectCode.INVALID_JSON
+    assert outcomes[3].dead_letter.error == RejectCode.MEDIA_UNDECODABLE
+    assert outcomes[3].dead_letter.original_bytes() == records[3].value
+    assert (outcomes[3].dead_letter.partition, outcomes[3].dead_letter.offset) == (0, 3)
+    scored = {o.score.video_id: o.score for o in outcomes if o.score}
+    assert set(scored) == {"src", "copy", "other"}
+    # the copy finds its source inside the batch (not indexed yet) and is deboosted
+    assert scored["copy"].candidate_id == "src"
+    assert scored["copy"].deboost is True
+    # the first video has nothing earlier to match: score 0, no candidate
+    assert scored["src"].candidate_id is None and scored["src"].score == 0.0
+    assert scored["other"].score < scored["copy"].score
+
+
+async def test_candidates_come_from_the_index_and_are_never_later_videos():
+    index = ExactIndex()
+    pipeline = make_pipeline({"src": make_features("src", 3), "copy": make_features("copy", 3, 0.05)}, index)
+    first = await pipeline.process([event_record("src", 0, 1)])
+    await pipeline.index(first)
+    second = await pipeline.process([event_record("copy", 1, 9)])
+    assert second[0].score.candidate_id == "src"
+    # re-delivery of the source after the copy was indexed: the later copy is not a candidate
+    await pipeline.index(second)
+    again = await pipeline.process([event_record("src", 0, 1)])
+    assert again[0].score.candidate_id is None
+
+
+async def test_redelivered_event_yields_identical_values():
+    index = ExactIndex()
+    pipeline = make_pipeline({"a": make_features("a", 5), "b": make_features("b", 5, 0.1)}, index)
+    first = await pipeline.process([event_record("a", 0, 1), event_record("b", 1, 2)])
+    await pipeline.index(first)
+    again = await pipeline.process([event_record("b", 1, 2)])
+    keep = ("candidate_id", "retrieval_similarity", "score", "deboost", "modalities", "evidence")
+    assert again[0].score.model_dump(include=set(keep)) == first[1].score.model_dump(include=set(keep))
+
+
+async def test_transient_failures_escape_for_the_caller_to_retry():
+    pipeline = make_pipeline({"a": TransientError("object store down")})
+    with pytest.raises(TransientError):
+        await pipeline.process([event_record("a", 0, 1)])
+
+
+async def test_wrong_key_and_schema_errors_are_dead_lettered_with_their_codes():
+    good = event_record("a", 0, 1)
+    wrong_key = InputRecord(b"not-a", good.value, "video.published", 0, 1, 1)
+    bad_uri = event_record("b", 2, 1, media_uri="http://example.com/x.mp4")
+    keyless = InputRecord(None, good.value, "video.published", 0, 3, 1)
+    outcomes = await make_pipeline({"a": make_features("a", 1)}).process([good, wrong_key, bad_uri, keyless])
+    assert outcomes[0].score is not None
+    assert outcomes[1].dead_letter.error == RejectCode.INVALID_KEY
+    assert outcomes[2].dead_letter.error == RejectCode.SCHEMA_VIOLATION
+    assert outcomes[3].dead_letter.error == RejectCode.INVALID_KEY
+
+
+async def test_modalities_reflect_what_the_media_had():
+    outcomes = await make_pipeline({"a": make_features("a", 1, audio=False)}).process([event_record("a", 0, 1)])
+    assert outcomes[0].score.modalities == ["visual"]

@@ -1,0 +1,130 @@
+"""docker-compose.yml wiring, checked without Docker: every rci container is configured only by
+real settings, and those settings point at the services that exist in the file."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from rci.settings import Settings, env_name
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_SERVICES = ("worker", "shadow")
+_DEFAULT = re.compile(r"\$\{[A-Z0-9_]+:-([^}]*)\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _resolve(value: object) -> str:
+    """`${VAR:-default}` -> default, as compose does with VAR unset."""
+    return _DEFAULT.sub(lambda m: m.group(1), str(value))
+
+
+def _rci_env(compose: dict, service: str) -> dict[str, str]:
+    env = compose["services"][service]["environment"]
+    return {k: _resolve(v) for k, v in env.items() if k.startswith("RCI_")}
+
+
+def _settings(compose: dict, service: str) -> Settings:
+    fields = {name: value for name in Settings.model_fields if (value := _rci_env(compose, service).get(env_name(name)))}
+    return Settings.model_validate(fields)
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_every_rci_variable_is_a_setting(compose: dict, service: str) -> None:
+    known = {env_name(name) for name in Settings.model_fields}
+    unknown = set(_rci_env(compose, service)) - known
+    assert not unknown, f"{service} sets variables no setting reads: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_values_are_valid_settings(compose: dict, service: str) -> None:
+    settings = _settings(compose, service)
+    assert settings.object_store == "s3"
+    assert settings.metrics_host == "0.0.0.0"  # scraped from outside the container
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_kafka_bootstrap_is_the_kafka_service(compose: dict, service: str) -> None:
+    bootstrap = _settings(compose, service).kafka_bootstrap
+    host, port = bootstrap.split(":")
+    kafka = compose["services"][host]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert f"PLAINTEXT://{host}:{port}" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "broker,controller" == kafka["environment"]["KAFKA_PROCESS_ROLES"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_milvus_uri_is_milvus_standalone(compose: dict, service: str) -> None:
+    uri = urlsplit(_settings(compose, service).milvus_uri)
+    milvus = compose["services"][uri.hostname]
+    assert milvus["image"].startswith("milvusdb/milvus:")
+    assert milvus["command"] == ["milvus", "run", "standalone"]
+    assert any(str(p).endswith(f":{uri.port}") for p in milvus["ports"])
+    for dependency in milvus["depends_on"]:
+        assert dependency in compose["services"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_object_store_is_minio_with_its_credentials(compose: dict, service: str) -> None:
+    settings = _settings(compose, service)
+    endpoint = urlsplit(settings.s3_endpoint_url)
+    minio = compose["services"][endpoint.hostname]
+    assert minio["image"].startswith("minio/minio:")
+    assert endpoint.port == 9000
+    env = minio["environment"]
+    assert settings.s3_access_key_id.get_secret_value() == _resolve(env["MINIO_ROOT_USER"])
+    assert settings.s3_secret_access_key.get_secret_value() == _resolve(env["MINIO_ROOT_PASSWORD"])
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_topics_and_buckets_are_created_for_the_settings(compose: dict, service: str) -> None:
+    settings = _settings(compose, service)
+    topics_script = compose["services"]["kafka-init"]["command"][0]
+    created = set(re.search(r"for topic in ([^;]+);", topics_script).group(1).split())
+    assert created == {settings.topic_published, settings.topic_scores, settings.topic_dlq, settings.topic_shadow}
+    assert f"--partitions {settings.topic_partitions}" in topics_script
+
+    buckets_script = compose["services"]["minio-init"]["command"][0]
+    buckets = {word.removeprefix("rci/") for word in shlex.split(buckets_script.split("mc mb", 1)[1])[1:]}
+    media_buckets = {urlsplit(p).hostname for p in settings.media_allowed_prefixes if p.startswith("s3://")}
+    assert {settings.s3_bucket, *media_buckets} <= buckets
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_waits_for_healthy_infrastructure(compose: dict, service: str) -> None:
+    depends = compose["services"][service]["depends_on"]
+    assert depends["kafka"]["condition"] == "service_healthy"
+    assert depends["milvus"]["condition"] == "service_healthy"
+    assert depends["kafka-init"]["condition"] == "service_completed_successfully"
+    assert depends["minio-init"]["condition"] == "service_completed_successfully"
+    for name in ("kafka", "milvus", "minio", "etcd", service):
+        assert "healthcheck" in compose["services"][name], f"{name} has no healthcheck"
+
+
+def test_app_commands_are_rci_commands(compose: dict) -> None:
+    from rci.cli import app
+
+    registered = {c.name for c in app.registered_commands}
+    for service in APP_SERVICES:
+        assert compose["services"][service]["build"] == "."
+        [command] = compose["services"][service]["command"]
+        assert command in registered, f"compose runs `rci {command}`, which the CLI does not have"
+
+
+def test_dockerfile_installs_every_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    includes = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in (pattern.rstrip("*") for pattern in includes):
+        assert f"COPY {package} ./{package}" in dockerfile, f"Dockerfile does not copy {package}/"
+    assert "requirements.lock" in dockerfile
+    assert 'ENTRYPOINT ["rci"]' in dockerfile

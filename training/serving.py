@@ -1,0 +1,113 @@
+"""Small serving models trained on a generated corpus: what `rci demo` and the end-to-end tests serve.
+
+The full two-stage recipe with the teacher and the ablation report is `rci train`/`rci distill`
+(training.stage1 / training.distill); this is its quickest useful subset on a CPU:
+
+1. the visual copy-detection encoder (SSCD-style, training.sscd) if the model dir has none trained;
+2. the corpus encoded once with the frozen encoders (features cached under the model dir);
+3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss;
+4. the operating threshold at 80% precision chosen on the val split (0.5 if val cannot reach it);
+5. checkpoint + ONNX export installed where the worker loads them (inference.model_dir).
+
+The result is keyed by the corpus and encoder versions (`serving.json`): a rerun with the same
+inputs returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.encoders.bundle import build_default_encoders, encoders_dir
+from inference.encoders.checkpoint import is_encoder_dir
+from inference.encoders.extract import FeatureExtractor
+from inference.matchlite import MatchLiteConfig
+from inference.model_dir import matchlite_onnx, publish_matchlite
+from media.policy import MediaPolicy
+from rci.logs import get_logger
+from storage.feature_cache import FeatureCache
+from storage.objects import LocalObjectStore
+from training.corpus.manifest import CorpusManifest
+from training.data import PairDataset, encode_corpus, load_features, read_examples, video_ids_of
+from training.evaluate import matchlite_forward, predict
+from training.loop import TrainConfig
+from training.metrics import average_precision, operating_point
+from training.sscd import SSCDConfig, train_and_save_visual
+from training.stage1 import train_matchlite, variant_config
+
+log = get_logger(__name__)
+STAMP = "serving.json"
+TRAINED_VISUAL_MARK = "sscd-trained"
+
+
+@dataclass(frozen=True)
+class ServingRecipe:
+    visual_steps: int = 150
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 1e-3  # higher than the paper's 1e-4: a few hundred steps from scratch on a CPU
+    target_precision: float = 0.8
+    seed: int = 0
+
+
+def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe) -> None:
+    """Train the small copy-detection visual encoder once per model dir."""
+    visual_dir = encoders_dir(model_dir) / "visual"
+    if is_encoder_dir(visual_dir) and (visual_dir / TRAINED_VISUAL_MARK).exists():
+        return
+    train_and_save_visual(visual_dir, "small", SSCDConfig(steps=recipe.visual_steps, seed=recipe.seed))
+    (visual_dir / TRAINED_VISUAL_MARK).write_text(json.dumps({"steps": recipe.visual_steps}) + "\n")
+
+
+def train_serving_models(
+    model_dir: Path, manifest: CorpusManifest, policy: MediaPolicy, recipe: ServingRecipe = ServingRecipe(),
+    *, progress: bool = True,
+) -> dict[str, Any]:
+    """Train and install the serving MatchLite for `manifest`; returns its meta (version, threshold, AP)."""
+    ensure_visual_encoder(model_dir, recipe)
+    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed))
+    stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
+             "encoder_version": extractor.version, "recipe": asdict(recipe)}
+    installed = _installed(model_dir, stamp)
+    if installed is not None:
+        return installed
+
+    cache = FeatureCache(LocalObjectStore(model_dir / "training-features"))
+    encode_corpus(manifest, extractor, cache, policy, progress=progress)
+    train_ex, val_ex = read_examples(manifest, "train"), read_examples(manifest, "val")
+    features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
+    spec = extractor.feature_spec(policy.max_frames)
+    config = variant_config(
+        MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim), "V+A+T"
+    )
+    train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                                         warmup_steps=10, seed=recipe.seed)
+    model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, progress=progress)
+
+    val = PairDataset(val_ex, features)
+    scores = predict(matchlite_forward(model), val).scores
+    point = operating_point(scores, val.labels, recipe.target_precision)
+    threshold = float(point.threshold) if point.reached else 0.5
+    meta = publish_matchlite(model_dir, model, {
+        "threshold": threshold,
+        "threshold_reached": bool(point.reached),
+        "val_average_precision": float(average_precision(scores, val.labels)),
+        "encoder_version": extractor.version,
+        "stage": "stage1",
+        "variant": "V+A+T",
+    })
+    (model_dir / STAMP).write_text(json.dumps({**stamp, "meta": meta}, indent=2, default=str) + "\n")
+    log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
+             val_ap=meta["val_average_precision"])
+    return meta
+
+
+def _installed(model_dir: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:
+    path = model_dir / STAMP
+    if not (path.exists() and matchlite_onnx(model_dir).exists()):
+        return None
+    saved = json.loads(path.read_text())
+    meta = saved.pop("meta", None)
+    return meta if json.loads(json.dumps(stamp, default=str)) == saved else None
