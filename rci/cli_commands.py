@@ -30,4 +30,8 @@ def register(app: typer.Typer) -> None:
     from rci.commands import corpus
 
     app.add_typer(corpus.app, name="corpus")
+    from rci.commands import features
+
+    app.add_typer(features.encoders_app, name="encoders")
+    app.add_typer(features.features_app, name="features")
     return None
