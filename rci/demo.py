@@ -94,15 +94,21 @@ class Demo:
     def run(self) -> DemoResult:
         from rci.services.kafka_broker import KafkaBroker
         from rci.services.kafka_jars import cache_root_from_env, ensure_jars
+        from rci.services.milvus_server import MilvusLiteServer
 
         started = time.perf_counter()
         data_dir = self.settings.data_dir.absolute()
         self._fresh_run_state(data_dir)
         broker = KafkaBroker(data_dir / "services" / "kafka", libs=ensure_jars(cache_root_from_env()))
-        with self._stage("Kafka broker up"):
+        # served, not embedded: the demo's worker processes (--workers) share one vector store
+        milvus = MilvusLiteServer(data_dir / "milvus.db", log_path=data_dir / "services" / "milvus.log")
+        with self._stage("Kafka broker and Milvus Lite up"):
             broker.start()
+            milvus.start()
         try:
-            self.settings = self.settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+            self.settings = self.settings.model_copy(
+                update={"kafka_bootstrap": broker.bootstrap, "milvus_uri": milvus.uri}
+            )
             manifest = self._step("sample media", self._make_corpus)
             self._step("models", lambda: self._prepare_models(manifest))
             self._step("topics", self._create_topics)
@@ -110,6 +116,7 @@ class Demo:
             scores, dead = self._score_all(manifest)
         finally:
             if not self.options.keep_services:
+                milvus.stop()
                 broker.stop()
         truth = reproduction_truth(manifest)
         result = DemoResult(scores, dead, truth, time.perf_counter() - started, data_dir / "report",

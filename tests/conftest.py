@@ -3,13 +3,14 @@
 Nothing here is mocked:
 * `kafka_broker`: Apache Kafka 4.x (KRaft) from Maven jars, a JVM child process on free ports;
 * `s3_server`: an S3-compatible HTTP server (moto's standalone server) in a subprocess;
-* `milvus_uri`: a Milvus Lite database file (embedded: opened by whoever uses it).
+* `milvus_uri`: a Milvus Lite database path (embedded: opened by the one process using it);
+* `milvus_server`: Milvus Lite served over gRPC, for tests with several processes (as `rci services up`).
 
 `rci_settings` ties them together per test, with topics of its own so tests never read each
 other's records. Services start lazily: a test that asks for none of them starts nothing.
 
 `stack` / `stack_settings` run the same scenario against two stacks: `local` (the processes above,
-Milvus Lite) and `compose` (docker-compose.yml through testcontainers: Kafka, MinIO, Milvus
+Milvus Lite server) and `compose` (docker-compose.yml through testcontainers: Kafka, MinIO, Milvus
 standalone), which is skipped with its reason when no Docker engine is reachable.
 """
 
@@ -25,6 +26,7 @@ import pytest
 
 from rci.services.kafka_broker import KafkaBroker, SaslUsers
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
+from rci.services.milvus_server import MilvusLiteServer
 from rci.services.s3server import S3Server
 from rci.services.stack import StackEndpoints, prepare_stack
 from rci.settings import Settings
@@ -50,6 +52,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
+    """Milvus Lite served over gRPC (`.uri`), as `rci services up` runs it for a consumer group.
+    Tests share it: give each test its own collection (`rci_settings` does)."""
+    data_dir = tmp_path_factory.mktemp("milvus-server")
+    with MilvusLiteServer(data_dir / "milvus.db", log_path=data_dir / "milvus.log") as server:
+        yield server
+
+
 @pytest.fixture
 def milvus_uri(tmp_path: Path) -> str:
     """A fresh Milvus Lite database file path (the file is created by the first MilvusClient)."""
@@ -67,6 +78,7 @@ def rci_settings(kafka_broker: KafkaBroker, s3_server: S3Server, milvus_uri: str
         kafka_bootstrap=kafka_broker.bootstrap,
         **_own_names(suffix),
         milvus_uri=milvus_uri,
+        milvus_collection=f"rci_videos_{suffix}",
         s3_endpoint_url=s3_server.endpoint_url,
         s3_access_key_id=s3_server.access_key,
         s3_secret_access_key=s3_server.secret_key,
@@ -118,8 +130,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "local":
         kafka: KafkaBroker = request.getfixturevalue("kafka_broker")
         s3: S3Server = request.getfixturevalue("s3_server")
+        milvus: MilvusLiteServer = request.getfixturevalue("milvus_server")
         yield StackEndpoints(data_dir, kafka.bootstrap, s3.endpoint_url, s3.access_key, s3.secret_key,
-                             milvus_uri=str(data_dir / "milvus.db"))  # fmt: skip
+                             milvus_uri=milvus.uri)  # fmt: skip
         return
     problem = docker_compose_problem()
     if problem:
@@ -134,14 +147,13 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def stack_settings(stack: StackEndpoints, tmp_path: Path) -> Settings:
-    """Settings on `stack` with this test's own topics, Milvus collection (or Lite file) and data dir."""
+    """Settings on `stack` with this test's own topics, Milvus collection and data dir."""
     suffix = uuid.uuid4().hex[:8]
     base = Settings(data_dir=tmp_path / "rci", milvus_collection=f"rci_videos_{suffix}", metrics_port=0,
                     **_own_names(suffix))  # fmt: skip
-    local_milvus = "://" not in stack.milvus_uri
     endpoints = StackEndpoints(
         base.data_dir, stack.kafka_bootstrap, stack.s3_endpoint_url, stack.s3_access_key_id,
-        stack.s3_secret_access_key, milvus_uri=str(tmp_path / "milvus.db") if local_milvus else stack.milvus_uri,
+        stack.s3_secret_access_key, milvus_uri=stack.milvus_uri,
     )  # fmt: skip
     prepare_stack(endpoints, base, partitions=base.topic_partitions)
     return endpoints.settings(base)

@@ -27,22 +27,23 @@ def up(
     data_dir: Path | None = DATA_DIR_OPTION,
     kafka_port: int | None = typer.Option(None, help="Broker port (default 9092, or a free one if taken)."),
     s3_port: int | None = typer.Option(None, help="S3 server port (default 9000, or a free one if taken)."),
+    milvus_port: int | None = typer.Option(None, help="Milvus Lite gRPC port (default 19530, or a free one if taken)."),
 ) -> None:
-    """Start Kafka and the S3 server, create the topics and buckets, write <data-dir>/services.env."""
+    """Start Kafka, the S3 server and Milvus Lite; create the topics and buckets; write <data-dir>/services.env."""
     from rci.services.process import ServiceError
-    from rci.services.stack import detached_stack, recorded, stop_detached
+    from rci.services.stack import SERVICE_NAMES, detached_stack, recorded, stop_detached
 
     settings = settings_from_env()
     data_dir = (data_dir or settings.data_dir).absolute()
     running = {name: record for name, record in recorded(data_dir).items() if record.is_alive()}
-    if running and len(running) == len(recorded(data_dir)) == 2:
+    if running and len(running) == len(recorded(data_dir)) == len(SERVICE_NAMES):
         console.print(f"already running (see [bold]rci services status --data-dir {data_dir}[/])")
         _print_env(data_dir)
         return
-    stop_detached(data_dir)  # half a stack (one service died): start both afresh
-    stack = detached_stack(data_dir, settings, kafka_port, s3_port)
+    stop_detached(data_dir)  # part of a stack (one service died): start all afresh
+    stack = detached_stack(data_dir, settings, kafka_port, s3_port, milvus_port)
     try:
-        with console.status("starting Kafka and the S3 server, creating topics and buckets..."):
+        with console.status("starting Kafka, the S3 server and Milvus Lite; creating topics and buckets..."):
             stack.start(detached=True)
     except ServiceError as exc:
         console.print(f"[red]could not start the stack:[/] {exc}")
@@ -67,23 +68,19 @@ def down(data_dir: Path | None = DATA_DIR_OPTION) -> None:
 
 @app.command()
 def status(data_dir: Path | None = DATA_DIR_OPTION) -> None:
-    """Show each service: running or not, pid, endpoint. Exit 1 unless Kafka and S3 both run."""
+    """Show each service: running or not, pid, endpoint. Exit 1 unless all of them run."""
     from rci.services.stack import stack_status
 
-    settings = settings_from_env()
-    data_dir = (data_dir or settings.data_dir).absolute()
-    milvus = settings.milvus_uri or str(data_dir / "milvus.db")
-    rows = stack_status(data_dir, milvus)
+    data_dir = (data_dir or settings_from_env().data_dir).absolute()
+    rows = stack_status(data_dir)
     table = Table(title=f"rci services ({data_dir})")
     for column in ("service", "state", "pid", "endpoint", "detail"):
         table.add_column(column)
     for row in rows:
         state = "[green]running[/]" if row.running else "[red]down[/]"
-        if row.name == "milvus-lite":
-            state = "[cyan]embedded[/]"
         table.add_row(row.name, state, str(row.pid or "-"), row.endpoint, row.detail)
     console.print(table)
-    if not all(row.running for row in rows if row.name != "milvus-lite"):
+    if not all(row.running for row in rows):
         raise typer.Exit(1)
 
 

@@ -1,4 +1,4 @@
-"""The whole local stack: Kafka broker, S3 server, topics, buckets and the Milvus Lite path.
+"""The whole local stack: Kafka broker, S3 server, Milvus Lite server, topics and buckets.
 
 Two ways to own it:
 * `LocalStack` (tests, the demo): a context manager; the services are child processes on free
@@ -6,8 +6,9 @@ Two ways to own it:
 * `rci services up|down|status`: the same services detached, found again through pid files under
   `<data_dir>/services/`, with their `RCI_*` variables written to `<data_dir>/services.env`.
 
-Milvus Lite is embedded, not a service: the process that uses it opens the database file, so the
-stack only decides where that file lives.
+Milvus Lite runs as a gRPC server (rci.services.milvus_server) over `<data_dir>/milvus.db`, so the
+several workers of one consumer group share it; a lone `rci worker` outside the stack may instead
+open a Milvus Lite path itself (the settings' default).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 from rci.logs import get_logger
 from rci.services.kafka_broker import KafkaBroker
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
+from rci.services.milvus_server import MilvusLiteServer
 from rci.services.ports import LOOPBACK, is_listening, preferred_or_free
 from rci.services.process import PidRecord, stop_recorded
 from rci.services.s3server import S3Server, ensure_bucket
@@ -35,6 +37,7 @@ FEATURE_BUCKET = "rci-features"
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 DEFAULT_S3_PORT = 9000
+DEFAULT_MILVUS_PORT = 19530
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def prepare_stack(endpoints: StackEndpoints, settings: Settings, partitions: int
 
 
 class LocalStack:
-    """Kafka + S3 server (+ Milvus Lite path) under `data_dir`; ports are free ones unless given.
+    """Kafka + S3 server + Milvus Lite server under `data_dir`; ports are free ones unless given.
 
     `settings` supplies topic names and partitions; `.settings()` returns it pointed at the stack.
     """
@@ -121,6 +124,7 @@ class LocalStack:
         kafka_port: int | None = None,
         controller_port: int | None = None,
         s3_port: int | None = None,
+        milvus_port: int | None = None,
         partitions: int | None = None,
     ) -> None:
         self.data_dir = data_dir.absolute()
@@ -131,6 +135,7 @@ class LocalStack:
             state / "kafka", port=kafka_port, controller_port=controller_port, libs=ensure_jars(cache_root_from_env())
         )
         self.s3 = S3Server(port=s3_port, log_path=state / "s3.log")
+        self.milvus = MilvusLiteServer(self.data_dir / "milvus.db", port=milvus_port, log_path=state / "milvus.log")
         self.topics: dict[str, str] = {}
 
     @property
@@ -141,7 +146,7 @@ class LocalStack:
             s3_endpoint_url=self.s3.endpoint_url,
             s3_access_key_id=self.s3.access_key,
             s3_secret_access_key=self.s3.secret_key,
-            milvus_uri=str(self.data_dir / "milvus.db"),
+            milvus_uri=self.milvus.uri,
         )
 
     def settings(self, **overrides: object) -> Settings:
@@ -152,6 +157,7 @@ class LocalStack:
         try:
             self.kafka.start(detached=detached)
             self.s3.start(detached=detached)
+            self.milvus.start(detached=detached)
             self.topics = prepare_stack(self.endpoints, self.base_settings, self.partitions)
         except BaseException:
             self.stop()
@@ -159,10 +165,12 @@ class LocalStack:
         if detached:
             self.kafka.record().write(services_dir(self.data_dir) / "kafka.json")
             self.s3.record().write(services_dir(self.data_dir) / "s3.json")
+            self.milvus.record().write(services_dir(self.data_dir) / "milvus.json")
             self.endpoints.write_env_file(env_file(self.data_dir))
         return self
 
     def stop(self) -> None:
+        self.milvus.stop()
         self.s3.stop()
         self.kafka.stop()
 
@@ -174,19 +182,20 @@ class LocalStack:
 
 
 # --- detached stacks (rci services up/down/status) -------------------------------------------------
-SERVICE_NAMES = ("kafka", "s3")
+SERVICE_NAMES = ("kafka", "s3", "milvus")
 
 
 def detached_stack(
-    data_dir: Path, settings: Settings, kafka_port: int | None, s3_port: int | None
+    data_dir: Path, settings: Settings, kafka_port: int | None, s3_port: int | None, milvus_port: int | None = None
 ) -> LocalStack:
-    """A LocalStack on the usual ports (9092/9093 and 9000) unless those are taken or others are given."""
+    """A LocalStack on the usual ports (9092/9093, 9000, 19530) unless those are taken or others are given."""
     return LocalStack(
         data_dir,
         settings,
         kafka_port=kafka_port or preferred_or_free(DEFAULT_KAFKA_PORT),
         controller_port=preferred_or_free(DEFAULT_CONTROLLER_PORT),
         s3_port=s3_port or preferred_or_free(DEFAULT_S3_PORT),
+        milvus_port=milvus_port or preferred_or_free(DEFAULT_MILVUS_PORT),
     )
 
 
@@ -209,7 +218,7 @@ def recorded(data_dir: Path) -> dict[str, PidRecord]:
     return records
 
 
-def stack_status(data_dir: Path, milvus_uri: str) -> list[ServiceStatus]:
+def stack_status(data_dir: Path) -> list[ServiceStatus]:
     records = recorded(data_dir)
     rows = []
     for name in SERVICE_NAMES:
@@ -222,13 +231,6 @@ def stack_status(data_dir: Path, milvus_uri: str) -> list[ServiceStatus]:
         answering = alive and is_listening(port, LOOPBACK)
         detail = f"log: {record.log_path}" if answering else ("starting or stuck" if alive else "stopped")
         rows.append(ServiceStatus(name, answering, record.pid if alive else None, record.endpoint, detail))
-    lite = Path(milvus_uri)
-    rows.append(
-        ServiceStatus(
-            "milvus-lite", lite.exists(), None, milvus_uri,
-            "embedded: opened by the process using it" + ("" if lite.exists() else " (file not created yet)"),
-        )
-    )  # fmt: skip
     return rows
 
 

@@ -34,15 +34,16 @@ def _sourced(env_file: Path) -> dict[str, str]:
 
 def test_up_status_down(tmp_path: Path) -> None:
     data_dir = tmp_path / "state"
-    kafka_port, s3_port = free_port(), free_port()
-    up = rci("services", "up", "--data-dir", str(data_dir), "--kafka-port", str(kafka_port), "--s3-port", str(s3_port))
-    records = [PidRecord.read(data_dir / "services" / f"{name}.json") for name in ("kafka", "s3")]
+    kafka_port, s3_port, milvus_port = free_port(), free_port(), free_port()
+    up = rci("services", "up", "--data-dir", str(data_dir), "--kafka-port", str(kafka_port), "--s3-port", str(s3_port),
+             "--milvus-port", str(milvus_port))  # fmt: skip
+    records = [PidRecord.read(data_dir / "services" / f"{name}.json") for name in ("kafka", "s3", "milvus")]
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         env = _sourced(data_dir / "services.env")
         assert env["RCI_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{kafka_port}"
         assert env["RCI_S3_ENDPOINT_URL"] == f"http://127.0.0.1:{s3_port}"
-        assert env["RCI_MILVUS_URI"] == str(data_dir.absolute() / "milvus.db")
+        assert env["RCI_MILVUS_URI"] == f"http://127.0.0.1:{milvus_port}"
         assert env["RCI_DATA_DIR"] == str(data_dir.absolute())
         assert {"RCI_S3_ACCESS_KEY_ID", "RCI_S3_SECRET_ACCESS_KEY", "RCI_OBJECT_STORE"} <= env.keys()
         assert all(r is not None and r.is_alive() for r in records)
@@ -54,7 +55,7 @@ def test_up_status_down(tmp_path: Path) -> None:
 
         status = rci("services", "status", "--data-dir", str(data_dir))
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("running") == 2 and "embedded" in status.stdout
+        assert status.stdout.count("running") == 3 and "milvus" in status.stdout
 
         again = rci("services", "up", "--data-dir", str(data_dir))
         assert again.returncode == 0 and "already running" in again.stdout
@@ -62,5 +63,5 @@ def test_up_status_down(tmp_path: Path) -> None:
         down = rci("services", "down", "--data-dir", str(data_dir))
     assert down.returncode == 0, down.stdout + down.stderr
     assert not any(r.is_alive() for r in records if r)
-    assert not is_listening(kafka_port) and not is_listening(s3_port)
+    assert not any(is_listening(port) for port in (kafka_port, s3_port, milvus_port))
     assert rci("services", "status", "--data-dir", str(data_dir)).returncode == 1

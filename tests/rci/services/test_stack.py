@@ -66,8 +66,9 @@ def test_local_stack_starts_and_stops(tmp_path: Path) -> None:
     with LocalStack(tmp_path, base) as stack:
         settings = stack.settings()
         assert settings.kafka_bootstrap == stack.kafka.bootstrap
-        assert settings.resolved_milvus_uri == str(tmp_path / "milvus.db")
+        assert settings.resolved_milvus_uri == stack.milvus.uri
+        assert stack.milvus.answers()
         assert set(stack.topics) == set(contract_topics(base))
         assert len(cluster_metadata(settings).topics[base.topic_scores].partitions) == 3
-        ports = (stack.kafka.port, stack.s3.port)
+        ports = (stack.kafka.port, stack.s3.port, stack.milvus.port)
     assert not any(is_listening(p) for p in ports)
