@@ -33,6 +33,7 @@ from streams.sink import OutcomeSink
 
 log = get_logger(__name__)
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
+DRAIN_TIMEOUT_S = 40.0  # below the usual 60 s grace period of `docker stop` / ChildProcess.stop
 
 
 class BatchRunner:
@@ -111,8 +112,12 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
             await _handle_or_exit(runner, [to_input_record(e.message) for e in events])
             _record_lag(app, runner.metrics, events)
             if state["draining"]:
-                # Park inside the loop body: the finished batch is acked when faust cancels us,
-                # and no further batch is taken.
+                # Ack the finished batch now: faust's shutdown waits for every delivered event
+                # to be acked before its final commit, so leaving them to take_events' cleanup
+                # (which runs only when the agent is cancelled, later) would deadlock the stop.
+                # Then park, so no further batch is taken.
+                for event in events:
+                    await stream.ack(event)
                 state["stopped"].set()
                 await asyncio.Event().wait()
 
@@ -155,7 +160,11 @@ class DrainingWorker(faust.Worker):
         asyncio.ensure_future(self._stop_when_drained())
 
     async def _stop_when_drained(self) -> None:
-        await self._state["stopped"].wait()
+        try:
+            await asyncio.wait_for(self._state["stopped"].wait(), DRAIN_TIMEOUT_S)
+        except TimeoutError:  # e.g. retrying a broker outage: stop anyway, the batch is re-delivered
+            log.warning("batch still in flight after the drain timeout; stopping without acking it",
+                        timeout_s=DRAIN_TIMEOUT_S)
         self._schedule_shutdown(signal.SIGTERM)
 
 

@@ -84,7 +84,10 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
-def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settings, tmp_path: Path):
+def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settings, milvus_server, tmp_path: Path):
+    # one Milvus for the group, as `rci services up` runs it: an embedded Milvus Lite path is locked
+    # by the first process that opens it
+    worker_settings = worker_settings.model_copy(update={"milvus_uri": milvus_server.uri})
     media = write_media_library(worker_settings.media_dir, 8)
     events = [published_event(f"s{i:03d}", media[i % len(media)], i) for i in range(80)]
     ports = [free_port(), free_port()]
@@ -106,3 +109,31 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
     assert sum(scored_per_worker) == len(events)
     assert all(n > 0 for n in scored_per_worker), f"one worker got no partitions: {scored_per_worker}"
     assert all(m.get("rci_stage_seconds_count", 0) > 0 for m in metrics)
+
+
+def test_sigterm_drains_the_batch_in_flight_and_a_restart_scores_the_rest(worker_settings: Settings, tmp_path: Path):
+    media = write_media_library(worker_settings.media_dir, 8)
+    events = [published_event(f"t{i:03d}", media[i % len(media)], i) for i in range(48)]
+    produce(worker_settings, [encode(e) for e in events])
+    settings = worker_settings.model_copy(update={"batch_max_size": 8})
+
+    first = ChildProcess("worker", settings, tmp_path / "first.log")
+    try:
+        partial = read_outputs(settings, expected_total=8, timeout_s=400)  # the next batch is now in flight
+    finally:
+        stopped_at = time.monotonic()
+        code = first.stop(timeout_s=90)
+    assert code == 0, first.log_tail()
+    assert time.monotonic() - stopped_at < 60, "the drain should take one batch, not the drain timeout"
+
+    second = ChildProcess("worker", settings, tmp_path / "second.log")
+    try:
+        out = read_outputs(settings, expected_total=len(events), timeout_s=400)
+        deadline = time.monotonic() + 60
+        while set(out.scored_ids) != {e["video_id"] for e in events} and time.monotonic() < deadline:
+            out = read_outputs(settings, expected_total=10**6, timeout_s=10)
+    finally:
+        assert second.stop() == 0, second.log_tail()
+    assert set(out.scored_ids) == {e["video_id"] for e in events}
+    # a clean stop commits what it wrote: nothing is scored twice
+    assert max(out.scored_ids.values()) == 1, second.log_tail()
