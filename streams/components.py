@@ -35,7 +35,9 @@ from storage.feature_cache import FeatureCache, feature_key
 from storage.objects import make_object_store
 from storage.s3 import S3Client, s3_config
 from streams.contracts import PublishedEvent
-from streams.pipeline import Candidate, ModelInfo, PairResult
+from streams.pipeline import Candidate, ModelInfo, PairResult, best_candidate
+
+TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (streams.pipeline.rank_key)
 
 log = get_logger(__name__)
 
@@ -91,10 +93,10 @@ class MilvusCandidateIndex:
             SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec), event.published_at)
             for event, f in queries
         ]
-        hits = await self._run(self._store.search, search, self._top_k)
+        # a few more than top-1, so near-ties are broken by the pipeline's canonical rule, not by the index
+        hits = await self._run(self._store.search, search, max(self._top_k, TIE_POOL))
         return [
-            Candidate(found[0].video_id, float(found[0].similarity), to_epoch_ms(found[0].published_at))
-            if found else None
+            best_candidate(Candidate(h.video_id, float(h.similarity), to_epoch_ms(h.published_at)) for h in found)
             for found in hits
         ]
 

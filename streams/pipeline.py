@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -63,6 +63,22 @@ class Candidate:
     video_id: str
     similarity: float
     published_at_ms: int
+
+
+# Similarities closer than this are a tie. Retrieval must pick the same candidate for a re-delivered
+# event although the competitors may now come from Milvus (approximate, float32) where they first
+# came from the batch itself (numpy): ties go to the earliest published video, then the smallest id.
+SIMILARITY_DECIMALS = 4
+
+
+def rank_key(candidate: Candidate) -> tuple[float, int, str]:
+    return (-round(candidate.similarity, SIMILARITY_DECIMALS), candidate.published_at_ms, candidate.video_id)
+
+
+def best_candidate(candidates: Iterable[Candidate | None]) -> Candidate | None:
+    """The canonical top-1: highest similarity at SIMILARITY_DECIMALS, ties by publish time, then id."""
+    present = [c for c in candidates if c is not None]
+    return min(present, key=rank_key) if present else None
 
 
 class CandidateIndex(Protocol):
@@ -232,7 +248,7 @@ class ScoringPipeline:
         found = await self._index.nearest([(p.event, p.features) for p in live])
         in_batch = self._nearest_within_batch(live)
         for p, indexed, local in zip(live, found, in_batch, strict=True):
-            p.candidate = _better(indexed, local)
+            p.candidate = best_candidate((indexed, local))
         await self._load_candidate_features(live, {p.event.video_id: p.features for p in live})
 
     def _nearest_within_batch(self, live: list[_Pending]) -> list[Candidate | None]:
@@ -244,8 +260,7 @@ class ScoringPipeline:
                 if times[j] >= times[i] or other.event.video_id == query.event.video_id:
                     continue
                 sim = float(self._index.similarity(query.features, other.features))
-                if best[i] is None or sim > best[i].similarity:
-                    best[i] = Candidate(other.event.video_id, sim, times[j])
+                best[i] = best_candidate((best[i], Candidate(other.event.video_id, sim, times[j])))
         return best
 
     async def _load_candidate_features(self, live: list[_Pending], batch_features: dict) -> None:
@@ -296,10 +311,3 @@ class ScoringPipeline:
             scored_at=scored_at,
             latency_ms=round(latency_ms, 3),
         )
-
-
-def _better(a: Candidate | None, b: Candidate | None) -> Candidate | None:
-    if a is None or b is None:
-        return a or b
-    # Ties go to the indexed one so that a re-delivered event finds the same candidate.
-    return b if b.similarity > a.similarity + 1e-6 else a

@@ -11,6 +11,7 @@ from inference.features import VideoFeatures
 from rci.errors import RejectCode, RejectedEvent, TransientError
 from streams.pipeline import (
     Candidate,
+    best_candidate,
     InputRecord,
     ModelInfo,
     PairResult,
@@ -186,3 +187,14 @@ async def test_wrong_key_and_schema_errors_are_dead_lettered_with_their_codes():
 async def test_modalities_reflect_what_the_media_had():
     outcomes = await make_pipeline({"a": make_features("a", 1, audio=False)}).process([event_record("a", 0, 1)])
     assert outcomes[0].score.modalities == ["visual"]
+
+
+def test_near_ties_go_to_the_earliest_video_whichever_side_reports_them():
+    # the same two competitors as a re-delivery sees them: once from the batch (numpy), once from
+    # Milvus (float32, approximate) with the order of the near-equal similarities flipped
+    first_time = [Candidate("late", 0.999991, 2_000), Candidate("early", 0.999987, 1_000)]
+    redelivered = [Candidate("early", 0.999992, 1_000), Candidate("late", 0.999990, 2_000)]
+    assert best_candidate(first_time).video_id == best_candidate(redelivered).video_id == "early"
+    # a real difference in similarity still wins over publish time
+    assert best_candidate([Candidate("early", 0.91, 1_000), Candidate("late", 0.95, 2_000)]).video_id == "late"
+    assert best_candidate([None, None]) is None
