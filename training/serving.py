@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
 from inference.encoders.bundle import build_default_encoders, encoders_dir
 from inference.encoders.checkpoint import is_encoder_dir
 from inference.encoders.extract import FeatureExtractor
@@ -34,7 +36,7 @@ from training.data import PairDataset, encode_corpus, load_features, read_exampl
 from training.evaluate import matchlite_forward, predict
 from training.loop import TrainConfig
 from training.metrics import average_precision, operating_point
-from training.sscd import SSCDConfig, train_and_save_visual
+from training.sscd import SSCDConfig, StepStats, train_and_save_visual
 from training.stage1 import train_matchlite, variant_config
 
 log = get_logger(__name__)
@@ -52,12 +54,19 @@ class ServingRecipe:
     seed: int = 0
 
 
-def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe) -> None:
+def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
     """Train the small copy-detection visual encoder once per model dir."""
     visual_dir = encoders_dir(model_dir) / "visual"
     if is_encoder_dir(visual_dir) and (visual_dir / TRAINED_VISUAL_MARK).exists():
         return
-    train_and_save_visual(visual_dir, "small", SSCDConfig(steps=recipe.visual_steps, seed=recipe.seed))
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("visual encoder (SSCD)", total=recipe.visual_steps)
+
+        def on_step(stats: StepStats) -> None:
+            bar.update(task, completed=stats.step, description=f"visual encoder (SSCD) loss {stats.loss:.3f}")
+
+        cfg = SSCDConfig(steps=recipe.visual_steps, seed=recipe.seed)
+        train_and_save_visual(visual_dir, "small", cfg, on_step=on_step)
     (visual_dir / TRAINED_VISUAL_MARK).write_text(json.dumps({"steps": recipe.visual_steps}) + "\n")
 
 
@@ -66,7 +75,7 @@ def train_serving_models(
     *, progress: bool = True,
 ) -> dict[str, Any]:
     """Train and install the serving MatchLite for `manifest`; returns its meta (version, threshold, AP)."""
-    ensure_visual_encoder(model_dir, recipe)
+    ensure_visual_encoder(model_dir, recipe, progress=progress)
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed))
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
              "encoder_version": extractor.version, "recipe": asdict(recipe)}

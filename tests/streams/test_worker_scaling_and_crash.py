@@ -79,7 +79,8 @@ def scrape(port: int) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
+            series, _, value = line.rpartition(" ")
+            name = series.split("{", 1)[0]  # summed over labels
             values[name] = values.get(name, 0.0) + float(value)
     return values
 
