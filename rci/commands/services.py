@@ -1,4 +1,4 @@
-"""`rci services up|down|status`: the local Kafka broker and S3 server, detached, for development.
+"""`rci services up|down|status`: the local Kafka broker, S3 server and Milvus Lite server, detached.
 
 Imports of the service code happen inside the commands: `rci --help` must stay quick.
 """
@@ -14,7 +14,7 @@ from rich.table import Table
 from rci.cli import settings_from_env
 
 app = typer.Typer(
-    help="Local Kafka broker (KRaft, from Maven jars) and S3 server, started as plain processes (no Docker).",
+    help="Local Kafka broker (KRaft, from Maven jars), S3 server and Milvus Lite server, as plain processes (no Docker).",
     no_args_is_help=True,
 )
 console = Console()
