@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rci import rfc3339
 from retrieval.errors import InvalidRecord
 
 
@@ -74,14 +75,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_epoch_ms(published_at: str) -> int:
-    """RFC 3339 timestamp -> integer milliseconds since the epoch (UTC)."""
+    """RFC 3339 timestamp -> integer milliseconds since the epoch (UTC), parsed exactly as the
+    contracts validate it (rci.rfc3339: `t`/`z` in lower case, a space separator, any fraction)."""
     try:
-        when = datetime.fromisoformat(published_at)
+        return rfc3339.epoch_ms(published_at)  # integer arithmetic: no float rounding
     except (TypeError, ValueError) as exc:
-        raise InvalidRecord(f"published_at {published_at!r} is not RFC 3339") from exc
-    if when.tzinfo is None:
-        raise InvalidRecord(f"published_at {published_at!r} has no UTC offset")
-    return (when - _EPOCH) // timedelta(milliseconds=1)  # integer arithmetic: no float rounding
+        raise InvalidRecord(f"published_at {published_at!r} is not RFC 3339 with a UTC offset") from exc
 
 
 def from_epoch_ms(ms: int) -> str:

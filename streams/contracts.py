@@ -9,40 +9,44 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from rci import rfc3339
 from rci.errors import RejectCode, RejectedEvent
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MEDIA_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+|file:///.+)$"
-RFC3339_PATTERN = (
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+RFC3339_PATTERN = rfc3339.PATTERN
 MODALITIES = ("visual", "audio", "text")
 
 
 def _parseable_rfc3339(value: str) -> str:
-    # The pattern checks the shape; this rejects impossible dates like 2026-02-30.
-    datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    # The pattern checks the shape; this rejects impossible dates like 2026-02-30, with the same
+    # parser every later step uses (rci.rfc3339), so an accepted time is readable downstream.
+    rfc3339.parse(value)
     return value
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
+def _not_a_boolean(value: object) -> object:
+    # JSON `true` is not the integer 1 (the JSON Schema says "type": "integer"), but pydantic's
+    # Literal[1] compares by value and True == 1, even in strict mode.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
     return value
 
 
 VideoId = Annotated[str, StringConstraints(pattern=VIDEO_ID_PATTERN)]
 Rfc3339 = Annotated[str, StringConstraints(pattern=RFC3339_PATTERN), AfterValidator(_parseable_rfc3339)]
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+# allow_inf_nan=False rather than a validator function: it keeps Field(ge/le) rendered as JSON Schema
+# minimum/maximum (after an AfterValidator they came out as non-standard `ge`/`le` keys).
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
 Modality = Literal["visual", "audio", "text"]
 
 
@@ -61,7 +65,7 @@ class PublishedEvent(_Contract):
 
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     video_id: VideoId
     media_uri: Annotated[str, StringConstraints(pattern=MEDIA_URI_PATTERN, max_length=2048)]
     title: Annotated[str, StringConstraints(max_length=1000)]
@@ -154,6 +158,10 @@ def parse_published(value: bytes | None, key: bytes | None = None) -> PublishedE
         payload = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RejectedEvent(RejectCode.INVALID_JSON, f"value is not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested `[` or `{`: beyond what any event needs
+        raise RejectedEvent(RejectCode.INVALID_JSON, "value nests JSON arrays or objects too deeply") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits (CPython's int parsing limit)
+        raise RejectedEvent(RejectCode.INVALID_JSON, f"value holds an unreadable JSON number: {str(exc)[:200]}") from exc
     if not isinstance(payload, dict):
         raise RejectedEvent(RejectCode.INVALID_JSON, f"value is a JSON {type(payload).__name__}, not an object")
     if payload.get("schema_version", 1) != 1 and isinstance(payload.get("schema_version"), int):

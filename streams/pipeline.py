@@ -19,12 +19,12 @@ import base64
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 
 from inference.features import VideoFeatures
+from rci import rfc3339
 from rci.errors import RejectCode, RejectedEvent
 from rci.logs import bind_video, get_logger
 from streams.metrics import WorkerMetrics
@@ -168,8 +168,8 @@ def dead_letter(record: InputRecord, rejection: RejectedEvent) -> DeadLetterReco
 
 
 def published_ms(event: PublishedEvent) -> int:
-    stamp = datetime.fromisoformat(event.published_at.replace("z", "Z").replace("t", "T"))
-    return int(stamp.timestamp() * 1000)
+    """The event's publish time as retrieval stores and filters it (epoch ms, the same parser)."""
+    return rfc3339.epoch_ms(event.published_at)
 
 
 class ScoringPipeline:

@@ -135,7 +135,7 @@ def test_the_valid_reference_event_is_accepted():
 
 def test_boolean_schema_version_is_rejected_as_the_published_json_schema_does():
     """JSON `true` is not the integer 1: streams/schemas/video.published.schema.json refuses it,
-    so the worker must too (today pydantic's strict Literal[1] lets True through)."""
+    so the worker must too (pydantic's Literal[1] alone lets True through: True == 1)."""
     import jsonschema
 
     from streams.contracts import json_schemas

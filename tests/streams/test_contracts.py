@@ -94,11 +94,6 @@ def test_outside_producers_can_check_events_with_the_json_schema(bad: dict) -> N
         parse_published(json.dumps(bad).encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contracts bug: Field(ge/le) placed after AfterValidator(_finite) renders as non-standard 'ge'/'le' "
-    "keys instead of minimum/maximum, so JSON Schema users cannot see the ranges (fix: Field(allow_inf_nan=False))",
-)
 def test_json_schema_carries_numeric_ranges() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**VALID_SCORE, "score": 1.5}, json_schemas()["rci.scores"])
