@@ -54,9 +54,9 @@ class BatchRunner:
             outcomes = await retry_transient(lambda: self.pipeline.process(records), what="score", on_retry=retried)
             with self.metrics.stage("write"):
                 await retry_transient(lambda: self.sink.write(outcomes), what="write", on_retry=retried)
+            self._count(outcomes)  # written and acknowledged: counted now, not after indexing
             with self.metrics.stage("index"):
                 await retry_transient(lambda: self.pipeline.index(outcomes), what="index", on_retry=retried)
-            self._count(outcomes)
             return outcomes
         finally:
             self.in_flight = False

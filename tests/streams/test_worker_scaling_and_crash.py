@@ -100,7 +100,12 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
         time.sleep(20)  # let both join the group before the load arrives, so both get partitions
         produce(worker_settings, [encode(e) for e in events])
         out = read_outputs(worker_settings, expected_total=len(events), timeout_s=500)
-        metrics = [scrape(port) for port in ports]
+        deadline = time.monotonic() + 30  # a record can be read a moment before its worker counts it
+        while True:
+            metrics = [scrape(port) for port in ports]
+            if sum(m.get("rci_scores_out_total", 0.0) for m in metrics) >= len(events) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_tail() for w in workers]
