@@ -21,15 +21,15 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 from rci.services.ports import LOOPBACK, free_port
-from rci.services.process import ManagedProcess, PidRecord
+from rci.services.process import ManagedProcess, ServiceProcess
 
 REQUEST_THREADS = 1
 
 
-class MilvusLiteServer:
+class MilvusLiteServer(ServiceProcess):
     """`python -m rci.services.milvus_server` on host:port over `data_dir`. Context manager or start()/stop()."""
 
     def __init__(self, data_dir: Path, port: int | None = None, host: str = LOOPBACK, log_path: Path | None = None) -> None:
@@ -37,6 +37,7 @@ class MilvusLiteServer:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path or Path(tempfile.gettempdir()) / f"rci-milvus-{self.port}.log"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._process = ManagedProcess(
             "milvus",
             [sys.executable, "-m", "rci.services.milvus_server", "--data-dir", str(self.data_dir),
@@ -49,17 +50,8 @@ class MilvusLiteServer:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    def start(self, detached: bool = False, timeout_s: float = 60.0) -> MilvusLiteServer:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._process.start(detached=detached)
-        self._process.wait_ready(self.answers, timeout_s)
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
+    def endpoint(self) -> str:
+        return self.uri
 
     def answers(self) -> bool:
         """True once the gRPC port accepts connections (the server binds only after opening the database)."""
@@ -68,15 +60,6 @@ class MilvusLiteServer:
                 return True
         except OSError:
             return False
-
-    def record(self) -> PidRecord:
-        return self._process.record(self.uri)
-
-    def __enter__(self) -> MilvusLiteServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from rci.errors import RCIError
 from rci.logs import get_logger
@@ -142,3 +144,39 @@ def stop_recorded(record: PidRecord, timeout_s: float = 15.0) -> bool:
         time.sleep(0.2)
     os.kill(record.pid, signal.SIGKILL)
     return True
+
+
+class ServiceProcess:
+    """A service that is one child process, ready when `answers()` says so. Subclasses set
+    `self._process` and define `endpoint` and `answers`. Context manager or start()/stop()."""
+
+    _process: ManagedProcess
+    start_timeout_s = 60.0
+
+    @property
+    def endpoint(self) -> str:
+        raise NotImplementedError
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def start(self, detached: bool = False, timeout_s: float | None = None) -> Self:
+        self._process.start(detached=detached)
+        self._process.wait_ready(self.answers, timeout_s or self.start_timeout_s)
+        return self
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def record(self) -> PidRecord:
+        return self._process.record(self.endpoint)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

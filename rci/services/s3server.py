@@ -14,17 +14,16 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from rci.services.ports import LOOPBACK, free_port
-from rci.services.process import ManagedProcess, PidRecord, ServiceError
+from rci.services.process import ManagedProcess, ServiceError, ServiceProcess
 
 ACCESS_KEY = "test"  # moto accepts any key pair; these are what the tests and the demo use
 SECRET_KEY = "test"
 REGION = "us-east-1"
 
 
-class S3Server:
+class S3Server(ServiceProcess):
     """`moto.server` on host:port. Use as a context manager, or start()/stop()."""
 
     access_key = ACCESS_KEY
@@ -46,16 +45,8 @@ class S3Server:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    def start(self, detached: bool = False, timeout_s: float = 60.0) -> S3Server:
-        self._process.start(detached=detached)
-        self._process.wait_ready(self.answers, timeout_s)
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
+    def endpoint(self) -> str:
+        return self.endpoint_url
 
     def answers(self) -> bool:
         """True once the server answers an S3 ListBuckets request."""
@@ -67,15 +58,6 @@ class S3Server:
 
     def create_bucket(self, name: str) -> None:
         ensure_bucket(self.endpoint_url, self.access_key, self.secret_key, name, self.region)
-
-    def record(self) -> PidRecord:
-        return self._process.record(self.endpoint_url)
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def ensure_bucket(endpoint_url: str, access_key: str, secret_key: str, name: str, region: str = REGION) -> bool:
