@@ -1,0 +1,67 @@
+"""The whole-pipeline benchmark at a tiny size: real stack, one `rci worker`, one offered load.
+
+Checks that the figures it records are sane (every event scored once, rates and latencies
+positive and finite, the slowest stage really is the slowest) and that a no-record run leaves
+benchmarks/RESULTS.md alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_pipeline
+from benchmarks.record import RESULTS_FILE
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
+
+TINY = ["--batch-size", "4", "--library", "2", "--stage-batches", "1", "--loads", "1", "--no-burst",
+        "--min-events", "6", "--max-events", "6", "--partitions", "2", "--clip-seconds", "2", "--max-frames", "4",
+        "--no-record"]  # fmt: skip
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def test_tiny_pipeline_benchmark_scores_every_event_and_reports_sane_figures(tmp_path: Path):
+    results_before = RESULTS_FILE.read_bytes() if RESULTS_FILE.exists() else None
+    out = tmp_path / "pipeline.json"
+
+    result = bench_pipeline.main([*TINY, "--json", str(out)])
+
+    saved = json.loads(out.read_text())  # strict JSON (no NaN), the shape load tests read
+    assert saved["capacity"] == json.loads(json.dumps(result["capacity"]))
+    assert (RESULTS_FILE.read_bytes() if RESULTS_FILE.exists() else None) == results_before
+
+    stages = {s["stage"]: s for s in saved["stages"]}
+    assert set(stages) == set(bench_pipeline.STAGES)
+    for stage in stages.values():
+        assert stage["events"] == 4 and positive(stage["events_per_s"]) and positive(stage["ms_per_batch"]), stage
+    slowest = saved["slowest_stage"]
+    assert slowest["events_per_s"] == min(s["events_per_s"] for name, s in stages.items() if name != "parse")
+    assert stages[slowest["stage"]]["events_per_s"] == slowest["events_per_s"]
+    assert positive(saved["in_process_sequential_events_per_s"]) and positive(saved["in_process_cpu_ms_per_event"])
+    assert saved["in_process_sequential_events_per_s"] <= slowest["events_per_s"]
+
+    [load] = saved["loads"]
+    assert load["events"] == 6 and load["scored"] == 6 and load["duplicates"] == 0, load
+    assert load["offered_events_per_s"] == pytest.approx(slowest["events_per_s"], rel=1e-3)
+    for key in ("achieved_events_per_s", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms", "worker_latency_p50_ms",
+                "worker_latency_p99_ms", "mean_batch_size", "worker_cpu_ms_per_event"):  # fmt: skip
+        assert positive(load[key]), (key, load)
+    assert load["e2e_p50_ms"] <= load["e2e_p99_ms"] <= load["e2e_max_ms"]
+    # the score is read after the worker computed it: publish->read is never shorter than publish->scored
+    assert load["e2e_p50_ms"] >= load["worker_latency_p50_ms"] - 5
+    assert 1 <= load["mean_batch_size"] <= 4
+    assert positive(load["worker_stage_ms_per_event"]["features"])
+
+    capacity = saved["capacity"]
+    assert capacity["events_per_s"] == load["achieved_events_per_s"]
+    assert positive(capacity["ratio_to_slowest_stage"]) and positive(capacity["ratio_to_in_process_sequential"])
+    ratio = capacity["events_per_s"] / slowest["events_per_s"]
+    assert capacity["ratio_to_slowest_stage"] == pytest.approx(ratio, rel=0.01)
+    assert saved["dead_letters"] == 0 and saved["consumer_errors"] == []
