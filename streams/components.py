@@ -152,11 +152,13 @@ class ServingParts:
     scorer: BatchedPairScorer
     model: ModelInfo
     s3: S3Client | None
+    cache: FeatureCache
     executor: Executor
 
     async def aclose(self) -> None:
         await self.scorer.aclose()
         self.index.close()
+        await self.cache.store.close()  # the feature store's own (S3) client
         if self.s3 is not None:
             await self.s3.close()
         self.executor.shutdown(wait=False)
@@ -198,6 +200,7 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
         scorer=BatchedPairScorer(batcher),
         model=info,
         s3=s3,
+        cache=cache,
         executor=executor,
     )
 
