@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import faust
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from rci.errors import RCIError, TransientError
 from rci.logs import get_logger
@@ -45,6 +45,13 @@ class KafkaAuthError(KafkaClientError):
 
 class TopicSetupError(KafkaClientError):
     """A topic could not be created or does not have the expected shape (configuration problem)."""
+
+
+# The DLQ carries the original record base64-encoded (+33%) inside a JSON envelope, so it needs a
+# larger record limit than the input topic: 2 MiB holds any record of the broker's default 1 MiB.
+DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+# librdkafka's and Kafka's default record limit: what a topic we did not create is assumed to take.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 
 
 def contract_topics(settings: Settings) -> tuple[str, ...]:
@@ -174,7 +181,8 @@ def ensure_topics(
             log.warning("kafka.topic_fewer_partitions", topic=topic, has=len(existing[topic].partitions), wanted=partitions)
     if missing:
         futures = admin.client.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in missing],
+            [NewTopic(t, num_partitions=partitions, replication_factor=-1, config=_topic_config(settings, t))
+             for t in missing],  # fmt: skip
             operation_timeout=timeout_s,
             request_timeout=timeout_s,
         )
@@ -183,6 +191,22 @@ def ensure_topics(
         _wait_until_served(settings, admin, missing, timeout_s)
     log.info("kafka.topics_ready", topics=result, partitions=partitions)
     return result
+
+
+def _topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    return {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)} if topic == settings.topic_dlq else {}
+
+
+def topic_max_message_bytes(settings: Settings, topic: str, timeout_s: float = 10.0) -> int | None:
+    """The largest record `topic` accepts (its effective `max.message.bytes`), or None if unknown."""
+    admin = _Admin(settings)
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        entries = admin.client.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+        return int(entries["max.message.bytes"].value)
+    except (KafkaException, KeyError, TypeError, ValueError, TimeoutError) as exc:
+        log.warning("kafka.topic_config_unknown", topic=topic, reason=str(exc)[:200])
+        return None
 
 
 def _wait_until_served(settings: Settings, admin: _Admin, topics: list[str], timeout_s: float) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from rci.logs import get_logger
 from rci.settings import Settings
 from streams.components import open_serving_parts
-from streams.kafka import make_producer
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.pipeline import ScoringPipeline
-from streams.sink import OutcomeSink
+from streams.sink import open_sink
 from streams.worker import BatchRunner, run_worker
 
 log = get_logger(__name__)
@@ -22,8 +23,9 @@ def run_scoring_worker(settings: Settings) -> None:
     async def open_runner() -> BatchRunner:
         parts = await open_serving_parts(settings)
         pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics)
-        sink = OutcomeSink(make_producer(settings), settings.topic_scores, settings.topic_dlq)
-        log.info("worker ready", group=settings.worker_group, topic=settings.topic_published)
+        sink = await asyncio.to_thread(open_sink, settings)
+        log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
+                 dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
         return BatchRunner(pipeline, sink, metrics)
 
     run_worker(settings, open_runner)
