@@ -89,7 +89,7 @@ def parse_media_uri(uri: str, policy: MediaPolicy) -> LocalMedia | S3Media:
 
 
 def _parse_file(parts, prefixes: list, uri: str) -> LocalMedia:
-    if parts.netloc not in ("", "localhost"):
+    if parts.netloc:  # not even `localhost`: the contract's form is file:///absolute/path
         raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"file URI names a host: {uri!r}")
     raw = unquote(parts.path)  # %2e%2e decodes to `..` here, before the segment check
     _reject_relative_segments(raw, uri)

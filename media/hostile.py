@@ -17,7 +17,8 @@ size is reproducible. Families, by the layer that must stop them:
             claiming days of duration, tracks with no samples     -> media_* codes
 
 `unusual_valid_records` gives the opposite: odd but valid events (unicode, extra fields,
-absurd duration hints, `file://localhost/`) that must be scored, to interleave with them.
+absurd duration hints, lower-case and space-separated times) that must be scored, to interleave
+with them. (`file://localhost/...` is not one: CONTRACT.md and its JSON Schema say `file:///`.)
 """
 
 from __future__ import annotations
@@ -253,6 +254,7 @@ def write_hostile_media(layout: MediaLayout, clip: Path) -> dict[str, list[tuple
         ],
         "allow.host_query_nul": [
             (f"file://evil.example{layout.media_dir}/a.mp4", C.SCHEMA_VIOLATION),  # the contract wants file:///
+            (f"file://localhost{layout.media_dir}/a.mp4", C.SCHEMA_VIOLATION),  # even the local host (RFC 8089)
             (f"{media_uri}/a.mp4?x=../../etc/passwd", C.MEDIA_NOT_ALLOWED),
             (f"{media_uri}/a.mp4#frag", C.MEDIA_NOT_ALLOWED),
             (f"{media_uri}/a%00.mp4", C.MEDIA_NOT_ALLOWED),
@@ -463,13 +465,14 @@ def unusual_valid_records(clips: list[Path], count: int, id_prefix: str = "valid
         {"unknown_field": {"nested": ["x" * 10_000]}, "another": None},  # unknown fields are ignored
         {"published_at": "2026-11-22T10:00:00.123456+05:30"},
         {"published_at": "2026-11-22 10:00:00Z"},
-        {"localhost": True},
+        {"lowercase_time": True},  # 2026-11-22t10:00:09z: RFC 3339 allows it, retrieval must read it
     ]
     for i in range(count):
         quirk = dict(quirks[i % len(quirks)])
         clip = clips[i % len(clips)]
-        uri = "file://localhost" + clip.as_posix() if quirk.pop("localhost", False) else clip.as_uri()
-        payload = event(f"{id_prefix}-{i:05d}", uri, second=i, **quirk)
+        payload = event(f"{id_prefix}-{i:05d}", clip.as_uri(), second=i, **quirk)
+        if payload.pop("lowercase_time", False):
+            payload["published_at"] = payload["published_at"].lower()
         yield _keyed(payload)
 
 
