@@ -33,7 +33,7 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class DemoOptions:
     sources: int = 8  # sources in the published corpus (each brings copies and hard negatives)
-    train_sources: int = 16  # sources in the separate corpus the demo model is trained on
+    train_sources: int = 32  # sources in the separate corpus the demo model is trained on
     seed: int = 7
     workers: int = 1
     timeout_s: float = 900.0
@@ -63,6 +63,19 @@ def cached_corpus(root: Path, sources: int, seed: int) -> object:
         if config.get("n_sources") == sources and config.get("seed") == seed:
             return manifest
     return make_corpus(root, n_sources=sources, seed=seed, min_duration_s=4.0, max_duration_s=8.0)
+
+
+def publication_waves(manifest: object) -> list[list]:
+    """The originals first, then what derives from them: a reproduction goes live after its source.
+
+    All sample events are published within seconds, while a real source precedes its copies by
+    minutes or days. Kafka keeps order only within a partition, so a copy could be scored before
+    its source was indexed, and retrieval would rightly not find a video it has not seen yet.
+    Publishing in two waves gives the demo the order of real life.
+    """
+    originals = [e for e in manifest.events if manifest.videos[e.video_id].derived_from is None]
+    derived = [e for e in manifest.events if manifest.videos[e.video_id].derived_from is not None]
+    return [wave for wave in (originals, derived) if wave]
 
 
 def reproduction_truth(manifest: object) -> dict[str, str | None]:
@@ -112,7 +125,6 @@ class Demo:
             manifest = self._step("sample media", self._make_corpus)
             self._step("models", lambda: self._prepare_models(manifest))
             self._step("topics", self._create_topics)
-            self._step("publish", lambda: self._publish(manifest))
             scores, dead = self._score_all(manifest)
         finally:
             if not self.options.keep_services:
@@ -158,11 +170,11 @@ class Demo:
 
         ensure_topics(self.settings)
 
-    def _publish(self, manifest: object) -> None:
+    def _publish(self, events: list) -> None:
         from streams.kafka import make_producer
 
         producer = make_producer(self.settings)
-        for event in manifest.events:
+        for event in events:
             producer.produce(self.settings.topic_published, key=event.video_id.encode(), value=event.to_json_bytes())
         if producer.flush(60):
             raise RuntimeError("the broker did not acknowledge every published event")
@@ -179,9 +191,19 @@ class Demo:
         dead: list[DeadLetterRecord] = []
         started = time.perf_counter()
         columns = (TextColumn("[bold]scoring[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        waves = publication_waves(manifest)
+        published = 0
+
+        def publish_next_wave() -> None:
+            nonlocal published
+            wave = waves.pop(0)
+            self._publish(wave)
+            published += len(wave)
+
         try:
             with Progress(*columns, console=self.console) as bar:
                 task = bar.add_task("score", total=len(expected))
+                publish_next_wave()
 
                 def on_record(topic: str, _key: bytes | None, value: bytes | None) -> None:
                     if topic == settings.topic_scores:
@@ -191,6 +213,8 @@ class Demo:
                         dead.append(DeadLetterRecord.model_validate_json(value))
                     bar.update(task, completed=len(scores) + len(dead))
                     self._check_workers(workers)
+                    if waves and len(scores) + len(dead) >= published:
+                        publish_next_wave()
 
                 read_until(settings, [settings.topic_scores, settings.topic_dlq],
                            done=lambda _got: len(scores) + len(dead) >= len(expected),

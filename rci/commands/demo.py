@@ -9,7 +9,7 @@ from rci.cli import settings_from_env
 
 def demo(
     sources: int = typer.Option(8, min=2, help="Source videos in the published sample (each brings copies and negatives)."),
-    train_sources: int = typer.Option(16, min=4, help="Source videos in the separate corpus the model trains on."),
+    train_sources: int = typer.Option(32, min=4, help="Source videos in the separate corpus the model trains on."),
     seed: int = typer.Option(7, help="Seed of the sample media (the training corpus uses seed + 1000)."),
     workers: int = typer.Option(1, min=1, help="`rci worker` processes in the consumer group."),
     timeout_s: float = typer.Option(900.0, help="Give up if the events are not all scored by then."),
