@@ -35,6 +35,7 @@ from media.policy import MediaPolicy
 from rci.errors import RCIError
 from rci.logs import get_logger
 from storage.feature_cache import FeatureCache
+from storage.objects import LocalObjectStore
 from training.corpus.manifest import CorpusManifest, PairRecord
 from training.losses import IGNORE_INDEX
 
@@ -80,6 +81,13 @@ def video_ids_of(examples: Sequence[PairExample]) -> list[str]:
 
 
 # --- features ---------------------------------------------------------------------------------
+
+TRAINING_FEATURES = "training-features"  # under the model dir, keyed by encoder version
+
+
+def training_feature_cache(model_dir: Path) -> FeatureCache:
+    """The feature cache training reads: `<model_dir>/training-features/features/<encoder_version>/`."""
+    return FeatureCache(LocalObjectStore(Path(model_dir) / TRAINING_FEATURES))
 
 
 def encode_corpus(

@@ -16,7 +16,9 @@ inputs returns at once.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,16 @@ from inference.matchlite import MatchLiteConfig
 from inference.model_dir import matchlite_onnx, publish_matchlite
 from media.policy import MediaPolicy
 from rci.logs import get_logger
-from storage.feature_cache import FeatureCache
-from storage.objects import LocalObjectStore
 from training.corpus.manifest import CorpusManifest
-from training.data import PairDataset, encode_corpus, load_features, read_examples, video_ids_of
+from training.data import (
+    PairDataset,
+    PairExample,
+    encode_corpus,
+    load_features,
+    read_examples,
+    training_feature_cache,
+    video_ids_of,
+)
 from training.evaluate import matchlite_forward, predict
 from training.loop import TrainConfig
 from training.metrics import average_precision, operating_point
@@ -47,7 +55,7 @@ TRAINED_VISUAL_MARK = "sscd-trained"
 @dataclass(frozen=True)
 class ServingRecipe:
     visual_steps: int = 150
-    epochs: int = 12
+    epochs: int = 40
     batch_size: int = 16
     lr: float = 1e-3  # higher than the paper's 1e-4: a few hundred steps from scratch on a CPU
     target_precision: float = 0.8
@@ -83,9 +91,9 @@ def train_serving_models(
     if installed is not None:
         return installed
 
-    cache = FeatureCache(LocalObjectStore(model_dir / "training-features"))
+    cache = training_feature_cache(model_dir)
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
-    train_ex, val_ex = read_examples(manifest, "train"), read_examples(manifest, "val")
+    train_ex, val_ex = implied_examples(manifest, "train", seed=recipe.seed), read_examples(manifest, "val")
     features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
     spec = extractor.feature_spec(policy.max_frames)
     config = variant_config(
@@ -111,6 +119,40 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
+
+
+def implied_examples(manifest: CorpusManifest, split: str, *, negatives_per_positive: int = 1,
+                     seed: int = 0) -> list[PairExample]:
+    """The split's labelled pairs plus the pairs they imply, for a corpus too small to learn from alone.
+
+    * two reproductions of one source reproduce each other (visual match; audio/text left undefined);
+    * videos of different source families are unrelated (`negatives_per_positive` per positive).
+    Evaluation and the threshold use the corpus's own pairs only.
+    """
+    base = read_examples(manifest, split)
+    published = {e.video_id: e.published_at for e in manifest.events}
+    later_first = lambda a, b: (a, b) if published[a] > published[b] else (b, a)  # noqa: E731
+    copies_of: dict[str, set[str]] = {}
+    for ex in base:
+        if ex.label == 1:
+            copies_of.setdefault(ex.candidate_id, set()).add(ex.query_id)
+    implied = [
+        PairExample(*later_first(a, b), 1, "implied_positive", split, {"visual": 1, "audio": None, "text": None})
+        for copies in copies_of.values() for a, b in combinations(sorted(copies), 2)
+    ]
+    family = {vid: manifest.videos[vid].source_id for vid in video_ids_of(base)}
+    rng = random.Random(seed)
+    wanted = negatives_per_positive * (sum(ex.label for ex in base) + len(implied))
+    videos = sorted(family)
+    for _ in range(50 * wanted):
+        if wanted == 0:
+            break
+        a, b = rng.sample(videos, 2)
+        if family[a] != family[b]:
+            implied.append(PairExample(*later_first(a, b), 0, "implied_unrelated", split,
+                                       {"visual": 0, "audio": None, "text": None}))
+            wanted -= 1
+    return base + implied
 
 
 def _installed(model_dir: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:
