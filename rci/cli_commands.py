@@ -34,4 +34,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(features.encoders_app, name="encoders")
     app.add_typer(features.features_app, name="features")
+    from rci.commands import training
+
+    training.register(app)
     return None
