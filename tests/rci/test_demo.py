@@ -1,0 +1,37 @@
+"""`rci demo`, the README's first command, end to end: real broker, Milvus Lite server, media,
+trained models, worker processes, report. The slowest test in the suite (it trains)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.corpus.manifest import CorpusManifest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3000)]
+
+
+def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RCI_")}
+    env.update(RCI_DATA_DIR=str(tmp_path / "rci"), COLUMNS="160")
+    run = subprocess.run([sys.executable, "-m", "rci", "demo"], env=env, capture_output=True, text=True,
+                         timeout=2700)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    report = tmp_path / "rci" / "report"
+    summary = json.loads((report / "summary.json").read_text())
+    sample = CorpusManifest.load(tmp_path / "rci" / "media" / "corpus")
+    assert summary["events"] == summary["scored"] == len(sample.events)  # nothing lost, nothing dead-lettered
+    assert summary["reproductions"] > 0
+    # retrieval finds the source itself for many reproductions (a sibling copy is the other good answer)
+    assert summary["candidate_is_source"] >= summary["reproductions"] / 3, summary
+    # the trained model ranks reproductions above originals better than chance (demo-scale training;
+    # the issue's 0.9 is not reached yet, see the README)
+    assert summary["auc"] > 0.55, summary
+    assert (report / "index.md").read_text().count("|") > 10 and (report / "scores.png").stat().st_size > 1000
+    assert "deboosted" in run.stdout
