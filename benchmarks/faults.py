@@ -3,29 +3,30 @@ differently, and that every hostile record lands on the DLQ with its code.
 
     .venv/bin/python -m benchmarks.faults --help
 
-One run: a LocalStack (Apache Kafka + the S3 server, feature cache on S3, Milvus Lite file),
-untrained small models, `rci worker` child processes kept alive by `WorkerSupervisor` (what
-systemd or Kubernetes does in production). Two phases:
+One run: the local stack `rci services up` runs (Apache Kafka from jars, the S3 server holding
+the media bucket and the feature cache, Milvus Lite served over gRPC), untrained small models,
+and `rci worker` child processes kept alive by `WorkerSupervisor` (what systemd or Kubernetes
+does in production: a worker that dies is started again; such deaths are counted). The worker
+reaches the object store and Milvus through `benchmarks.outage.TcpProxy`, so both can be made
+unreachable without losing what they hold. Two phases:
 
 1. warm-up: `--references` clips are published and scored with no faults, so the index holds
    them. Their media is reused below, so every later video has its true source indexed.
 2. faults: `--events` valid events (all with the same `published_at`, later than the references,
    so each one's candidate can only be a reference: its score does not depend on processing
    order or on re-delivery) and `--hostile` records from `media.hostile` are produced at
-   `--rate` per second while faults fire at random moments:
-     * kill -9 of the worker (`--kills`), restarted at once;
+   `--rate` per second while faults fire at random moments of the work (see `run_faults`):
+     * kill -9 of the worker (`--kills`), started again at once;
      * broker restart (`--broker-restarts`): SIGTERM, down `--broker-down-s`, started again on the
        same data directory and ports;
-     * object store outage (`--store-outage-s`): the S3 server is stopped and restarted on the same
-       port. The server (moto) keeps objects in memory, so the restart also empties the buckets;
-       they are re-created (as a real store's would persist) but the cached features are gone;
-     * Milvus Lite held (`--milvus-lock-s`): Milvus Lite is embedded, so it cannot be "down" while
-       the worker runs; instead the worker is killed and another process holds the database's
-       file lock for that long, so the restarted worker finds Milvus unavailable at start.
+     * object store outage (`--store-outage-s`): every connection to the S3 server is reset and
+       new ones are refused for that long;
+     * Milvus outage (`--milvus-outage-s`): the same for the Milvus server.
 
 Checks after the run (`Verdict`): every valid event has at least one score and exactly one
 distinct score value; duplicates are counted; no valid event is on the DLQ; every hostile record
-has exactly its code; the worker ends alive. Figures go to benchmarks/RESULTS.md.
+has exactly its code; the output count grows again after every fault (recovery); the worker ends
+alive. Figures go to benchmarks/RESULTS.md and benchmarks/results/faults.json.
 """
 
 from __future__ import annotations
@@ -35,24 +36,24 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import KafkaError
 
-from benchmarks.record import markdown_table, record
+from benchmarks.outage import TcpProxy
+from benchmarks.record import machine_description, markdown_table, record
 from media.hostile import HostileCase, MediaLayout, event, hostile_corpus, write_clips
 from rci.errors import RejectCode
 from rci.logs import get_logger
-from rci.services.s3server import ensure_bucket
-from rci.services.stack import LocalStack
+from rci.services.stack import MEDIA_BUCKET, LocalStack
 from rci.settings import Settings
 from streams.contracts import DeadLetterRecord, ScoreRecord
 from streams.kafka import make_consumer, make_producer
@@ -60,12 +61,8 @@ from streams.processes import ChildProcess
 
 log = get_logger(__name__)
 MAX_FRAMES = 4
-# Hostile families the worker mishandles today (docs/reliability.md, "Known bugs"): the first three
-# crash it on every delivery (poison pills), the last is scored instead of dead-lettered. Left out of
-# the default runs so that the rest is measured; `--include-known-bugs` puts them back.
-KNOWN_BUGS = frozenset(
-    {"record.deep_nesting", "record.huge_integer", "record.oversized_value", "contract.boolean_version"}
-)
+DEFAULT_JSON = Path(__file__).parent / "results" / "faults.json"
+DEFAULT_PLOT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "faults-timeline.png"
 
 
 # --- the worker, kept alive ---------------------------------------------------------------------
@@ -303,6 +300,21 @@ class FaultLog:
         return sum(1 for _, what in self.events if what.startswith(prefix))
 
 
+@dataclass
+class FaultStack:
+    """The local stack, with the worker reaching the object store and Milvus through cuttable proxies."""
+
+    stack: LocalStack
+    settings: Settings  # what the worker runs with (S3 and Milvus through the proxies)
+    store_proxy: TcpProxy
+    milvus_proxy: TcpProxy
+
+    def stop(self) -> None:
+        self.store_proxy.stop()
+        self.milvus_proxy.stop()
+        self.stack.stop()
+
+
 def restart_broker(stack: LocalStack, down_s: float) -> None:
     """SIGTERM the broker, keep it down, start it again on the same data directory and ports."""
     stack.kafka.stop()
@@ -310,33 +322,13 @@ def restart_broker(stack: LocalStack, down_s: float) -> None:
     stack.kafka.start(timeout_s=180)
 
 
-def restart_object_store(stack: LocalStack, settings: Settings, down_s: float, media_bucket: str | None) -> None:
-    """Stop the S3 server, keep it down, restart it on the same port and re-create the buckets."""
-    stack.s3.stop()
-    time.sleep(down_s)
-    stack.s3.start()
-    for bucket in filter(None, (settings.s3_bucket, media_bucket)):
-        ensure_bucket(stack.s3.endpoint_url, stack.s3.access_key, stack.s3.secret_key, bucket)
-
-
-def hold_milvus_lock(milvus_uri: str, seconds: float) -> subprocess.Popen:
-    """Another process opens the Milvus Lite database (taking its file lock) and keeps it `seconds`."""
-    code = (
-        "import sys, time\n"
-        "from pymilvus import MilvusClient\n"
-        "deadline = time.monotonic() + 60\n"
-        "while True:\n"
-        "    try:\n"
-        "        client = MilvusClient(sys.argv[1]); break\n"
-        "    except Exception:\n"
-        "        if time.monotonic() > deadline: raise\n"
-        "        time.sleep(0.2)\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(float(sys.argv[2]))\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code, milvus_uri, str(seconds)], stdout=subprocess.PIPE, text=True)
-    holder.stdout.readline()  # wait until the lock is held
-    return holder
+def outage(proxy: TcpProxy, seconds: float) -> None:
+    """The service behind `proxy` is unreachable for `seconds` (connections reset, then refused)."""
+    proxy.cut()
+    try:
+        time.sleep(seconds)
+    finally:
+        proxy.restore()
 
 
 # --- one run ----------------------------------------------------------------------------------------
@@ -352,10 +344,13 @@ class FaultPlan:
     broker_restarts: int = 1
     broker_down_s: float = 10.0
     store_outage_s: float = 10.0
-    milvus_lock_s: float = 10.0
+    milvus_outage_s: float = 10.0
     seed: int = 0
     settle_timeout_s: float = 600.0
-    include_known_bugs: bool = False
+
+    @property
+    def fault_count(self) -> int:
+        return self.kills + self.broker_restarts + (self.store_outage_s > 0) + (self.milvus_outage_s > 0)
 
 
 @dataclass
@@ -367,8 +362,13 @@ class FaultResult:
     unexpected_exits: list[int]
     worker_alive_at_end: bool
     wall_s: float
-    recovery_s: list[float]  # per fault: seconds until the output count grew again
+    recovery_s: list[float]  # per fault: seconds from its end until the output count grew again
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since the fault phase began, outputs)
     worker_log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and self.worker_alive_at_end and len(self.recovery_s) == self.plan.fault_count
 
 
 def build_inputs(settings: Settings, workdir: Path, plan: FaultPlan) -> tuple[Ledger, list, list]:
@@ -384,8 +384,7 @@ def build_inputs(settings: Settings, workdir: Path, plan: FaultPlan) -> tuple[Le
         for i in range(plan.events)
     ]  # one shared published_at, later than every reference: candidates are references only
     layout = MediaLayout(settings.media_dir, workdir / "outside", settings.media_max_bytes, _s3_prefix(settings))
-    exclude = frozenset() if plan.include_known_bugs else KNOWN_BUGS
-    hostile = [ledger.add_hostile(c) for c in hostile_corpus(layout, clips[0], plan.hostile, plan.seed, exclude=exclude)]
+    hostile = [ledger.add_hostile(c) for c in hostile_corpus(layout, clips[0], plan.hostile, plan.seed)]
     mixed = valid + hostile
     random.Random(plan.seed).shuffle(mixed)
     return ledger, references, mixed
@@ -400,40 +399,54 @@ def _s3_prefix(settings: Settings) -> str | None:
 
 
 def run_faults(
-    stack: LocalStack,
-    settings: Settings,
+    fs: FaultStack,
     plan: FaultPlan,
     workdir: Path,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> FaultResult:
-    """Warm up, then produce the fault phase while injecting the plan's faults; judge the outputs."""
+    """Warm up, then produce the fault phase while injecting the plan's faults; judge the outputs.
+
+    Faults fire at random moments of the work, not of the clock: fault i fires once the outputs of
+    the fault phase reach a random point of the i-th of `fault_count` equal slices of it (so each
+    one hits a worker that is busy), and only after the previous fault has been recovered from.
+    """
+    settings = fs.settings
     rng = random.Random(plan.seed)
     ledger, references, mixed = build_inputs(settings, workdir, plan)
     supervisor = WorkerSupervisor(settings, workdir / "logs")
     reader = OutputReader(settings)
     faults = FaultLog()
+    timeline: list[tuple[float, int]] = []
     t0 = start = time.monotonic()
+    recovery: list[float] = []
+    alive = False
     try:
         produce_all(settings, references)
         supervisor.start()
         _wait(lambda: len({s.video_id for s in reader.scores}) >= len(references), reader, supervisor, 600)
+        warm = reader.count
         producer = PacedProducer(settings, mixed, plan.rate)
         producer.start()
         t0 = time.monotonic()  # fault times and the timeline count from the start of the fault phase
-        produce_s = len(mixed) / plan.rate
-        schedule = _schedule(plan, produce_s, rng)
-        recovery = []
-        for at_s, fault in schedule:
-            _wait(lambda: time.monotonic() - t0 >= at_s, reader, supervisor, at_s + 60)  # noqa: B023
+
+        def sample() -> None:
+            timeline.append((round(time.monotonic() - t0, 1), reader.count - warm))
+            if on_progress:
+                on_progress(reader.count, ledger.expected)
+
+        for at_share, fault in _schedule(plan, rng):
+            threshold = warm + int(at_share * len(mixed))
+            _wait(lambda: reader.count >= threshold or reader.done(ledger), reader, supervisor,  # noqa: B023
+                  plan.settle_timeout_s, sample)  # fmt: skip
             before = reader.count
-            _inject(fault, stack, settings, supervisor, plan, faults, t0)
+            _inject(fault, fs, supervisor, plan, faults, t0)
             started = time.monotonic()
-            if _wait(lambda: reader.count > before or reader.done(ledger), reader, supervisor, 300):  # noqa: B023
+            if _wait(lambda: reader.count > before or reader.done(ledger), reader, supervisor, 300, sample):  # noqa: B023
                 recovery.append(round(time.monotonic() - started, 1))
         producer.join(timeout=plan.settle_timeout_s)
-        _wait(lambda: reader.done(ledger), reader, supervisor, plan.settle_timeout_s,
-              progress=lambda: on_progress and on_progress(reader.count, ledger.expected))  # fmt: skip
+        _wait(lambda: reader.done(ledger), reader, supervisor, plan.settle_timeout_s, sample)
         reader.poll(5.0)  # late duplicates, if any
+        sample()
         alive = supervisor.process.alive()
     finally:
         supervisor.stop()
@@ -447,45 +460,38 @@ def run_faults(
         worker_alive_at_end=alive,
         wall_s=round(time.monotonic() - start, 1),
         recovery_s=recovery,
+        timeline=timeline,
         worker_log=supervisor.logs(),
     )
 
 
-def _schedule(plan: FaultPlan, produce_s: float, rng: random.Random) -> list[tuple[float, str]]:
-    """Fault times spread over the production window: random moments in equal slices of it."""
+def _schedule(plan: FaultPlan, rng: random.Random) -> list[tuple[float, str]]:
+    """(share of the fault phase's outputs at which to fire, fault), a random point in equal slices."""
     faults = (["kill"] * plan.kills + ["broker"] * plan.broker_restarts
-              + (["store"] if plan.store_outage_s > 0 else []) + (["milvus"] if plan.milvus_lock_s > 0 else []))  # fmt: skip
+              + (["store"] if plan.store_outage_s > 0 else []) + (["milvus"] if plan.milvus_outage_s > 0 else []))  # fmt: skip
     rng.shuffle(faults)
-    slice_s = max(produce_s, 1.0) / max(len(faults), 1)
-    return [(round(i * slice_s + rng.uniform(0.2, 0.8) * slice_s, 1), f) for i, f in enumerate(faults)]
+    width = 0.9 / max(len(faults), 1)  # the last 10% are left to finish undisturbed
+    return [(round((i + rng.uniform(0.2, 0.8)) * width, 3), f) for i, f in enumerate(faults)]
 
 
-def _inject(fault: str, stack: LocalStack, settings: Settings, supervisor: WorkerSupervisor, plan: FaultPlan,
-            faults: FaultLog, t0: float) -> None:  # fmt: skip
+def _inject(fault: str, fs: FaultStack, supervisor: WorkerSupervisor, plan: FaultPlan, faults: FaultLog,
+            t0: float) -> None:  # fmt: skip
     if fault == "kill":
         supervisor.kill9()
         faults.note(t0, "kill -9 worker")
         supervisor.start()
     elif fault == "broker":
         faults.note(t0, f"broker stop ({plan.broker_down_s:.0f} s)")
-        restart_broker(stack, plan.broker_down_s)
+        restart_broker(fs.stack, plan.broker_down_s)
         faults.note(t0, "broker started")
     elif fault == "store":
-        faults.note(t0, f"object store stop ({plan.store_outage_s:.0f} s)")
-        restart_object_store(stack, settings, plan.store_outage_s, _media_bucket(settings))
-        faults.note(t0, "object store started")
+        faults.note(t0, f"object store unreachable ({plan.store_outage_s:.0f} s)")
+        outage(fs.store_proxy, plan.store_outage_s)
+        faults.note(t0, "object store reachable")
     elif fault == "milvus":
-        supervisor.kill9()
-        holder = hold_milvus_lock(settings.resolved_milvus_uri, plan.milvus_lock_s)
-        faults.note(t0, f"kill -9 worker + Milvus Lite locked ({plan.milvus_lock_s:.0f} s)")
-        supervisor.start()
-        holder.wait()
-        faults.note(t0, "Milvus Lite released")
-
-
-def _media_bucket(settings: Settings) -> str | None:
-    prefix = _s3_prefix(settings)
-    return prefix.removeprefix("s3://").split("/", 1)[0] if prefix else None
+        faults.note(t0, f"Milvus unreachable ({plan.milvus_outage_s:.0f} s)")
+        outage(fs.milvus_proxy, plan.milvus_outage_s)
+        faults.note(t0, "Milvus reachable")
 
 
 def _wait(
@@ -510,26 +516,34 @@ def _wait(
 # --- command line ------------------------------------------------------------------------------------
 
 
-def open_stack(workdir: Path, model_dir: Path | None, partitions: int = 4) -> tuple[LocalStack, Settings]:
-    """A LocalStack under `workdir` with untrained models; settings for the worker on it."""
+def open_stack(workdir: Path, model_dir: Path | None, partitions: int = 4) -> FaultStack:
+    """A LocalStack under `workdir` with untrained models; the worker's settings reach the object
+    store and Milvus through proxies (see benchmarks.outage)."""
     from inference.model_dir import install_untrained_models
 
     base = Settings(data_dir=workdir / "rci", topic_partitions=partitions, metrics_port=0)
     stack = LocalStack(workdir / "rci", base, partitions=partitions).start()
-    if model_dir is None:
-        model_dir = workdir / "models"
-        install_untrained_models(model_dir, MAX_FRAMES)
-    media_bucket = "rci-media"
+    try:
+        if model_dir is None:
+            model_dir = workdir / "models"
+            install_untrained_models(model_dir, MAX_FRAMES)
+        store_proxy = TcpProxy(stack.s3.host, stack.s3.port).start()
+        milvus_proxy = TcpProxy(stack.milvus.host, stack.milvus.port).start()
+    except BaseException:
+        stack.stop()
+        raise
     settings = stack.settings(
         model_dir=model_dir,
         media_max_frames=MAX_FRAMES,
         media_max_bytes=8 * 1024 * 1024,
-        media_allowed_prefixes=(stack.settings().media_dir.as_uri() + "/", f"s3://{media_bucket}/uploads/"),
+        media_allowed_prefixes=(stack.settings().media_dir.as_uri() + "/", f"s3://{MEDIA_BUCKET}/uploads/"),
+        s3_endpoint_url=f"http://{store_proxy.address}",
+        milvus_uri=f"http://{milvus_proxy.address}",
         batch_max_size=8,
         log_format="json",
     )
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    return stack, settings
+    return FaultStack(stack, settings, store_proxy, milvus_proxy)
 
 
 def report(result: FaultResult) -> str:
@@ -537,8 +551,9 @@ def report(result: FaultResult) -> str:
     rows = [
         ["kill -9 of the worker", result.faults.count("kill -9")],
         ["broker restarts", result.faults.count("broker started")],
-        ["object store outages", result.faults.count("object store started")],
-        ["Milvus Lite lock-outs", result.faults.count("Milvus Lite released")],
+        ["object store outages", result.faults.count("object store reachable")],
+        ["Milvus outages", result.faults.count("Milvus reachable")],
+        ["faults recovered from", f"{len(result.recovery_s)} of {result.plan.fault_count}"],
         ["valid events", v.valid],
         ["hostile records", v.hostile],
         ["valid events lost", len(v.lost)],
@@ -554,58 +569,121 @@ def report(result: FaultResult) -> str:
         ["wall time (s)", result.wall_s],
     ]
     timeline = "\n".join(f"- t={t:.1f}s {what}" for t, what in result.faults.events)
-    verdict = "PASS" if v.ok and result.worker_alive_at_end else "FAIL"
-    return f"{markdown_table(['check', 'value'], rows)}\n\nverdict: **{verdict}**\n\nfault timeline:\n{timeline}\n"
+    verdict = "PASS" if result.ok else "FAIL"
+    plan = ", ".join(f"{k}={v}" for k, v in asdict(result.plan).items())
+    return (f"plan: {plan}\n\n{markdown_table(['check', 'value'], rows)}\n\nverdict: **{verdict}**\n\n"
+            f"fault timeline (s from the start of the fault phase):\n{timeline}\n")  # fmt: skip
+
+
+def write_json(result: FaultResult, path: Path) -> None:
+    v = result.verdict
+    data = {
+        "benchmark": "faults",
+        "plan": asdict(result.plan),
+        "ok": result.ok,
+        "verdict": v.summary(),
+        "codes": dict(v.codes),
+        "faults": [{"at_s": t, "what": what} for t, what in result.faults.events],
+        "recovery_s": result.recovery_s,
+        "worker_generations": result.worker_generations,
+        "unexpected_exits": result.unexpected_exits,
+        "worker_alive_at_end": result.worker_alive_at_end,
+        "wall_s": result.wall_s,
+        "timeline": result.timeline,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_description(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def plot_timeline(data: dict, path: Path = DEFAULT_PLOT) -> Path:
+    """Outputs (scores + dead letters) over the fault phase, with each fault marked: `data` is the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, n = zip(*data["timeline"], strict=True) if data["timeline"] else ((), ())
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(t, n, color="tab:blue", lw=1.6, label="outputs (scores + dead letters)")
+    opened: dict[str, float] = {}
+    for fault in data["faults"]:
+        at, what = fault["at_s"], fault["what"]
+        if what.startswith("kill"):
+            ax.axvline(at, color="tab:red", lw=1, ls="--")
+            ax.text(at, 0.02, " kill -9", rotation=90, color="tab:red", transform=ax.get_xaxis_transform(), fontsize=8)
+        elif "stop" in what or "unreachable" in what:
+            opened[what.split()[0]] = at
+        else:  # the end of an outage: shade it
+            name = what.split()[0]
+            start = opened.pop(name, at)
+            ax.axvspan(start, at, color={"broker": "tab:purple", "object": "tab:orange"}.get(name, "tab:green"),
+                       alpha=0.25, label=f"{name} {'store ' if name == 'object' else ''}down")  # fmt: skip
+    ax.set(xlabel="seconds since the fault phase began", ylabel="outputs",
+           title="Fault run: the worker recovers after every fault")  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=300, help="valid events in the fault phase")
-    parser.add_argument("--hostile", type=int, default=1000, help="hostile records from media.hostile")
+    parser.add_argument("--hostile", type=int, default=100, help="hostile records from media.hostile")
     parser.add_argument("--references", type=int, default=8, help="clips published (and indexed) before the faults")
-    parser.add_argument("--rate", type=float, default=4.0, help="records per second during the fault phase")
+    parser.add_argument("--rate", type=float, default=4.0, help="records per second produced in the fault phase")
     parser.add_argument("--kills", type=int, default=5, help="kill -9 of the worker at random moments")
     parser.add_argument("--broker-restarts", type=int, default=1)
     parser.add_argument("--broker-down-s", type=float, default=10.0)
     parser.add_argument("--store-outage-s", type=float, default=10.0, help="0 skips the object store outage")
-    parser.add_argument("--milvus-lock-s", type=float, default=10.0, help="0 skips the Milvus Lite lock-out")
-    parser.add_argument("--include-known-bugs", action="store_true", help="also send the hostile families that crash the worker today")
+    parser.add_argument("--milvus-outage-s", type=float, default=10.0, help="0 skips the Milvus outage")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run (default: a temp dir, removed)")
     parser.add_argument("--model-dir", type=Path, default=None, help="reuse an installed model dir")
-    parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the figures go as JSON")
+    parser.add_argument("--no-record", action="store_true", help="no RESULTS.md entry, no JSON")
     args = parser.parse_args(argv)
     plan = FaultPlan(
         events=args.events, hostile=args.hostile, references=args.references, rate=args.rate, kills=args.kills,
         broker_restarts=args.broker_restarts, broker_down_s=args.broker_down_s, store_outage_s=args.store_outage_s,
-        milvus_lock_s=args.milvus_lock_s, seed=args.seed, include_known_bugs=args.include_known_bugs,
+        milvus_outage_s=args.milvus_outage_s, seed=args.seed,
     )  # fmt: skip
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="rci-faults-") as tmp:
         workdir = args.workdir or Path(tmp)
-        stack, settings = open_stack(workdir, args.model_dir)
+        fs = open_stack(workdir, args.model_dir)
         try:
-            result = run_with_progress(stack, settings, plan, workdir)
+            result = run_with_progress(fs, plan, workdir)
         finally:
-            stack.stop()
+            fs.stop()
+            (workdir / "worker.log").write_text(result.worker_log if "result" in locals() else "")
     body = report(result)
     if args.no_record:
         print(body)
     else:
         record("Reliability: fault injection (benchmarks.faults)", body)
-    if not result.verdict.ok:
+        write_json(result, args.json)
+        plot_timeline(json.loads(args.json.read_text()))
+    if not result.ok:
         print(json.dumps({"lost": result.verdict.lost[:20], "inconsistent": result.verdict.inconsistent[:20],
                           "valid_on_dlq": result.verdict.valid_on_dlq[:20],
-                          "wrong_codes": result.verdict.hostile_wrong_code[:20]}, indent=1))  # fmt: skip
-    return 0 if result.verdict.ok and result.worker_alive_at_end else 1
+                          "wrong_codes": result.verdict.hostile_wrong_code[:20],
+                          "unexpected_exits": result.unexpected_exits}, indent=1))  # fmt: skip
+        print(result.worker_log[-6000:], file=sys.stderr)
+    return 0 if result.ok else 1
 
 
-def run_with_progress(stack: LocalStack, settings: Settings, plan: FaultPlan, workdir: Path) -> FaultResult:
+def run_with_progress(fs: FaultStack, plan: FaultPlan, workdir: Path) -> FaultResult:
     from rich.progress import Progress
 
     with Progress() as progress:
         task = progress.add_task("outputs", total=plan.events + plan.hostile + plan.references)
-        return run_faults(stack, settings, plan, workdir, lambda done, total: progress.update(task, completed=done, total=total))
+        return run_faults(fs, plan, workdir, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 if __name__ == "__main__":

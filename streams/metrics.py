@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -44,7 +45,9 @@ class WorkerMetrics:
             self.stage_seconds.labels(name).observe(time.perf_counter() - start)
 
 
-def serve_metrics(metrics: WorkerMetrics, host: str, port: int) -> None:
-    """Expose /metrics over HTTP (no-op when port is 0)."""
-    if port:
-        start_http_server(port, addr=host, registry=metrics.registry)
+def serve_metrics(metrics: WorkerMetrics, host: str, port: int) -> WSGIServer | None:
+    """Expose /metrics over HTTP on host:port (settings: loopback unless configured); None when port is 0."""
+    if not port:
+        return None
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return server
