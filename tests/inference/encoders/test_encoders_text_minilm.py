@@ -34,7 +34,9 @@ def test_loads_the_packaged_weights_offline(minilm):
 def test_output_is_64_tokens_by_384(minilm):
     emb, mask = minilm.encode_texts(["Cute puppy learns to swim", ""])
     assert emb.shape == (2, 64, 384) and mask.shape == (2, 64)
-    assert mask[0].sum() == 8 and not mask[1].any()  # [CLS] cute puppy learns to swim [SEP] (+1 wordpiece)
+    tokens = minilm.tokenizer.tokenize("Cute puppy learns to swim")
+    assert tokens == ["cute", "puppy", "learns", "to", "swim"]  # the uncased WordPiece vocabulary
+    assert mask[0].sum() == len(tokens) + 2 and not mask[1].any()  # + [CLS] and [SEP]
 
 
 def test_real_weights_put_paraphrases_closer_than_unrelated_text(minilm):
