@@ -37,7 +37,7 @@ def test_teacher_stage1_reduces_loss_and_gives_targets(tiny_teacher):
             return float(MatchLMObjective(model.eval())(full).total)
 
     before = loss()
-    train_matchlm(model, processor, data, TrainConfig.matchlm(epochs=8, batch_size=4, lr=3e-3), progress=False)
+    train_matchlm(model, processor, data, TrainConfig.matchlm(epochs=20, batch_size=4, lr=3e-3), progress=False)
     assert loss() < 0.5 * before
     for name, p in model.named_parameters():  # LoRA: the backbone itself never moves
         if name in frozen_before:
@@ -80,9 +80,9 @@ def test_distillation_pulls_the_student_towards_the_teacher():
     probe = DistillationLoss(config, 12, stage1.config.embedding_dim)  # P as initialised, for "before"
     emb_before, kl_before = distill_terms(stage1, probe, train)
     student, result = distill_matchlite(
-        stage1, train, TrainConfig.matchlite(epochs=20, batch_size=4, lr=1e-2), config, progress=False
+        stage1, train, TrainConfig.matchlite(epochs=50, batch_size=4, lr=1e-2), config, progress=False
     )
-    assert result.steps == 40
+    assert result.steps == 100
     assert {"emb", "logits", "class", "total"} <= set(result.history[0].losses)
     assert result.last_loss < 0.5 * result.first_loss
     _, kl_after = distill_terms(student, probe, train)
