@@ -32,9 +32,10 @@ from retrieval.milvus import MilvusVectorStore
 from retrieval.store import SearchQuery, VectorStore, VideoRecord, to_epoch_ms
 from retrieval.vectors import VectorSpec, index_vectors, query_vectors
 from storage.feature_cache import FeatureCache, feature_key
-from storage.objects import make_object_store
+from storage.errors import ObjectNotFound
+from storage.objects import ObjectStore, make_object_store
 from storage.s3 import S3Client, s3_config
-from streams.contracts import PublishedEvent
+from streams.contracts import PublishedEvent, ScoreRecord
 from streams.pipeline import Candidate, ModelInfo, PairResult, best_candidate
 
 TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (streams.pipeline.rank_key)
@@ -207,3 +208,23 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
 
 def _needs_s3(settings: Settings) -> bool:
     return settings.object_store == "s3" or any(p.startswith("s3://") for p in settings.resolved_media_prefixes)
+
+
+class ObjectStoreScoreMemo:
+    """Scores by (model_version, video_id) in the object store beside the feature cache."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def key(video_id: str, model_version: str) -> str:
+        return f"scores/{model_version}/{video_id}.json"
+
+    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None:
+        try:
+            return ScoreRecord.model_validate_json(await self._store.get(self.key(video_id, model_version)))
+        except ObjectNotFound:
+            return None
+
+    async def put(self, record: ScoreRecord) -> None:
+        await self._store.put(self.key(record.video_id, record.model_version), record.model_dump_json().encode())

@@ -152,6 +152,7 @@ class _Pending:
     candidate_features: VideoFeatures | None = None
     result: PairResult | None = None
     rejection: RejectedEvent | None = None
+    memo: ScoreRecord | None = None  # the score a previous delivery computed
 
 
 def dead_letter(record: InputRecord, rejection: RejectedEvent) -> DeadLetterRecord:
@@ -172,6 +173,16 @@ def published_ms(event: PublishedEvent) -> int:
     return rfc3339.epoch_ms(event.published_at)
 
 
+class ScoreMemo(Protocol):
+    """The score first written for a video by a model version: at least once delivery re-delivers a
+    batch whose scores may already be on the topic, and a re-delivered event must get the same values
+    although the index has changed since (videos published before it may have been indexed since)."""
+
+    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None: ...
+
+    async def put(self, record: ScoreRecord) -> None: ...
+
+
 class ScoringPipeline:
     def __init__(
         self,
@@ -180,12 +191,14 @@ class ScoringPipeline:
         scorer: PairScorer,
         model: ModelInfo,
         metrics: WorkerMetrics | None = None,
+        memo: ScoreMemo | None = None,
     ) -> None:
         self._features = features
         self._index = index
         self._scorer = scorer
         self._model = model
         self._metrics = metrics or WorkerMetrics()
+        self._memo = memo
 
     async def process(self, records: Sequence[InputRecord]) -> list[Outcome]:
         """Score a batch; one Outcome per record, in order. TransientError escapes (retry the batch)."""
@@ -195,11 +208,27 @@ class ScoringPipeline:
             self._parse(pending)
         with stage("features"):
             await self._extract(pending)
+        await self._recall(pending)
         with stage("retrieval"):
-            await self._retrieve(pending)
+            await self._retrieve(pending)  # recalled videos stay in-batch candidates for the others
         with stage("matchlite"):
-            await self._score(pending)
-        return [self._outcome(p) for p in pending]
+            await self._score([p for p in pending if p.memo is None])
+        outcomes = [self._outcome(p) for p in pending]
+        await self._remember([o.score for o, p in zip(outcomes, pending, strict=True) if o.score and p.memo is None])
+        return outcomes
+
+    async def _recall(self, pending: list[_Pending]) -> None:
+        live = [p for p in pending if p.features is not None and p.rejection is None]
+        if self._memo is None or not live:
+            return
+        found = await asyncio.gather(*(self._memo.get(p.event.video_id, self._model.model_version) for p in live))
+        for p, record in zip(live, found, strict=True):
+            p.memo = record
+
+    async def _remember(self, records: list[ScoreRecord]) -> None:
+        """Before the scores are written: a crash after the write re-delivers them, then they are recalled."""
+        if self._memo is not None and records:
+            await asyncio.gather(*(self._memo.put(r) for r in records))
 
     async def index(self, outcomes: Sequence[Outcome]) -> None:
         """After the scores are written: make the scored videos retrievable for later ones."""
@@ -290,7 +319,8 @@ class ScoringPipeline:
         if p.rejection is not None or p.event is None or p.features is None:
             rejection = p.rejection or RejectedEvent(RejectCode.SCHEMA_VIOLATION, "event could not be parsed")
             return Outcome(record=p.record, dead_letter=dead_letter(p.record, rejection))
-        return Outcome(record=p.record, score=self._score_record(p), event=p.event, features=p.features)
+        score = p.memo or self._score_record(p)
+        return Outcome(record=p.record, score=score, event=p.event, features=p.features)
 
     def _score_record(self, p: _Pending) -> ScoreRecord:
         score = float(np.clip(p.result.score, 0.0, 1.0)) if p.result else 0.0

@@ -6,7 +6,7 @@ import asyncio
 
 from rci.logs import get_logger
 from rci.settings import Settings
-from streams.components import open_serving_parts
+from streams.components import ObjectStoreScoreMemo, open_serving_parts
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.pipeline import ScoringPipeline
 from streams.sink import open_sink
@@ -22,7 +22,8 @@ def run_scoring_worker(settings: Settings) -> None:
 
     async def open_runner() -> BatchRunner:
         parts = await open_serving_parts(settings)
-        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics)
+        memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
+        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo)
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip

@@ -198,3 +198,29 @@ def test_near_ties_go_to_the_earliest_video_whichever_side_reports_them():
     # a real difference in similarity still wins over publish time
     assert best_candidate([Candidate("early", 0.91, 1_000), Candidate("late", 0.95, 2_000)]).video_id == "late"
     assert best_candidate([None, None]) is None
+
+
+class DictMemo:
+    def __init__(self):
+        self.records = {}
+
+    async def get(self, video_id, model_version):
+        return self.records.get((video_id, model_version))
+
+    async def put(self, record):
+        self.records[(record.video_id, record.model_version)] = record
+
+
+async def test_redelivery_after_the_index_changed_returns_the_first_score():
+    # "late" was published first but its partition was consumed after "copy" was scored: when "copy"
+    # is re-delivered, the index holds a better candidate than the first delivery could see
+    table = {"src": make_features("src", 4), "late": make_features("late", 4, 0.2), "copy": make_features("copy", 4, 0.2)}
+    memo, index = DictMemo(), ExactIndex()
+    pipeline = ScoringPipeline(MemoryFeatures(table), index, CosineScorer(), ModelInfo("m1", 0.9), memo=memo)
+    await pipeline.index(await pipeline.process([event_record("src", 0, 1)]))
+    first = await pipeline.process([event_record("copy", 1, 9)])
+    await pipeline.index(await pipeline.process([event_record("late", 2, 5)]))
+    again = await pipeline.process([event_record("copy", 1, 9)])
+    assert again[0].score == first[0].score  # every field, scored_at included
+    assert again[0].features is not None  # still indexed by the caller
+    assert first[0].score.candidate_id == "src"  # "late" (identical to "copy") is indexed only afterwards
