@@ -140,7 +140,7 @@ class ModelEvaluation:
     info: dict[str, Any] = field(default_factory=dict)  # model_version, parameters, ...
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def _subset_figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> SubsetFigures:
@@ -221,12 +221,14 @@ def save_evaluations(path: Path, evaluations: list[ModelEvaluation]) -> None:
     path.write_text(json.dumps([e.to_dict() for e in evaluations], indent=2) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
-    """NaN / inf -> None so the file is strict JSON."""
+def jsonable(value: Any) -> Any:
+    """NaN / inf -> None and numpy scalars -> Python numbers, so the file is strict JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluate import ModelEvaluation
+from training.evaluate import ModelEvaluation, jsonable
 from training.metrics import Summary, average_precision, recall_at_precision, summarize
 
 AUDIO_SUBSET = "audio_dependent"
@@ -97,7 +97,7 @@ class Comparison:
         return "no"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**_finite(asdict(self)), "verdict": self.verdict}
+        return {**jsonable(asdict(self)), "verdict": self.verdict}
 
     def sentence(self, percent: bool = True) -> str:
         scale = 100.0 if percent else 1.0
@@ -115,7 +115,7 @@ class ReportSummary:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
+        return jsonable(asdict(self))
 
 
 # --- slices and metrics ------------------------------------------------------------------------
@@ -533,20 +533,9 @@ def write_report(
         files={"report": REPORT_FILE, "pr_curves": PR_FILE, "score_distributions": DIST_FILE, "summary": SUMMARY_FILE},
         table2=t2, table4=t4, findings=found, comparisons=[c.to_dict() for c in comps],
     )
-    payload = {**summary.to_dict(), "setup": _finite(json.loads(json.dumps(dict(setup or {}), default=str))),
+    payload = {**summary.to_dict(), "setup": jsonable(json.loads(json.dumps(dict(setup or {}), default=str))),
                "models": [{"key": m.key, "name": m.name, "role": m.role, "variant": m.variant,
                            "evaluation": m.evaluation.to_dict()} for m in models]}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n")
     return summary
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value

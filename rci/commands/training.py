@@ -34,6 +34,11 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _written(out: Path, meta: dict[str, Any] | None) -> None:
+    if meta is not None:  # None on the ranks other than 0 under torchrun
+        typer.echo(f"wrote {out} (model_version={meta['model_version']})")
+
+
 def _train_config(kind: str, epochs: int, lr: float | None, batch_size: int, warmup: int, seed: int, max_steps: int | None):
     from training.loop import TrainConfig
 
@@ -103,8 +108,7 @@ def train(
                                          progress=progress)
     except RCIError as exc:
         raise _fail(exc) from exc
-    if meta is not None:
-        typer.echo(f"wrote {out} (model_version={meta['model_version']})")
+    _written(out, meta)
 
 
 def distill(
@@ -148,8 +152,7 @@ def distill(
             meta = distill_run(data, student, teacher, dc, tc, out, policy, ctx=ctx, progress=progress)
     except RCIError as exc:
         raise _fail(exc) from exc
-    if meta is not None:
-        typer.echo(f"wrote {out} (model_version={meta['model_version']})")
+    _written(out, meta)
 
 
 def evaluate(
