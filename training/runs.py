@@ -506,6 +506,32 @@ def save_predictions(directory: Path, key: str, evaluated: EvaluatedModel) -> No
     (directory / f"{key}.json").write_text(json.dumps(evaluated.evaluation.to_dict(), indent=2) + "\n")
 
 
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def _text_vector(f: VideoFeatures) -> np.ndarray:
+    tokens = f.text[f.text_mask]
+    return tokens.mean(axis=0) if len(tokens) else np.zeros(f.text.shape[1], np.float32)
+
+
+def feature_cosines(data: CorpusFeatures, split: str) -> dict[str, np.ndarray]:
+    """Per pair of a split, the raw cosine of the two videos' frozen features per modality.
+
+    No training: what the features alone say (mean-frame visual embedding, pooled audio, mean
+    text token). The report shows how well each ranks the pairs, to tell what a model failed to
+    learn from what the features do not carry.
+    """
+    feats = data.features
+    pairs = [(feats[ex.query_id], feats[ex.candidate_id]) for ex in data.examples[split]]
+    return {
+        "visual": np.array([_cosine(q.video_embedding(), c.video_embedding()) for q, c in pairs]),
+        "audio": np.array([_cosine(q.audio, c.audio) if q.has_audio and c.has_audio else 0.0 for q, c in pairs]),
+        "text": np.array([_cosine(_text_vector(q), _text_vector(c)) for q, c in pairs]),
+    }
+
+
 def split_labels(manifest: CorpusManifest, split: str) -> tuple[np.ndarray, list[str]]:
     """(labels, subsets) of a split's pairs, in manifest order (the order predictions are in)."""
     examples = read_examples(manifest, split)

@@ -73,7 +73,8 @@ def report(tmp_path_factory):
         _model("kd", "MatchLite V+A+T w/ KD", DISTILLED, "V+A+T", {"audio", "text"}, 4.0, truth, 70, (1.5, 1.5)),
     ]
     out = tmp_path_factory.mktemp("report")
-    summary = write_report(out, models, truth, setup={"corpus": "made up"}, notes=["a note"])
+    baselines = {split: {"text": _scores(t, {"text"}, 3.0, 80 + i)} for i, (split, t) in enumerate(truth.items())}
+    summary = write_report(out, models, truth, setup={"corpus": "made up"}, notes=["a note"], baselines=baselines)
     return out, summary
 
 
@@ -85,6 +86,7 @@ def test_report_has_both_tables_plots_and_summary(report):
                  "MatchLite V+A+T w/ KD"):
         assert f"| {name} |" in text, name
     assert "![PR curves](pr_curves.png)" in text and "![score distributions](score_distributions.png)" in text
+    assert "What the frozen features carry" in text and "| text |" in text
     assert "- **corpus**: made up" in text and "- a note" in text
     for png in ("pr_curves.png", "score_distributions.png"):
         assert (out / png).read_bytes()[:8] == PNG and (out / png).stat().st_size > 10_000
