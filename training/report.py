@@ -351,6 +351,7 @@ def plot_pr_curves(path: Path, models: Sequence[ReportModel], truth: Mapping[str
         ("Stage 2: distillation", [m for m in models if m.role in (CONTROL, DISTILLED, TEACHER)
                                    or (m.role == STAGE1 and m.variant == "V+A+T")]),
     ]
+    colours = {m.key: f"C{k % 10}" for k, m in enumerate(models)}  # one colour per model in both panels
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for ax, (title, chosen) in zip(axes, panels, strict=True):
         for m in chosen:
@@ -360,7 +361,7 @@ def plot_pr_curves(path: Path, models: Sequence[ReportModel], truth: Mapping[str
             recall = np.r_[0.0, curve.recall]
             precision = np.r_[curve.precision[0] if len(curve.precision) else 1.0, curve.precision]
             ax.step(recall, precision, where="post", label=f"{m.name} (AP {100 * ap:.1f})",
-                    linestyle="--" if m.role == TEACHER else "-")
+                    linestyle="--" if m.role == TEACHER else "-", color=colours[m.key])
         ax.axhline(0.8, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(title)
         ax.set_xlabel("recall")
