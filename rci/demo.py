@@ -97,6 +97,18 @@ def roc_auc(scores: list[float], labels: list[int]) -> float | None:
     return wins / (len(pos) * len(neg))
 
 
+def prepare_models(model_dir: Path, policy: object, options: DemoOptions = DemoOptions(),
+                   *, progress: bool = True) -> dict:
+    """The demo's serving models in `model_dir`: trained once on a corpus of their own (other seed,
+    other sources, so the demo never scores training data), reused while their inputs are unchanged."""
+    from training.serving import ServingRecipe, train_serving_models
+
+    if options.retrain and (model_dir / "serving.json").exists():
+        (model_dir / "serving.json").unlink()
+    corpus = cached_corpus(model_dir / "training-corpus", options.train_sources, 1000 + options.seed)
+    return train_serving_models(model_dir, corpus, policy, ServingRecipe(), progress=progress)
+
+
 class Demo:
     def __init__(self, settings: Settings, options: DemoOptions, console: Console | None = None) -> None:
         self.settings = settings
@@ -154,15 +166,9 @@ class Demo:
         return cached_corpus(self.settings.media_dir / "corpus", self.options.sources, self.options.seed)
 
     def _prepare_models(self, _published: object) -> None:
-        """Train on a corpus of its own (other seed, other sources): the demo never scores training data."""
         from media.policy import media_policy
-        from training.serving import ServingRecipe, train_serving_models
 
-        model_dir = self.settings.resolved_model_dir
-        if self.options.retrain and (model_dir / "serving.json").exists():
-            (model_dir / "serving.json").unlink()
-        corpus = cached_corpus(model_dir / "training-corpus", self.options.train_sources, 1000 + self.options.seed)
-        meta = train_serving_models(model_dir, corpus, media_policy(self.settings), ServingRecipe())
+        meta = prepare_models(self.settings.resolved_model_dir, media_policy(self.settings), self.options)
         self.console.print(f"model {meta['model_version']} (threshold {meta['threshold']:.3f})")
 
     def _create_topics(self) -> None:

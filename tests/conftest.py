@@ -4,7 +4,8 @@ Nothing here is mocked:
 * `kafka_broker`: Apache Kafka 4.x (KRaft) from Maven jars, a JVM child process on free ports;
 * `s3_server`: an S3-compatible HTTP server (moto's standalone server) in a subprocess;
 * `milvus_uri`: a Milvus Lite database path (embedded: opened by the one process using it);
-* `milvus_server`: Milvus Lite served over gRPC, for tests with several processes (as `rci services up`).
+* `milvus_server`: Milvus Lite served over gRPC, for tests with several processes (as `rci services up`);
+* `trained_model_dir`: the models `rci demo` serves, trained once per session on their own corpus.
 
 `rci_settings` ties them together per test, with topics of its own so tests never read each
 other's records. Services start lazily: a test that asks for none of them starts nothing.
@@ -16,6 +17,7 @@ standalone), which is skipped with its reason when no Docker engine is reachable
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -59,6 +61,21 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLi
     data_dir = tmp_path_factory.mktemp("milvus-server")
     with MilvusLiteServer(data_dir / "milvus.db", log_path=data_dir / "milvus.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `rci demo` trains and serves (SSCD visual encoder, MatchLite V+A+T, threshold at 80%
+    precision on val, ONNX), trained once per session on a generated corpus: several CPU minutes.
+    Tests that need scores that mean something use it (the demo test, the end-to-end AUC).
+    RCI_TEST_TRAINED_MODELS=<dir> keeps them between runs (reused only while their inputs match)."""
+    from media.policy import media_policy
+    from rci.demo import prepare_models
+
+    keep = os.environ.get("RCI_TEST_TRAINED_MODELS")  # a developer's reuse between runs; CI trains afresh
+    model_dir = Path(keep) if keep else tmp_path_factory.mktemp("trained-models")
+    prepare_models(model_dir, media_policy(Settings()), progress=False)  # retrains whatever is stale
+    return model_dir
 
 
 @pytest.fixture

@@ -130,7 +130,10 @@ def _loader(dataset: Dataset, collate: Callable, config: TrainConfig, ctx: DistC
         sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate)
+    # A last batch of one sample would break batch norm's training statistics: drop it (it is a
+    # different sample every epoch, so nothing is left out for good).
+    drop_last = len(sampler) % config.batch_size == 1 and len(sampler) > 1
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate, drop_last=drop_last)
 
 
 def _progress(enabled: bool) -> Progress:

@@ -5,7 +5,9 @@ The full two-stage recipe with the teacher and the ablation report is `rci train
 
 1. the visual copy-detection encoder (SSCD-style, training.sscd) if the model dir has none trained;
 2. the corpus encoded once with the frozen encoders (features cached under the model dir);
-3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss;
+3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss, on the labelled
+   pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
+   against its nearest unrelated earlier video (what retrieval hands the model for an original);
 4. the operating threshold at 80% precision chosen on the val split (0.5 if val cannot reach it);
 5. checkpoint + ONNX export installed where the worker loads them (inference.model_dir).
 
@@ -27,6 +29,7 @@ from rich.progress import Progress
 from inference.encoders.bundle import build_default_encoders, encoders_dir
 from inference.encoders.checkpoint import is_encoder_dir
 from inference.encoders.extract import FeatureExtractor
+from inference.features import VideoFeatures
 from inference.matchlite import MatchLiteConfig
 from inference.model_dir import matchlite_onnx, publish_matchlite
 from media.policy import MediaPolicy
@@ -60,6 +63,7 @@ class ServingRecipe:
     lr: float = 1e-3  # higher than the paper's 1e-4: a few hundred steps from scratch on a CPU
     target_precision: float = 0.8
     seed: int = 0
+    pairs: str = "labelled+copies+reposts+nearest-unrelated"  # which training pairs (implied_examples, retrieval_negatives)
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -95,6 +99,7 @@ def train_serving_models(
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
     train_ex, val_ex = implied_examples(manifest, "train", seed=recipe.seed), read_examples(manifest, "val")
     features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
+    train_ex += retrieval_negatives(manifest, train_ex, features)
     spec = extractor.feature_spec(policy.max_frames)
     config = variant_config(
         MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim), "V+A+T"
@@ -125,6 +130,8 @@ def implied_examples(manifest: CorpusManifest, split: str, *, negatives_per_posi
                      seed: int = 0) -> list[PairExample]:
     """The split's labelled pairs plus the pairs they imply, for a corpus too small to learn from alone.
 
+    * a video re-posted unchanged reproduces itself (the commonest reproduction of all: every
+      modality matches, the features are identical);
     * two reproductions of one source reproduce each other (visual match; audio/text left undefined);
     * videos of different source families are unrelated (`negatives_per_positive` per positive).
     Evaluation and the threshold use the corpus's own pairs only.
@@ -140,6 +147,11 @@ def implied_examples(manifest: CorpusManifest, split: str, *, negatives_per_posi
         PairExample(*later_first(a, b), 1, "implied_positive", split, {"visual": 1, "audio": None, "text": None})
         for copies in copies_of.values() for a, b in combinations(sorted(copies), 2)
     ]
+    implied += [
+        PairExample(vid, vid, 1, "implied_repost", split,
+                    {"visual": 1, "audio": 1 if manifest.videos[vid].has_audio else None, "text": 1})
+        for vid in video_ids_of(base)
+    ]
     family = {vid: manifest.videos[vid].source_id for vid in video_ids_of(base)}
     rng = random.Random(seed)
     wanted = negatives_per_positive * (sum(ex.label for ex in base) + len(implied))
@@ -153,6 +165,24 @@ def implied_examples(manifest: CorpusManifest, split: str, *, negatives_per_posi
                                        {"visual": 0, "audio": None, "text": None}))
             wanted -= 1
     return base + implied
+
+
+def retrieval_negatives(manifest: CorpusManifest, examples: list[PairExample],
+                        features: dict[str, VideoFeatures]) -> list[PairExample]:
+    """Each video against its nearest earlier video of another source family, as the worker's
+    retrieval would pair an original: the negatives the served model meets most (label 0)."""
+    published = {e.video_id: e.published_at for e in manifest.events}
+    videos = sorted(video_ids_of(examples), key=lambda vid: (published[vid], vid))
+    embedding = {vid: features[vid].video_embedding() for vid in videos}
+    mined = []
+    for i, query in enumerate(videos):
+        others = [vid for vid in videos[:i]
+                  if published[vid] < published[query] and manifest.videos[vid].source_id != manifest.videos[query].source_id]
+        if others:
+            nearest = max(others, key=lambda vid: float(embedding[query] @ embedding[vid]))
+            mined.append(PairExample(query, nearest, 0, "implied_nearest_unrelated", examples[0].split,
+                                     {"visual": 0, "audio": None, "text": None}))
+    return mined
 
 
 def _installed(model_dir: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:

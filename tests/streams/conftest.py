@@ -24,3 +24,9 @@ def worker_settings(rci_settings: Settings, untrained_model_dir: Path) -> Settin
     return rci_settings.model_copy(
         update={"model_dir": untrained_model_dir, "media_max_frames": MAX_FRAMES, "batch_max_size": 16}
     )
+
+
+@pytest.fixture
+def trained_worker_settings(rci_settings: Settings, trained_model_dir: Path) -> Settings:
+    """A worker serving the demo's trained models, at their own frame count (the default)."""
+    return rci_settings.model_copy(update={"model_dir": trained_model_dir, "batch_max_size": 16})

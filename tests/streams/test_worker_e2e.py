@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
+from itertools import cycle
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
+from rci.demo import publication_waves, reproduction_truth, roc_auc
 from rci.errors import RejectCode
 from rci.settings import Settings
+from streams.contracts import PublishedEvent
 from streams.processes import ChildProcess
 from tests.streams.worker_harness import (
-    encode,
     produce,
     published_event,
     read_outputs,
-    write_media_library,
 )
+from training.corpus.generate import make_corpus
+from training.corpus.manifest import CorpusManifest
+
+
+def record_of(event: PublishedEvent) -> tuple[bytes, bytes]:
+    return event.video_id.encode(), event.to_json_bytes()
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -63,33 +72,62 @@ def malformed_records(settings: Settings, media: list[Path], tmp_path: Path) -> 
     ]
 
 
-def test_200_events_20_malformed_give_180_scores_and_20_dead_letters(worker_settings: Settings, tmp_path: Path):
-    media = write_media_library(worker_settings.media_dir, 12)
-    valid = [published_event(f"vid{i:03d}", media[i % len(media)], i) for i in range(180)]
-    bad = malformed_records(worker_settings, media, tmp_path)
-    records = [encode(e) for e in valid[:90]] + [(k, v) for k, v, _ in bad] + [encode(e) for e in valid[90:]]
-    produce(worker_settings, records)
+def reposts_of(sample: CorpusManifest, count: int) -> list[PublishedEvent]:
+    """`count` later re-posts of the sample's videos by other accounts: the same file, title and
+    sticker under a new video id, each a reproduction of the video it re-posts."""
+    after = datetime(2026, 6, 1, tzinfo=UTC)
+    return [
+        original.model_copy(update={
+            "video_id": f"repost{i:03d}",
+            "creator_id": f"reposter{i % 7}",
+            "published_at": (after + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+        for i, original in zip(range(count), cycle(sample.events))
+    ]
 
-    worker = ChildProcess("worker", worker_settings, tmp_path / "worker.log")
+
+def test_200_events_20_malformed_give_180_scores_and_20_dead_letters(trained_worker_settings: Settings, tmp_path: Path):
+    settings = trained_worker_settings
+    sample = make_corpus(settings.media_dir / "corpus", n_sources=8, seed=7, min_duration_s=4.0, max_duration_s=8.0)
+    originals, derived = publication_waves(sample)
+    reposts = reposts_of(sample, 180 - len(sample.events))
+    valid = [*originals, *derived, *reposts]
+    truth = reproduction_truth(sample) | {r.video_id: r.media_uri for r in reposts}
+    media = [Path(urlparse(e.media_uri).path) for e in originals[:2]]
+    bad = malformed_records(settings, media, tmp_path)
+    later = [*derived, *reposts]
+    records_after_originals = [*map(record_of, later[:60]), *((k, v) for k, v, _ in bad), *map(record_of, later[60:])]
+
+    worker = ChildProcess("worker", settings, tmp_path / "worker.log")
     try:
-        out = read_outputs(worker_settings, expected_total=200, timeout_s=600)
+        # the originals go live first and are indexed before anything that copies them (rci/demo.py)
+        produce(settings, [record_of(e) for e in originals])
+        read_outputs(settings, expected_total=len(originals), timeout_s=600)
+        produce(settings, records_after_originals)
+        out = read_outputs(settings, expected_total=200, timeout_s=900)
         time.sleep(5)  # anything beyond the 200 expected would show up in a second read
-        out = read_outputs(worker_settings, expected_total=10_000, timeout_s=8)
+        out = read_outputs(settings, expected_total=10_000, timeout_s=8)
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
 
     assert len(out.scores) == 180 and len(out.dead_letters) == 20, worker.log_tail()
-    assert set(out.scored_ids) == {e["video_id"] for e in valid}
+    assert set(out.scored_ids) == {e.video_id for e in valid}
     assert max(out.scored_ids.values()) == 1  # a steady run scores each event once
     expected = {(k, v): code for k, v, code in bad}
     for key, letter in out.dead_letters:
         assert letter.error == expected[(key, letter.original_bytes())], letter
-        assert letter.topic == worker_settings.topic_published
+        assert letter.topic == settings.topic_published
     for score in out.scores:
         assert 0.0 <= score.score <= 1.0
         assert score.modalities[0] == "visual"
         assert score.deboost == (score.score >= score.threshold)
-    # the clips repeat every 12 videos: from the 13th on, every video has an earlier candidate
-    later = [s for s in out.scores if int(s.video_id[3:]) >= 12]
-    assert all(s.candidate_id is not None for s in later)
+    assert all(s.candidate_id is not None for s in out.scores if s.video_id in truth and truth[s.video_id])
+
+    # reproduced videos score above originals: the sample's edited copies and the re-posts
+    labels = {s.video_id: int(truth[s.video_id] is not None) for s in out.scores}
+    auc = roc_auc([s.score for s in out.scores], [labels[s.video_id] for s in out.scores])
+    in_sample = [s for s in out.scores if not s.video_id.startswith("repost")]
+    sample_auc = roc_auc([s.score for s in in_sample], [labels[s.video_id] for s in in_sample])
+    print(f"AUC {auc:.3f} over the 180 scored; {sample_auc:.3f} over the {len(in_sample)} sample videos alone")
+    assert auc > 0.9, (auc, sample_auc)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from inference.features import VideoFeatures
 
 from training.corpus.generate import make_corpus
 from training.corpus.manifest import CorpusManifest
-from training.data import read_examples
-from training.serving import implied_examples
+from training.data import read_examples, video_ids_of
+from training.serving import implied_examples, retrieval_negatives
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +26,20 @@ def test_implied_pairs_extend_the_labelled_ones_without_changing_them(corpus: Co
     examples = implied_examples(corpus, "train", seed=1)
     assert examples[: len(base)] == base
     implied = examples[len(base) :]
-    assert {ex.subset for ex in implied} <= {"implied_positive", "implied_unrelated"}
+    assert {ex.subset for ex in implied} == {"implied_positive", "implied_repost", "implied_unrelated"}
     published = {e.video_id: e.published_at for e in corpus.events}
     copies_of: dict[str, set[str]] = {}
     for ex in base:
         if ex.label == 1:
             copies_of.setdefault(ex.candidate_id, set()).add(ex.query_id)
+    reposts = [ex for ex in implied if ex.subset == "implied_repost"]
+    assert sorted(ex.query_id for ex in reposts) == video_ids_of(base)  # every video re-posted once
+    for ex in reposts:  # unchanged: the same video on both sides, every modality it has matches
+        assert ex.query_id == ex.candidate_id and ex.label == 1
+        assert ex.aux == {"visual": 1, "audio": 1 if corpus.videos[ex.query_id].has_audio else None, "text": 1}
     for ex in implied:
+        if ex.subset == "implied_repost":
+            continue
         assert published[ex.candidate_id] < published[ex.query_id], "the candidate must be the earlier video"
         assert ex.split == "train"
         if ex.label == 1:  # both reproduce one source
@@ -43,3 +53,32 @@ def test_implied_pairs_extend_the_labelled_ones_without_changing_them(corpus: Co
 
 def test_implied_pairs_are_reproducible(corpus: CorpusManifest) -> None:
     assert implied_examples(corpus, "train", seed=5) == implied_examples(corpus, "train", seed=5)
+
+
+def features_pointing(vid: str, direction: np.ndarray) -> VideoFeatures:
+    """Stand-in features (a unit test's boundary): two frames along `direction`, nothing else."""
+    visual = np.zeros((4, 8), np.float32)
+    visual[:2] = direction / np.linalg.norm(direction)
+    return VideoFeatures(vid, "enc-test", visual, np.array([True, True, False, False]), np.zeros(4, np.float32), False,
+                         np.zeros((2, 3), np.float32), np.zeros(2, bool), 2.0)
+
+
+def test_retrieval_negatives_pair_each_video_with_its_nearest_earlier_unrelated_video(corpus: CorpusManifest) -> None:
+    examples = implied_examples(corpus, "train", seed=1)
+    videos = video_ids_of(examples)
+    rng = np.random.default_rng(0)
+    features = {vid: features_pointing(vid, rng.normal(size=8)) for vid in videos}
+    mined = retrieval_negatives(corpus, examples, features)
+
+    published = {e.video_id: e.published_at for e in corpus.events}
+    family = {vid: corpus.videos[vid].source_id for vid in videos}
+    embedding = {vid: features[vid].video_embedding() for vid in videos}
+    assert mined and all(ex.label == 0 and ex.subset == "implied_nearest_unrelated" for ex in mined)
+    for ex in mined:
+        earlier_unrelated = [v for v in videos if published[v] < published[ex.query_id] and family[v] != family[ex.query_id]]
+        best = max(float(embedding[ex.query_id] @ embedding[v]) for v in earlier_unrelated)
+        assert float(embedding[ex.query_id] @ embedding[ex.candidate_id]) == pytest.approx(best)
+        assert family[ex.candidate_id] != family[ex.query_id]
+    # every video with an earlier unrelated one gets exactly one such negative
+    with_candidates = [q for q in videos if any(published[v] < published[q] and family[v] != family[q] for v in videos)]
+    assert sorted(ex.query_id for ex in mined) == sorted(with_candidates)

@@ -62,3 +62,10 @@ def test_checkpoint_carries_config_and_run_info(tmp_path):
     assert meta["train_config"]["lr"] == 1e-4 and meta["variant"] == "V+A"
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name])
+
+
+def test_a_last_batch_of_one_pair_is_dropped_rather_than_breaking_batch_norm():
+    train = synthetic_dataset(9, seed=2)  # 9 = 2 batches of 4 + 1
+    config = variant_config(tiny_config(), "V+A+T")
+    _, result = train_matchlite(config, train, TrainConfig.matchlite(epochs=2, batch_size=4), progress=False)
+    assert result.steps == 2 * 2
