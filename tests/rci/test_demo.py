@@ -33,7 +33,7 @@ def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path
     # retrieval finds the source itself for many reproductions (a sibling copy is the other good answer)
     assert summary["candidate_is_source"] >= summary["reproductions"] / 3, summary
     # the trained model ranks the sample's edited copies above the rest well, not yet at 0.9: the misses
-    # are copies whose source retrieval did not find (README, "What the demo shows")
+    # are copies whose source retrieval did not find (README, "What to expect")
     assert summary["auc"] > 0.7, summary
     assert (report / "index.md").read_text().count("|") > 10 and (report / "scores.png").stat().st_size > 1000
     assert "deboosted" in run.stdout
