@@ -54,6 +54,8 @@ class AugmentConfig:
     noise_std: Range = (0.01, 0.06)
     rect_p: float = 0.3
     caption_p: float = 0.3
+    pip_p: float = 0.0  # picture-in-picture: the picture shrunk into a box over a gradient (the demo uses 0.25)
+    pip_scale: Range = (0.45, 0.8)  # the box's side as a fraction of the frame's
 
 
 class CopyAugment:
@@ -69,6 +71,7 @@ class CopyAugment:
         x = random_resized_crop(x, self.out_size, g, c.crop_scale, c.crop_ratio, c.flip_p)
         x = color_jitter(x, g, c.jitter_p, c.brightness, c.contrast, c.saturation, c.hue)
         x = grayscale(x, g, c.grayscale_p)
+        x = picture_in_picture(x, g, c.pip_p, c.pip_scale)
         x = overlay_rectangles(x, g, c.rect_p)
         x = overlay_captions(x, g, c.caption_p)
         x = gaussian_blur(x, g, c.blur_p, c.blur_sigma)
@@ -232,6 +235,29 @@ def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     m = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
     x = x - torch.tensor([0.0, 128.0, 128.0]).view(1, 3, 1, 1).to(x)
     return torch.einsum("ij,bjhw->bihw", m.to(x), x)
+
+
+def picture_in_picture(x: torch.Tensor, g: torch.Generator, p: float, scale: Range) -> torch.Tensor:
+    """Shrink the picture into a box at a random place over a two-colour gradient (a re-upload's frame)."""
+    if p <= 0:
+        return x  # draws nothing from `g`: configurations without it keep their random streams
+    b, _, h, w = x.shape
+    on = coin(b, p, g)
+    side = uniform(b, *scale, g)  # box side / frame side
+    cx = (2 * torch.rand(b, generator=g) - 1) * (1 - side)  # box centre in [-1, 1] coordinates
+    cy = (2 * torch.rand(b, generator=g) - 1) * (1 - side)
+    # Output pixel u samples the input at (u - c) / side: inside the box that is the whole picture.
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = 1 / side, 1 / side
+    theta[:, 0, 2], theta[:, 1, 2] = -cx / side, -cy / side
+    grid = F.affine_grid(theta.to(x.device), [b, 3, h, w], align_corners=False)
+    inset = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    inside = (grid.abs() <= 1).all(dim=-1).unsqueeze(1)  # [b, 1, h, w]
+    ramp = torch.linspace(0, 1, w, device=x.device).view(1, 1, 1, w) * torch.rand(b, 1, 1, 1, generator=g).to(x)
+    ramp = ramp + torch.linspace(0, 1, h, device=x.device).view(1, 1, h, 1) * torch.rand(b, 1, 1, 1, generator=g).to(x)
+    c0, c1 = torch.rand(b, 3, 1, 1, generator=g).to(x), torch.rand(b, 3, 1, 1, generator=g).to(x)
+    background = c0 + (c1 - c0) * (ramp / ramp.amax(dim=(2, 3), keepdim=True).clamp(min=1e-6))
+    return torch.where(_per_sample(on) & inside, inset, torch.where(_per_sample(on), background, x))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -193,7 +193,8 @@ def run_report(options: ReportOptions, policy: MediaPolicy, console: Console | N
     corpus_key = _key(manifest.info.get("config"))
 
     with steps.step("2. encoders and features"):
-        ensure_visual_encoder(model_dir, ServingRecipe(visual_steps=options.visual_steps, seed=options.seed),
+        # the report's encoder: plain SSCD (no picture-in-picture), as the committed docs/report was made
+        ensure_visual_encoder(model_dir, ServingRecipe(visual_steps=options.visual_steps, visual_pip=0.0, seed=options.seed),
                               progress=options.progress)
         build_default_encoders(model_dir, "small", device="cpu", seed=options.seed)
         data = load_corpus_features(manifest.root, model_dir, policy, progress=options.progress)

@@ -34,6 +34,7 @@ from inference.matchlite import MatchLiteConfig
 from inference.model_dir import matchlite_onnx, publish_matchlite
 from media.policy import MediaPolicy
 from rci.logs import get_logger
+from training.augment import AugmentConfig
 from training.corpus.manifest import CorpusManifest
 from training.data import (
     PairDataset,
@@ -57,7 +58,8 @@ TRAINED_VISUAL_MARK = "sscd-trained"
 
 @dataclass(frozen=True)
 class ServingRecipe:
-    visual_steps: int = 150
+    visual_steps: int = 600  # SSCD steps of 32 frames: copy retrieval still improves at 600 (docs/encoders.md)
+    visual_pip: float = 0.25  # SSCD's picture-in-picture augmentation (the corpus's commonest retrieval miss)
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1e-3  # higher than the paper's 1e-4: a few hundred steps from scratch on a CPU
@@ -67,9 +69,10 @@ class ServingRecipe:
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
-    """Train the small copy-detection visual encoder once per model dir."""
+    """Train the small copy-detection visual encoder once per model dir (again if the recipe's steps changed)."""
     visual_dir = encoders_dir(model_dir) / "visual"
-    if is_encoder_dir(visual_dir) and (visual_dir / TRAINED_VISUAL_MARK).exists():
+    mark, wanted = visual_dir / TRAINED_VISUAL_MARK, {"steps": recipe.visual_steps, "pip": recipe.visual_pip}
+    if is_encoder_dir(visual_dir) and mark.exists() and json.loads(mark.read_text()) == wanted:
         return
     with Progress(disable=not progress) as bar:
         task = bar.add_task("visual encoder (SSCD)", total=recipe.visual_steps)
@@ -77,9 +80,9 @@ def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: b
         def on_step(stats: StepStats) -> None:
             bar.update(task, completed=stats.step, description=f"visual encoder (SSCD) loss {stats.loss:.3f}")
 
-        cfg = SSCDConfig(steps=recipe.visual_steps, seed=recipe.seed)
+        cfg = SSCDConfig(steps=recipe.visual_steps, seed=recipe.seed, augment=AugmentConfig(pip_p=recipe.visual_pip))
         train_and_save_visual(visual_dir, "small", cfg, on_step=on_step)
-    (visual_dir / TRAINED_VISUAL_MARK).write_text(json.dumps({"steps": recipe.visual_steps}) + "\n")
+    mark.write_text(json.dumps(wanted) + "\n")
 
 
 def train_serving_models(

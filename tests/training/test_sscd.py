@@ -28,7 +28,7 @@ from inference.encoders import load_encoder
 from inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
 from media.decode import decode_media
 from media.policy import MediaPolicy
-from training.augment import AugmentConfig, CopyAugment, jpeg_like, random_resized_crop
+from training.augment import AugmentConfig, CopyAugment, jpeg_like, picture_in_picture, random_resized_crop
 from training.sscd import (
     SSCDConfig,
     StepStats,
@@ -222,3 +222,18 @@ def test_train_and_save_writes_a_loadable_encoder(tmp_path: Path) -> None:
     loaded = load_encoder(tmp_path / "visual", device="cpu")
     assert loaded.version == encoder.version
     assert 0.0 <= copy_retrieval_accuracy(loaded, n=8) <= 1.0
+
+
+def test_picture_in_picture_shrinks_the_frame_into_a_box_over_a_gradient() -> None:
+    pictures, others = torch.rand(2, 6, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    framed = picture_in_picture(pictures, torch.Generator().manual_seed(1), p=1.0, scale=(0.5, 0.5))
+    framed_other = picture_in_picture(others, torch.Generator().manual_seed(1), p=1.0, scale=(0.5, 0.5))
+    for a, b in zip(framed, framed_other, strict=True):
+        # same random draws, other pictures: only the box shows the picture, the gradient around it is the same
+        box = (a - b).abs().sum(0) > 1e-6
+        rows, cols = torch.nonzero(box, as_tuple=True)
+        assert 18 <= int(rows.max() - rows.min() + 1) <= 22 and 18 <= int(cols.max() - cols.min() + 1) <= 22
+        assert 300 <= int(box.sum()) <= 484  # about a quarter of the 1600 pixels
+        background = a[:, ~box]
+        assert background.min() >= 0 and background.max() <= 1
+    assert torch.equal(picture_in_picture(pictures, torch.Generator().manual_seed(1), p=0.0, scale=(0.5, 0.5)), pictures)
