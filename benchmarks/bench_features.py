@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +37,7 @@ from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertConfig
 
-from benchmarks.record import markdown_table, record
+from benchmarks.record import command_line, markdown_table, publish
 from inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
 from inference.encoders.base import FrozenEncoder
 from inference.encoders.text import (
@@ -224,11 +222,8 @@ def main(argv: list[str] | None = None) -> None:
         ),
         note,
     ])
-    command = "python -m benchmarks.bench_features " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    if args.no_record:
-        print(body)
-    else:
-        record("Features: decode speed and encoder throughput per modality", body, command=command.strip())
+    publish("Features: decode speed and encoder throughput per modality", body, dry_run=args.no_record,
+            command=command_line("benchmarks.bench_features", argv))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.record import markdown_table, record
+from benchmarks.record import command_line, markdown_table, publish
 from inference.checkpoint import save_checkpoint
 from inference.features import FeatureSpec, VideoFeatures
 from inference.matchlite import MatchLite, MatchLiteConfig, count_parameters
@@ -172,11 +170,8 @@ def main(argv: list[str] | None = None) -> None:
             note,
         ]
     )
-    command = "python -m benchmarks.bench_matchlite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    if args.no_record:
-        print(body)
-    else:
-        record("MatchLite: FLOPs and batched scoring throughput", body, command=command.strip())
+    publish("MatchLite: FLOPs and batched scoring throughput", body, dry_run=args.no_record,
+            command=command_line("benchmarks.bench_matchlite", argv))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.record import markdown_table, record
+from benchmarks.record import markdown_table, publish
 from inference.matchlm.config import MatchLMConfig
 from inference.matchlm.frames import ImageSpec, tokens_per_frame
 from inference.matchlm.loader import load_matchlm
@@ -113,10 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     body = markdown_table(["model", "input", "TFLOPs/pair", "pairs/s", "paper TFLOPs"], rows)
     body += (f"\n\nPairs of {q_s} s and {c_s} s videos with 30 s of audio each; frame budget {paper.frame_budget} "
              "split dynamically. Paper-size FLOPs counted on the meta device (random weights, no timing).")
-    if args.no_record:
-        print(body)
-    else:
-        record("MatchLM teacher cost", body)
+    publish("MatchLM teacher cost", body, dry_run=args.no_record)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from benchmarks.record import markdown_table, record
+from benchmarks.record import markdown_table, publish
 from inference.features import FeatureSpec, VideoFeatures
 from media.decode import decode_media
 from media.fetch import fetch_media
@@ -150,10 +150,7 @@ async def main_async(args: argparse.Namespace) -> str:
 def main() -> None:
     args = parse_args()
     body = asyncio.run(main_async(args))
-    if args.no_record:
-        print(body)
-    else:
-        record("Media decode and storage", body)
+    publish("Media decode and storage", body, dry_run=args.no_record)
 
 
 if __name__ == "__main__":

@@ -54,9 +54,7 @@ import asyncio
 import json
 import math
 import os
-import shlex
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -71,7 +69,7 @@ from confluent_kafka import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.record import machine_description, markdown_table, record
+from benchmarks.record import command_line, machine_description, markdown_table, publish
 from media.synth import write_test_video
 from rci.services.ports import free_port
 from rci.services.stack import LocalStack
@@ -602,19 +600,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="rci-bench-pipeline-") as tmp, Progress(*columns) as progress:
         workdir = args.workdir or Path(tmp)
         result = run_benchmark(opts, workdir, progress)
-    given = argv if argv is not None else sys.argv[1:]
-    command = "python -m benchmarks.bench_pipeline " + " ".join(shlex.quote(a) for a in given)
+    command = command_line("benchmarks.bench_pipeline", argv)
     result.update({
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
         "cpu_count": os.cpu_count(), "command": command.strip(), "wall_s": round(time.monotonic() - started, 1),
         "load_before": load_before, "load_after": os.getloadavg()[0],
     })  # fmt: skip
     body = report(result)
-    if args.no_record:
-        print(body)
-    else:
-        title = "Streaming pipeline: events/s and end-to-end latency vs the slowest stage"
-        record(title, body, command=result["command"])
+    publish("Streaming pipeline: events/s and end-to-end latency vs the slowest stage", body,
+            dry_run=args.no_record, command=result["command"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(_finite(result), indent=2, allow_nan=False, default=_json_default) + "\n")
     print(f"figures written to {args.json}")

@@ -310,10 +310,7 @@ def plot(result: LoadResult, figures: Path = FIGURES) -> list[Path]:
            f"{result.plan.multiple:g}x capacity ({result.plan.capacity_events_per_s:g} events/s)")  # fmt: skip
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(figures / "load-lag.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, figures / "load-lag.png"))
 
     fig, ax = plt.subplots(figsize=(8, 3.4))
     ax.plot(t, [s.rss_mb for s in result.samples], label="worker RSS")
@@ -327,11 +324,17 @@ def plot(result: LoadResult, figures: Path = FIGURES) -> list[Path]:
     ax.set(xlabel="seconds since the load began", ylabel="MB", title="Worker resident memory")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(figures / "load-memory.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, figures / "load-memory.png"))
     return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def report(result: LoadResult) -> str:

@@ -6,6 +6,7 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,3 +59,17 @@ def record(title: str, body: str, command: str | None = None, path: Path = RESUL
     with path.open("a") as fh:
         fh.write(section)
     return section
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """How to rerun a benchmark: `python -m <module>` and its arguments (default: this process's), quoted."""
+    given = sys.argv[1:] if argv is None else argv
+    return " ".join(["python -m " + module, *map(shlex.quote, given)])
+
+
+def publish(title: str, body: str, *, dry_run: bool, command: str | None = None) -> None:
+    """A benchmark's last step: append its section to RESULTS.md, or with `dry_run` (--no-record) only print it."""
+    if dry_run:
+        print(body)
+    else:
+        record(title, body, command=command)
