@@ -1,7 +1,7 @@
 # The rci image: one image, two roles (`rci worker`, `rci shadow`), configured only by RCI_* variables.
 # Dependencies come from the same pinned lock as development; the project is installed on top without
 # re-resolving anything. Model weights are not baked in: mount them at RCI_MODEL_DIR (see docker-compose.yml).
-FROM python:3.11-slim
+FROM python:3.12-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -15,6 +15,9 @@ need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+# Chromaprint: the audio fingerprint library (pyacoustid loads it) and fpcalc.
+ldconfig -p 2>/dev/null | grep -q libchromaprint.so.1 || need_apt+=(libchromaprint1)
+command -v fpcalc >/dev/null || need_apt+=(libchromaprint-tools)
 if ((${#need_apt[@]})); then
   echo "[bootstrap] apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -27,8 +30,13 @@ bash training/corpus/install_photos.sh
 
 command -v uv >/dev/null || python3 -m pip install -q --user uv
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+PYTHON="$(bash scripts/find_python.sh)"
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
+  echo "[bootstrap] .venv is not Python 3.12: recreating it"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-  "$UV" venv -q --python "${RCI_PYTHON:-python3}" .venv
+  "$UV" venv -q --python "$PYTHON" .venv
 fi
 stamp=".venv/.lock-$(sha256sum requirements.lock | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
