@@ -20,14 +20,7 @@ RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements.
 
 # Layer 2: the project itself, without touching the dependencies.
 COPY pyproject.toml README.md ./
-COPY rci ./rci
-COPY streams ./streams
-COPY inference ./inference
-COPY retrieval ./retrieval
-COPY media ./media
-COPY storage ./storage
-COPY training ./training
-COPY benchmarks ./benchmarks
+COPY src ./src
 RUN uv pip install --system --no-deps --no-cache .
 
 RUN useradd --uid 10001 --create-home rci && mkdir -p /data /models && chown rci /data

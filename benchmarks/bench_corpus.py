@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks.record import markdown_table, record
-from training.corpus.generate import make_corpus
+from rci.training.corpus.generate import make_corpus
 
 
 def _cpu_s() -> float:
@@ -48,7 +48,7 @@ def main() -> None:
             f"(256x256, 10 fps, x264 ultrafast). 1-min load average {load_before:.1f} before, "
             f"{os.getloadavg()[0]:.1f} after: wall time scales with what else shares the cores, CPU s does not.\n\n"
             + markdown_table(header, rows))
-    record("Corpus generation (training/corpus)", body)
+    record("Corpus generation (src/rci/training/corpus)", body)
 
 
 if __name__ == "__main__":

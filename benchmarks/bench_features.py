@@ -3,7 +3,7 @@
     python -m benchmarks.bench_features                                 # small + paper, CPU (+ CUDA if present)
     python -m benchmarks.bench_features --configs small --videos 4 --no-record
 
-Decode: synthetic H.264 + AAC clips (`media.synth`) written to a temp dir, timed through
+Decode: synthetic H.264 + AAC clips (`rci.media.synth`) written to a temp dir, timed through
 `decode_media` end to end on one thread (demux everything, decode the frames kept at 1 fps,
 resample the first 30 s of audio, Whisper log-mel). "x real time" = media seconds per wall second.
 
@@ -38,18 +38,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertConfig
 
 from benchmarks.record import command_line, markdown_table, publish
-from inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
-from inference.encoders.base import FrozenEncoder
-from inference.encoders.text import (
+from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
+from rci.inference.encoders.base import FrozenEncoder
+from rci.inference.encoders.text import (
     TextEncoderConfig,
     TokenEmbedder,
     TransformerTextEncoder,
     default_text_model_dir,
 )
-from inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
-from media.decode import decode_media
-from media.policy import MediaPolicy
-from media.synth import write_test_video
+from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
+from rci.media.decode import decode_media
+from rci.media.policy import MediaPolicy
+from rci.media.synth import write_test_video
 
 MULTILINGUAL_VOCAB = 250_037  # paraphrase-multilingual-MiniLM-L12-v2 (XLM-R sentencepiece vocabulary)
 TEXT = "cooking show rerun with new subtitles and a sticker that says follow for part two " * 4

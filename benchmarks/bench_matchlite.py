@@ -22,11 +22,11 @@ from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.record import command_line, markdown_table, publish
-from inference.checkpoint import save_checkpoint
-from inference.features import FeatureSpec, VideoFeatures
-from inference.matchlite import MatchLite, MatchLiteConfig, count_parameters
-from inference.onnx_export import example_inputs, export_onnx
-from inference.runtime import OnnxPairScorer, PairScorer, TorchPairScorer, cuda_available
+from rci.inference.checkpoint import save_checkpoint
+from rci.inference.features import FeatureSpec, VideoFeatures
+from rci.inference.matchlite import MatchLite, MatchLiteConfig, count_parameters
+from rci.inference.onnx_export import example_inputs, export_onnx
+from rci.inference.runtime import OnnxPairScorer, PairScorer, TorchPairScorer, cuda_available
 
 CONFIGS = {"small": MatchLiteConfig.small, "paper": MatchLiteConfig.paper}
 PAPER_TFLOPS = 0.86  # per inference, section 5.1; includes the feature extractors

@@ -22,14 +22,14 @@ from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.record import markdown_table, publish
-from inference.matchlm.config import MatchLMConfig
-from inference.matchlm.frames import ImageSpec, tokens_per_frame
-from inference.matchlm.loader import load_matchlm
-from inference.matchlm.model import MatchLM
-from inference.matchlm.processor import MatchLMProcessor, VideoInput
-from inference.matchlm.prompt import resolve_special_tokens
-from inference.matchlm.shapes import paper_backbone_config, paper_whisper_config
-from inference.matchlm.tiny import IMAGE, VIDEO, build_tiny_matchlm, build_tiny_tokenizer
+from rci.inference.matchlm.config import MatchLMConfig
+from rci.inference.matchlm.frames import ImageSpec, tokens_per_frame
+from rci.inference.matchlm.loader import load_matchlm
+from rci.inference.matchlm.model import MatchLM
+from rci.inference.matchlm.processor import MatchLMProcessor, VideoInput
+from rci.inference.matchlm.prompt import resolve_special_tokens
+from rci.inference.matchlm.shapes import paper_backbone_config, paper_whisper_config
+from rci.inference.matchlm.tiny import IMAGE, VIDEO, build_tiny_matchlm, build_tiny_tokenizer
 
 PAPER_TFLOPS = 25.4  # MatchLM per inference, section 5.1
 

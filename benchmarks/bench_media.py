@@ -3,7 +3,7 @@
     python -m benchmarks.bench_media                          # 360p + 720p, 10 s clips, local store
     python -m benchmarks.bench_media --sizes 1280x720,1920x1080 --duration 30 --reps 5 --s3
 
-Clips are synthetic H.264 + AAC files (`media.synth`) written to a temp dir. Decode timings are
+Clips are synthetic H.264 + AAC files (`rci.media.synth`) written to a temp dir. Decode timings are
 `decode_media` end to end on one thread (demux everything, decode the frames picked at 1 fps and
 the first 30 s of audio, log-mel included); the worker runs several decodes in parallel.
 `--s3` also times fetch and the feature cache against a local S3 server (moto, HTTP on loopback).
@@ -23,15 +23,15 @@ import numpy as np
 from rich.progress import Progress
 
 from benchmarks.record import markdown_table, publish
-from inference.features import FeatureSpec, VideoFeatures
-from media.decode import decode_media
-from media.fetch import fetch_media
-from media.logmel import log_mel_spectrogram
-from media.policy import MediaPolicy
-from media.synth import write_test_video
-from storage.feature_cache import FeatureCache
-from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
-from storage.s3 import S3Client, S3Config
+from rci.inference.features import FeatureSpec, VideoFeatures
+from rci.media.decode import decode_media
+from rci.media.fetch import fetch_media
+from rci.media.logmel import log_mel_spectrogram
+from rci.media.policy import MediaPolicy
+from rci.media.synth import write_test_video
+from rci.features.cache import FeatureCache
+from rci.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from rci.storage.s3 import S3Client, S3Config
 
 
 def parse_args() -> argparse.Namespace:

@@ -10,7 +10,7 @@ One run, one stack, nothing faked:
 1. Set-up: the local services `rci services up` runs (Apache Kafka from jars, the S3 server holding
    the feature cache, Milvus Lite served over gRPC), on free ports, stopped at the end; small
    untrained encoders and a random MatchLite exported to ONNX (cost does not depend on the weights);
-   a library of short synthetic videos with audio (`media.synth`). Every event is a new video
+   a library of short synthetic videos with audio (`rci.media.synth`). Every event is a new video
    (its own `video_id`, a later `published_at`) whose media is one of the library's clips, so
    features are computed for every event (feature-cache miss, then a put) and retrieval always
    finds an earlier candidate (the library is published and indexed first), so MatchLite runs
@@ -70,14 +70,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.record import command_line, machine_description, markdown_table, publish
-from media.synth import write_test_video
+from rci.media.synth import write_test_video
 from rci.services.ports import free_port
 from rci.services.stack import LocalStack
-from rci.settings import Settings
-from streams.contracts import ScoreRecord
-from streams.kafka import ensure_topics, make_consumer, make_producer
-from streams.pipeline import InputRecord
-from streams.processes import ChildProcess
+from rci.core.settings import Settings
+from rci.streams.contracts import ScoreRecord
+from rci.streams.kafka import ensure_topics, make_consumer, make_producer
+from rci.streams.pipeline import InputRecord
+from rci.streams.processes import ChildProcess
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "pipeline.json"
 STAGES = ("parse", "features", "retrieval", "matchlite", "write", "index")
@@ -160,11 +160,11 @@ class StageRun:
 
 async def _measure_stages(settings: Settings, warmup: list[list], timed: list[list]) -> StageRun:
     """Run the worker's BatchRunner in-process; -> per-stage figures over `timed`, wall and CPU seconds."""
-    from streams.components import open_serving_parts
-    from streams.metrics import WorkerMetrics
-    from streams.pipeline import ScoringPipeline
-    from streams.sink import OutcomeSink
-    from streams.worker import BatchRunner
+    from rci.streams.components import open_serving_parts
+    from rci.streams.metrics import WorkerMetrics
+    from rci.streams.pipeline import ScoringPipeline
+    from rci.streams.sink import OutcomeSink
+    from rci.streams.worker import BatchRunner
 
     metrics = WorkerMetrics()
     parts = await open_serving_parts(settings)
@@ -406,7 +406,7 @@ def events_for(rate: float, opts: Options) -> int:
 
 
 def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str, object]:
-    from inference.model_dir import install_untrained_models
+    from rci.inference.model_dir import install_untrained_models
 
     base = Settings(data_dir=workdir / "rci", topic_partitions=opts.partitions, metrics_port=0)
     t0 = time.monotonic()

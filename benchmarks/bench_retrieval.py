@@ -3,8 +3,8 @@
 Two parts (both by default; `--only` picks one):
 
 * granularity: recall@1 of the source video for copies among distractors, video-level mean
-  vectors against clip-level vectors (retrieval.vectors), exact numpy search, procedural frame
-  sequences (retrieval.synthetic). Decides the default granularity.
+  vectors against clip-level vectors (rci.retrieval.vectors), exact numpy search, procedural frame
+  sequences (rci.retrieval.synthetic). Decides the default granularity.
 * scale: for each `--sizes` entry (stored vectors, one per video), a fresh Milvus store
   (Milvus Lite file by default, or `--uri`): insert throughput, time to reopen (Lite builds
   segment indexes on load), search latency p50/p99 and queries/s at batch 1 and 64,
@@ -28,10 +28,10 @@ import numpy as np
 from rich.progress import Progress
 
 from benchmarks.record import markdown_table, record
-from retrieval.milvus import IndexProfile, MilvusVectorStore, index_profile
-from retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
-from retrieval.synthetic import FrameSequences, unit
-from retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors
+from rci.retrieval.milvus import IndexProfile, MilvusVectorStore, index_profile
+from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
+from rci.retrieval.synthetic import FrameSequences, unit
+from rci.retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors
 
 T0_MS = 1_700_000_000_000  # stored video i is published at T0_MS + i seconds
 
@@ -104,7 +104,7 @@ def bench_granularity(videos: int, copies: int, seed: int) -> str:
     header = ["vectors", "stored vectors", "query vectors per copy (last set)",
               *[f"recall@1 {name}" for name in sets]]
     return (
-        f"{videos} distractor videos of 12-32 frames (retrieval.synthetic scene model), {copies} copies of "
+        f"{videos} distractor videos of 12-32 frames (rci.retrieval.synthetic scene model), {copies} copies of "
         "each kind; trimmed copies are spliced into foreign footage. Exact search (numpy); a video scores "
         "by its best vector pair.\n\n" + markdown_table(header, rows)
     )
@@ -114,7 +114,7 @@ def bench_granularity(videos: int, copies: int, seed: int) -> str:
 
 
 def clustered_vectors(n: int, rng: np.random.Generator, dim: int = 128, topics: int = 50) -> np.ndarray:
-    """[n, dim] unit vectors around shared topic directions (like retrieval.synthetic's scenes)."""
+    """[n, dim] unit vectors around shared topic directions (like rci.retrieval.synthetic's scenes)."""
     common = unit(rng.standard_normal(dim))
     centres = unit(rng.standard_normal((topics, dim)))
     out = np.empty((n, dim), np.float32)

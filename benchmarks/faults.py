@@ -14,7 +14,7 @@ unreachable without losing what they hold. Two phases:
    them. Their media is reused below, so every later video has its true source indexed.
 2. faults: `--events` valid events (all with the same `published_at`, later than the references,
    so each one's candidate can only be a reference: its score does not depend on processing
-   order or on re-delivery) and `--hostile` records from `media.hostile` are produced at
+   order or on re-delivery) and `--hostile` records from `rci.media.hostile` are produced at
    `--rate` per second while faults fire at random moments of the work (see `run_faults`):
      * kill -9 of the worker (`--kills`), started again at once;
      * broker restart (`--broker-restarts`): SIGTERM, down `--broker-down-s`, started again on the
@@ -50,14 +50,14 @@ from confluent_kafka import KafkaError
 
 from benchmarks.outage import TcpProxy
 from benchmarks.record import machine_description, markdown_table, record
-from media.hostile import HostileCase, MediaLayout, event, hostile_corpus, write_clips
-from rci.errors import RejectCode
-from rci.logs import get_logger
+from rci.media.hostile import HostileCase, MediaLayout, event, hostile_corpus, write_clips
+from rci.core.errors import RejectCode
+from rci.core.logs import get_logger
 from rci.services.stack import MEDIA_BUCKET, LocalStack
-from rci.settings import Settings
-from streams.contracts import DeadLetterRecord, ScoreRecord
-from streams.kafka import make_consumer, make_producer
-from streams.processes import ChildProcess
+from rci.core.settings import Settings
+from rci.streams.contracts import DeadLetterRecord, ScoreRecord
+from rci.streams.kafka import make_consumer, make_producer
+from rci.streams.processes import ChildProcess
 
 log = get_logger(__name__)
 MAX_FRAMES = 4
@@ -519,7 +519,7 @@ def _wait(
 def open_stack(workdir: Path, model_dir: Path | None, partitions: int = 4) -> FaultStack:
     """A LocalStack under `workdir` with untrained models; the worker's settings reach the object
     store and Milvus through proxies (see benchmarks.outage)."""
-    from inference.model_dir import install_untrained_models
+    from rci.inference.model_dir import install_untrained_models
 
     base = Settings(data_dir=workdir / "rci", topic_partitions=partitions, metrics_port=0)
     stack = LocalStack(workdir / "rci", base, partitions=partitions).start()
@@ -634,7 +634,7 @@ def plot_timeline(data: dict, path: Path = DEFAULT_PLOT) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=300, help="valid events in the fault phase")
-    parser.add_argument("--hostile", type=int, default=100, help="hostile records from media.hostile")
+    parser.add_argument("--hostile", type=int, default=100, help="hostile records from rci.media.hostile")
     parser.add_argument("--references", type=int, default=8, help="clips published (and indexed) before the faults")
     parser.add_argument("--rate", type=float, default=4.0, help="records per second produced in the fault phase")
     parser.add_argument("--kills", type=int, default=5, help="kill -9 of the worker at random moments")

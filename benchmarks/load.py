@@ -50,11 +50,11 @@ from confluent_kafka import TopicPartition
 from benchmarks.bench_pipeline import DEFAULT_JSON as PIPELINE_JSON
 from benchmarks.bench_pipeline import EventFactory, ScoreCollector, write_library
 from benchmarks.record import machine_description, markdown_table, record
-from rci.logs import get_logger
+from rci.core.logs import get_logger
 from rci.services.stack import LocalStack
-from rci.settings import Settings
-from streams.kafka import make_consumer, make_producer
-from streams.processes import ChildProcess
+from rci.core.settings import Settings
+from rci.streams.kafka import make_consumer, make_producer
+from rci.streams.processes import ChildProcess
 
 log = get_logger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ class PacedOffer(threading.Thread):
 
 
 def run_load(plan: LoadPlan, workdir: Path, on_sample=None) -> LoadResult:  # noqa: ANN001
-    from inference.model_dir import install_untrained_models
+    from rci.inference.model_dir import install_untrained_models
 
     started = time.monotonic()
     base = Settings(data_dir=workdir / "rci", topic_partitions=plan.partitions, metrics_port=0)

@@ -47,7 +47,7 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 
 def record(title: str, body: str, command: str | None = None, path: Path = RESULTS_FILE) -> str:
     """Print and append one results section; returns the markdown written."""
-    command = command or "python -m " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    command = command or command_line(module_of(sys.argv[0]), None)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"\n## {title}\n\n"
@@ -59,6 +59,16 @@ def record(title: str, body: str, command: str | None = None, path: Path = RESUL
     with path.open("a") as fh:
         fh.write(section)
     return section
+
+
+def module_of(script: str) -> str:
+    """`benchmarks.load` for `/any/checkout/benchmarks/load.py` (or for `-m benchmarks.load`): no machine paths."""
+    path = Path(script)
+    if path.suffix != ".py":
+        return script
+    parts = path.with_suffix("").parts
+    start = max((i for i, part in enumerate(parts) if part == "benchmarks"), default=len(parts) - 1)
+    return ".".join(parts[start:])
 
 
 def command_line(module: str, argv: Sequence[str] | None) -> str:

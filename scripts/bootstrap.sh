@@ -26,7 +26,7 @@ if ((${#need_apt[@]})); then
 fi
 
 # Photos for the training/demo corpus (never the packages reserved for held-out evaluation).
-bash training/corpus/install_photos.sh
+bash src/rci/training/corpus/install_photos.sh
 
 command -v uv >/dev/null || python3 -m pip install -q --user uv
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"

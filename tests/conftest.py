@@ -31,8 +31,8 @@ from rci.services.kafka_jars import cache_root_from_env, ensure_jars
 from rci.services.milvus_server import MilvusLiteServer
 from rci.services.s3server import S3Server
 from rci.services.stack import StackEndpoints, prepare_stack
-from rci.settings import Settings
-from streams.kafka import ensure_topics
+from rci.core.settings import Settings
+from rci.streams.kafka import ensure_topics
 
 
 SASL_USERS = SaslUsers({"admin": "admin-secret", "rci": "rci-secret"})
@@ -69,8 +69,8 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     precision on val, ONNX), trained once per session on a generated corpus: several CPU minutes.
     Tests that need scores that mean something use it (the demo test, the end-to-end AUC).
     RCI_TEST_TRAINED_MODELS=<dir> keeps them between runs (reused only while their inputs match)."""
-    from media.policy import media_policy
-    from rci.demo import prepare_models
+    from rci.media.policy import media_policy
+    from rci.cli.demo import prepare_models
 
     keep = os.environ.get("RCI_TEST_TRAINED_MODELS")  # a developer's reuse between runs; CI trains afresh
     model_dir = Path(keep) if keep else tmp_path_factory.mktemp("trained-models")

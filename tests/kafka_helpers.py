@@ -6,8 +6,8 @@ import time
 
 from confluent_kafka import KafkaError, Message
 
-from rci.settings import Settings
-from streams.kafka import make_consumer
+from rci.core.settings import Settings
+from rci.streams.kafka import make_consumer
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inference.checkpoint import save_checkpoint
-from inference.features import FeatureSpec, VideoFeatures
-from inference.matchlite import MatchLite, MatchLiteConfig
+from rci.inference.checkpoint import save_checkpoint
+from rci.inference.features import FeatureSpec, VideoFeatures
+from rci.inference.matchlite import MatchLite, MatchLiteConfig
 
 SPEC = FeatureSpec()
 

@@ -10,10 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inference.batcher import BatcherClosed, MicroBatcher
-from inference.onnx_export import export_onnx
-from inference.runtime import InvalidFeatures, OnnxPairScorer, Pair, PairScore
-from matchlite_fakes import make_features, small_model
+from rci.inference.batcher import BatcherClosed, MicroBatcher
+from rci.inference.onnx_export import export_onnx
+from rci.inference.runtime import InvalidFeatures, OnnxPairScorer, Pair, PairScore
+from tests.inference.matchlite_fakes import make_features, small_model
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import torch
 
 import pytest
 
-from inference.checkpoint import DEFAULT_THRESHOLD, load_checkpoint, save_checkpoint
-from inference.runtime import collate_pairs
-from matchlite_fakes import make_features, small_model
-from rci.errors import ModelError
+from rci.inference.checkpoint import DEFAULT_THRESHOLD, load_checkpoint, save_checkpoint
+from rci.inference.runtime import collate_pairs
+from tests.inference.matchlite_fakes import make_features, small_model
+from rci.core.errors import ModelError
 
 
 def test_round_trip_restores_config_weights_and_meta(tmp_path):

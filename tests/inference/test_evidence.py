@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.evidence import EvidenceParams, matched_segments
+from rci.inference.evidence import EvidenceParams, matched_segments
 
 
 def background(m: int, n: int, seed: int = 0) -> np.ndarray:

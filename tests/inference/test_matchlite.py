@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from inference.features import FeatureSpec
-from inference.layers import PairwiseConcatConv, ResBlockConv, ResNetTrunk
-from inference.matchlite import INPUT_NAMES, MatchLite, MatchLiteConfig, count_parameters
-from inference.runtime import collate_pairs
-from matchlite_fakes import make_features, small_model, trimmed_copy
+from rci.inference.features import FeatureSpec
+from rci.inference.layers import PairwiseConcatConv, ResBlockConv, ResNetTrunk
+from rci.inference.matchlite import INPUT_NAMES, MatchLite, MatchLiteConfig, count_parameters
+from rci.inference.runtime import collate_pairs
+from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
 
 
 def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

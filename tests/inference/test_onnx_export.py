@@ -10,8 +10,8 @@ import structlog
 import torch
 from typer.testing import CliRunner
 
-from inference.matchlite import INPUT_NAMES, MatchLite, MatchLiteConfig
-from inference.onnx_export import (
+from rci.inference.matchlite import INPUT_NAMES, MatchLite, MatchLiteConfig
+from rci.inference.onnx_export import (
     OUTPUT_NAMES,
     ExportError,
     example_inputs,
@@ -20,8 +20,8 @@ from inference.onnx_export import (
     read_metadata,
     verify_parity,
 )
-from matchlite_fakes import small_checkpoint, small_model
-from rci.cli import app
+from tests.inference.matchlite_fakes import small_checkpoint, small_model
+from rci.cli.main import app
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from inference.checkpoint import load_checkpoint
-from inference.matchlite import INPUT_NAMES
-from inference.onnx_export import export_onnx
-from inference.runtime import (
+from rci.inference.checkpoint import load_checkpoint
+from rci.inference.matchlite import INPUT_NAMES
+from rci.inference.onnx_export import export_onnx
+from rci.inference.runtime import (
     InvalidFeatures,
     OnnxPairScorer,
     TorchPairScorer,
@@ -17,8 +17,8 @@ from inference.runtime import (
     cuda_available,
     make_scorer,
 )
-from matchlite_fakes import make_features, small_checkpoint, small_model, trimmed_copy
-from rci.errors import ConfigError
+from tests.inference.matchlite_fakes import make_features, small_checkpoint, small_model, trimmed_copy
+from rci.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

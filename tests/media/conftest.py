@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from media.policy import MediaPolicy
-from media.synth import write_test_video
+from rci.media.policy import MediaPolicy
+from rci.media.synth import write_test_video
 
 
 @pytest.fixture

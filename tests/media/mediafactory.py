@@ -1,6 +1,6 @@
 """Odd media files for the decode tests, built for real in tmp dirs (PyAV, or the ffmpeg CLI).
 
-Ordinary clips come from `media.synth.write_test_video`; this module makes the awkward ones.
+Ordinary clips come from `rci.media.synth.write_test_video`; this module makes the awkward ones.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from mediafactory import (
+from tests.media.mediafactory import (
     GREY_STEP,
     remux_as_streamed_mkv,
     write_hls_playlist,
@@ -14,14 +14,14 @@ from mediafactory import (
     write_trackless_mp4,
 )
 
-import media.decode
-from media.decode import decode_media, square_rgb
-from media.decoded import FRAME_SIZE, SAMPLE_RATE
-from media.errors import MediaRejected
-from media.logmel import log_mel_spectrogram
-from media.policy import MediaPolicy
-from media.synth import synthetic_picture, write_test_video
-from rci.errors import RejectCode
+import rci.media.decode
+from rci.media.decode import decode_media, square_rgb
+from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE
+from rci.media.errors import MediaRejected
+from rci.media.logmel import log_mel_spectrogram
+from rci.media.policy import MediaPolicy
+from rci.media.synth import synthetic_picture, write_test_video
+from rci.core.errors import RejectCode
 
 POLICY = MediaPolicy(allowed_prefixes=(), max_frames=8)
 
@@ -191,7 +191,7 @@ def test_4k_is_refused_from_the_header_before_any_frame_is_decoded(tmp_path: Pat
     def fail(*_: object) -> None:
         raise AssertionError("a frame was decoded before the resolution check")
 
-    monkeypatch.setattr(media.decode._FrameSampler, "add", fail)
+    monkeypatch.setattr(rci.media.decode._FrameSampler, "add", fail)
     assert rejection(clip, MediaPolicy(allowed_prefixes=())) == RejectCode.MEDIA_RESOLUTION_TOO_HIGH
 
 

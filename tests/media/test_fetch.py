@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from media.decode import decode_media
-from media.errors import MediaRejected
-from media.fetch import LocalMedia, S3Media, fetch_media, parse_media_uri
-from media.policy import MediaPolicy, media_policy
-from media.synth import write_test_video
-from rci.errors import ConfigError, RejectCode
+from rci.media.decode import decode_media
+from rci.media.errors import MediaRejected
+from rci.media.fetch import LocalMedia, S3Media, fetch_media, parse_media_uri
+from rci.media.policy import MediaPolicy, media_policy
+from rci.media.synth import write_test_video
+from rci.core.errors import ConfigError, RejectCode
 from rci.services.ports import free_port
-from rci.settings import Settings
-from storage.errors import StorageUnavailable
-from storage.s3 import S3Client, S3Config
+from rci.core.settings import Settings
+from rci.storage.errors import StorageUnavailable
+from rci.storage.s3 import S3Client, S3Config
 
 
 async def rejected(uri: str, policy: MediaPolicy, s3: S3Client | None = None) -> RejectCode:

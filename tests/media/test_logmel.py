@@ -5,7 +5,7 @@ import pytest
 from transformers import WhisperFeatureExtractor
 from transformers.audio_utils import mel_filter_bank
 
-from media.logmel import N_FRAMES, N_MELS, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, mel_filters, pad_or_trim
+from rci.media.logmel import N_FRAMES, N_MELS, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, mel_filters, pad_or_trim
 
 
 @pytest.fixture(scope="module")

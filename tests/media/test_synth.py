@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from media.synth import synthetic_picture, write_test_video
+from rci.media.synth import synthetic_picture, write_test_video
 
 
 def test_same_arguments_give_the_same_file(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from inference.model_dir import install_untrained_models
-from media.hostile import MediaLayout, write_clips
-from rci.settings import Settings
+from rci.inference.model_dir import install_untrained_models
+from rci.media.hostile import MediaLayout, write_clips
+from rci.core.settings import Settings
 from tests.streams.worker_harness import MAX_FRAMES
 
 MEDIA_MAX_BYTES = 4 * 1024 * 1024  # small, so the sparse over-limit file stays cheap

@@ -1,4 +1,4 @@
-"""Hostile input (media.hostile): every family is refused with its own DLQ code.
+"""Hostile input (rci.media.hostile): every family is refused with its own DLQ code.
 
 * broker-free (slow): 1,000 hostile records interleaved with 40 odd-but-valid events through the
   worker's own batch code (`BatchRunner.handle`: contract, allow-listed fetch, decode, frozen
@@ -21,20 +21,20 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import Ledger, OutputReader, judge, produce_all
-from media.decode import decode_media
-from media.fetch import fetch_media
-from media.hostile import HostileCase, MediaLayout, families, hostile_corpus, unusual_valid_records, write_clips
-from media.policy import MediaPolicy
-from rci.errors import RejectCode, RejectedEvent
-from rci.settings import Settings
-from streams.components import open_serving_parts
-from streams.contracts import DeadLetterRecord, ScoreRecord, parse_published
-from streams.kafka import DLQ_MAX_MESSAGE_BYTES
-from streams.metrics import WorkerMetrics
-from streams.pipeline import InputRecord, ScoringPipeline
-from streams.processes import ChildProcess
-from streams.sink import OutcomeSink
-from streams.worker import BatchRunner
+from rci.media.decode import decode_media
+from rci.media.fetch import fetch_media
+from rci.media.hostile import HostileCase, MediaLayout, families, hostile_corpus, unusual_valid_records, write_clips
+from rci.media.policy import MediaPolicy
+from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.settings import Settings
+from rci.streams.components import open_serving_parts
+from rci.streams.contracts import DeadLetterRecord, ScoreRecord, parse_published
+from rci.streams.kafka import DLQ_MAX_MESSAGE_BYTES
+from rci.streams.metrics import WorkerMetrics
+from rci.streams.pipeline import InputRecord, ScoringPipeline
+from rci.streams.processes import ChildProcess
+from rci.streams.sink import OutcomeSink
+from rci.streams.worker import BatchRunner
 from tests.reliability.conftest import local_layout
 from tests.streams.worker_harness import MAX_FRAMES
 

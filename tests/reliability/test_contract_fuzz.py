@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rci.errors import RejectCode, RejectedEvent
-from retrieval.store import to_epoch_ms
-from streams.contracts import VIDEO_ID_PATTERN, PublishedEvent, parse_published
-from streams.pipeline import published_ms
+from rci.core.errors import RejectCode, RejectedEvent
+from rci.retrieval.store import to_epoch_ms
+from rci.streams.contracts import VIDEO_ID_PATTERN, PublishedEvent, parse_published
+from rci.streams.pipeline import published_ms
 
 EXAMPLES = 330  # per test below; 4 tests
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
@@ -134,11 +134,11 @@ def test_the_valid_reference_event_is_accepted():
 
 
 def test_boolean_schema_version_is_rejected_as_the_published_json_schema_does():
-    """JSON `true` is not the integer 1: streams/schemas/video.published.schema.json refuses it,
+    """JSON `true` is not the integer 1: src/rci/streams/schemas/video.published.schema.json refuses it,
     so the worker must too (pydantic's Literal[1] alone lets True through: True == 1)."""
     import jsonschema
 
-    from streams.contracts import json_schemas
+    from rci.streams.contracts import json_schemas
 
     payload = {**VALID, "schema_version": True}
     with pytest.raises(jsonschema.ValidationError):

@@ -29,15 +29,15 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from benchmarks.faults import Ledger, OutputReader, judge
-from media.errors import MediaRejected
-from media.fetch import fetch_media
-from media.hostile import event
-from media.policy import MediaPolicy
-from rci.errors import RejectCode
+from rci.media.errors import MediaRejected
+from rci.media.fetch import fetch_media
+from rci.media.hostile import event
+from rci.media.policy import MediaPolicy
+from rci.core.errors import RejectCode
 from rci.services.ports import free_port
-from rci.settings import Settings
-from streams.metrics import WorkerMetrics, serve_metrics
-from streams.processes import ChildProcess
+from rci.core.settings import Settings
+from rci.streams.metrics import WorkerMetrics, serve_metrics
+from rci.streams.processes import ChildProcess
 
 # --- media only from the allowed prefixes (broker-free) -------------------------------------------
 
@@ -189,7 +189,7 @@ def _encoded(payload: dict) -> tuple[bytes, bytes]:
 
 
 def _produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    from streams.kafka import make_producer
+    from rci.streams.kafka import make_producer
 
     producer = make_producer(settings)
     for key, value in records:

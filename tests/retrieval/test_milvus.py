@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-from rci.errors import TransientError
+from rci.core.errors import TransientError
 from rci.services.ports import free_port
-from rci.settings import Settings
-from retrieval.errors import RetrievalUnavailable, SchemaMismatch
-from retrieval.milvus import MilvusVectorStore, _Row, best_earlier, quote
-from retrieval.retry import RetryPolicy
-from retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
-from retrieval.synthetic import FrameSequences
-from retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors
+from rci.core.settings import Settings
+from rci.retrieval.errors import RetrievalUnavailable, SchemaMismatch
+from rci.retrieval.milvus import MilvusVectorStore, _Row, best_earlier, quote
+from rci.retrieval.retry import RetryPolicy
+from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
+from rci.retrieval.synthetic import FrameSequences
+from rci.retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors
 
 SPEC = VectorSpec()  # the default: clip vectors
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms

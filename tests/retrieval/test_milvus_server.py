@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from rci.services.ports import is_listening
-from retrieval.milvus import MilvusVectorStore
-from retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
-from retrieval.synthetic import FrameSequences
-from retrieval.vectors import VectorSpec, index_vectors, query_vectors
+from rci.retrieval.milvus import MilvusVectorStore
+from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
+from rci.retrieval.synthetic import FrameSequences
+from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
 
 pytestmark = pytest.mark.compose
 

@@ -4,9 +4,9 @@ import grpc
 import pytest
 from pymilvus.exceptions import MilvusException, ParamError
 
-from rci.errors import RCIError, TransientError
-from retrieval.errors import RetrievalError, RetrievalUnavailable
-from retrieval.retry import RetryPolicy, call_with_retries, is_transient
+from rci.core.errors import RCIError, TransientError
+from rci.retrieval.errors import RetrievalError, RetrievalUnavailable
+from rci.retrieval.retry import RetryPolicy, call_with_retries, is_transient
 
 
 class FailingThenOk:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from retrieval.errors import InvalidRecord
-from retrieval.store import checked_embeddings, from_epoch_ms, to_epoch_ms
+from rci.retrieval.errors import InvalidRecord
+from rci.retrieval.store import checked_embeddings, from_epoch_ms, to_epoch_ms
 
 
 def test_rfc3339_round_trips_through_epoch_milliseconds():

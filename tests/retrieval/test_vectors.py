@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from inference.features import VideoFeatures
-from retrieval.errors import InvalidRecord
-from retrieval.synthetic import FrameSequences
-from retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors, window_means
+from rci.inference.features import VideoFeatures
+from rci.retrieval.errors import InvalidRecord
+from rci.retrieval.synthetic import FrameSequences
+from rci.retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors, window_means
 
 
 def test_window_means_cover_every_frame_with_full_windows():
@@ -59,7 +59,7 @@ def test_kinds_differ_between_granularities():
 
 
 def test_the_settings_flag_selects_the_granularity():
-    from rci.settings import Settings
+    from rci.core.settings import Settings
 
     assert VectorSpec.from_settings(Settings()).granularity is Granularity.CLIP
     assert VectorSpec.from_settings(Settings(retrieval_granularity="video")).kind == "video-mean"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from rci.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 
 
 async def open_s3_store(s3_server) -> S3ObjectStore:

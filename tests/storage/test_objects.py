@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from rci.services.ports import free_port
-from rci.settings import Settings
-from storage.errors import InvalidObjectKey, ObjectNotFound, StorageUnavailable
-from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, make_object_store, validate_key
+from rci.core.settings import Settings
+from rci.storage.errors import InvalidObjectKey, ObjectNotFound, StorageUnavailable
+from rci.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, make_object_store, validate_key
 
 # --- the contract, for every backend ----------------------------------------------------------
 

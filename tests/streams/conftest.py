@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.model_dir import install_untrained_models
-from rci.settings import Settings
+from rci.inference.model_dir import install_untrained_models
+from rci.core.settings import Settings
 from tests.streams.worker_harness import MAX_FRAMES
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rci.settings import Settings
-from streams.catalog import PublishedCatalog, catalog_path
+from rci.core.settings import Settings
+from rci.streams.catalog import PublishedCatalog, catalog_path
 from tests.streams.worker_harness import encode, produce, published_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

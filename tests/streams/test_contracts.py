@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from rci.errors import RejectCode, RejectedEvent
-from streams.contracts import (
+from rci.core.errors import RejectCode, RejectedEvent
+from rci.streams.contracts import (
     CONTRACTS,
     SCHEMA_DIR,
     DeadLetterRecord,
@@ -59,7 +59,7 @@ def test_checked_in_schemas_match_the_models() -> None:
     assert set(generated) == set(CONTRACTS)
     for topic, schema in generated.items():
         checked_in = json.loads((SCHEMA_DIR / f"{topic}.schema.json").read_text())
-        assert checked_in == schema, f"streams/schemas/{topic}.schema.json is stale: run python -m streams.contracts"
+        assert checked_in == schema, f"src/rci/streams/schemas/{topic}.schema.json is stale: run python -m rci.streams.contracts"
 
 
 @pytest.mark.parametrize("topic", sorted(CONTRACTS))

@@ -1,13 +1,13 @@
-"""streams.kafka against a real broker: topic creation, produce/consume, error types."""
+"""rci.streams.kafka against a real broker: topic creation, produce/consume, error types."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import TopicPartition
 
-from rci.errors import TransientError
-from rci.settings import Settings
-from streams.kafka import (
+from rci.core.errors import TransientError
+from rci.core.settings import Settings
+from rci.streams.kafka import (
     BrokerUnavailable,
     client_config,
     cluster_metadata,
@@ -105,7 +105,7 @@ def test_producer_and_consumer_round_trip(rci_settings: Settings) -> None:
 
 
 def test_overrides_accept_python_names_and_librdkafka_names() -> None:
-    from streams.kafka import _librdkafka_names
+    from rci.streams.kafka import _librdkafka_names
 
     named = _librdkafka_names({"linger_ms": 0, "auto.offset.reset": "latest", "on_delivery": print})
     assert named == {"linger.ms": 0, "auto.offset.reset": "latest", "on_delivery": print}

@@ -10,11 +10,11 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from kafka_helpers import consume_all, settings_env
-from rci.cli import app
-from rci.settings import Settings
-from streams.contracts import json_schemas, parse_published
-from streams.kafka import contract_topics
+from tests.kafka_helpers import consume_all, settings_env
+from rci.cli.main import app
+from rci.core.settings import Settings
+from rci.streams.contracts import json_schemas, parse_published
+from rci.streams.kafka import contract_topics
 
 pytestmark = [
     pytest.mark.integration,

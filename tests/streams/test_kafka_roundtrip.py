@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from kafka_helpers import consume_all
-from rci.settings import Settings
-from streams.contracts import PublishedEvent, parse_published
-from streams.kafka import cluster_metadata, publish_events
+from tests.kafka_helpers import consume_all
+from rci.core.settings import Settings
+from rci.streams.contracts import PublishedEvent, parse_published
+from rci.streams.kafka import cluster_metadata, publish_events
 
 pytestmark = pytest.mark.integration
 

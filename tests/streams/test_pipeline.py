@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from inference.features import VideoFeatures
-from rci.errors import RejectCode, RejectedEvent, TransientError
-from streams.pipeline import (
+from rci.inference.features import VideoFeatures
+from rci.core.errors import RejectCode, RejectedEvent, TransientError
+from rci.streams.pipeline import (
     Candidate,
     best_candidate,
     InputRecord,

@@ -17,13 +17,13 @@ import jsonschema
 import numpy as np
 import pytest
 
-from media.decoded import DecodedMedia
-from media.errors import MediaRejected
-from rci.errors import RejectCode, TransientError
-from rci.settings import Settings
-from streams.contracts import SCHEMA_DIR, PublishedEvent, ScoreRecord, ShadowRecord
-from streams.shadow import EXIT_CONFIG, ShadowLoop, ShadowMetrics, ShadowRunner, ShadowSinkError, run_shadow
-from streams.shadow_logic import agreement, is_sampled
+from rci.media.decoded import DecodedMedia
+from rci.media.errors import MediaRejected
+from rci.core.errors import RejectCode, TransientError
+from rci.core.settings import Settings
+from rci.streams.contracts import SCHEMA_DIR, PublishedEvent, ScoreRecord, ShadowRecord
+from rci.streams.shadow import EXIT_CONFIG, ShadowLoop, ShadowMetrics, ShadowRunner, ShadowSinkError, run_shadow
+from rci.streams.shadow_logic import agreement, is_sampled
 
 THRESHOLD = 0.5
 SHADOW_SCHEMA = json.loads((SCHEMA_DIR / "rci.shadow.schema.json").read_text())

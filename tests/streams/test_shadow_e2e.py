@@ -17,20 +17,20 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference.matchlm.loader import load_matchlm, read_matchlm_config
-from inference.matchlm.processor import VideoInput
-from inference.matchlm.tiny import build_tiny_matchlm
-from inference.model_dir import matchlm_dir
-from media.decode import decode_media
-from media.policy import media_policy
+from rci.inference.matchlm.loader import load_matchlm, read_matchlm_config
+from rci.inference.matchlm.processor import VideoInput
+from rci.inference.matchlm.tiny import build_tiny_matchlm
+from rci.inference.model_dir import matchlm_dir
+from rci.media.decode import decode_media
+from rci.media.policy import media_policy
 from rci.services.ports import free_port
-from rci.settings import Settings
-from streams.contracts import ScoreRecord, ShadowRecord
-from streams.kafka import ensure_topics, make_consumer, make_producer
-from streams.processes import ChildProcess
-from streams.readback import read_until
-from streams.shadow import serve_shadow
-from streams.shadow_logic import agreement, is_sampled
+from rci.core.settings import Settings
+from rci.streams.contracts import ScoreRecord, ShadowRecord
+from rci.streams.kafka import ensure_topics, make_consumer, make_producer
+from rci.streams.processes import ChildProcess
+from rci.streams.readback import read_until
+from rci.streams.shadow import serve_shadow
+from rci.streams.shadow_logic import agreement, is_sampled
 from tests.streams.worker_harness import MAX_FRAMES, encode, produce, published_event, write_media_library
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -16,13 +16,13 @@ import uuid
 
 import pytest
 
-from rci.errors import RejectCode, RejectedEvent
-from rci.settings import Settings
-from streams.contracts import DeadLetterRecord
-from streams.kafka import DLQ_MAX_MESSAGE_BYTES, ensure_topics
-from streams.pipeline import InputRecord, Outcome, dead_letter
-from streams.readback import read_until
-from streams.sink import RECORD_OVERHEAD_BYTES, OutcomeSink, fit_dead_letter, open_sink
+from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.settings import Settings
+from rci.streams.contracts import DeadLetterRecord
+from rci.streams.kafka import DLQ_MAX_MESSAGE_BYTES, ensure_topics
+from rci.streams.pipeline import InputRecord, Outcome, dead_letter
+from rci.streams.readback import read_until
+from rci.streams.sink import RECORD_OVERHEAD_BYTES, OutcomeSink, fit_dead_letter, open_sink
 
 BIG = 900_000  # under Kafka's default 1 MB record limit; its dead letter (base64) is not
 

@@ -12,18 +12,18 @@ from urllib.parse import urlparse
 
 import pytest
 
-from rci.demo import publication_waves, reproduction_truth, roc_auc
-from rci.errors import RejectCode
-from rci.settings import Settings
-from streams.contracts import PublishedEvent
-from streams.processes import ChildProcess
+from rci.cli.demo import publication_waves, reproduction_truth, roc_auc
+from rci.core.errors import RejectCode
+from rci.core.settings import Settings
+from rci.streams.contracts import PublishedEvent
+from rci.streams.processes import ChildProcess
 from tests.streams.worker_harness import (
     produce,
     published_event,
     read_outputs,
 )
-from training.corpus.generate import make_corpus
-from training.corpus.manifest import CorpusManifest
+from rci.training.corpus.generate import make_corpus
+from rci.training.corpus.manifest import CorpusManifest
 
 
 def record_of(event: PublishedEvent) -> tuple[bytes, bytes]:
@@ -100,7 +100,7 @@ def test_200_events_20_malformed_give_180_scores_and_20_dead_letters(trained_wor
 
     worker = ChildProcess("worker", settings, tmp_path / "worker.log")
     try:
-        # the originals go live first and are indexed before anything that copies them (rci/demo.py)
+        # the originals go live first and are indexed before anything that copies them (src/rci/cli/demo.py)
         produce(settings, [record_of(e) for e in originals])
         read_outputs(settings, expected_total=len(originals), timeout_s=600)
         produce(settings, records_after_originals)

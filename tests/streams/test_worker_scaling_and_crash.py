@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from rci.services.ports import free_port
-from rci.settings import Settings
-from streams.processes import ChildProcess
+from rci.core.settings import Settings
+from rci.streams.processes import ChildProcess
 from tests.streams.worker_harness import encode, produce, published_event, read_outputs, write_media_library
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -8,11 +8,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media.synth import write_test_video
-from rci.settings import Settings
-from streams.contracts import DeadLetterRecord, ScoreRecord
-from streams.kafka import make_producer
-from streams.readback import read_until
+from rci.media.synth import write_test_video
+from rci.core.settings import Settings
+from rci.streams.contracts import DeadLetterRecord, ScoreRecord
+from rci.streams.kafka import make_producer
+from rci.streams.readback import read_until
 
 MAX_FRAMES = 4
 

@@ -17,12 +17,12 @@ import torch
 
 import hashlib
 import time
-from training.data import TeacherTargets
-from training.ddp import distributed
-from training.distill import distill_matchlite
-from training.loop import TrainConfig
-from training.losses import DistillConfig
-from training.stage1 import train_matchlite, variant_config
+from rci.training.data import TeacherTargets
+from rci.training.ddp import distributed
+from rci.training.distill import distill_matchlite
+from rci.training.loop import TrainConfig
+from rci.training.losses import DistillConfig
+from rci.training.stage1 import train_matchlite, variant_config
 
 from tests.training.synthetic_pairs import synthetic_dataset, tiny_config
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from inference.features import VideoFeatures
-from inference.matchlite import MatchLiteConfig
-from training.data import PairDataset, PairExample, TeacherPairDataset, TeacherVideo
+from rci.inference.features import VideoFeatures
+from rci.inference.matchlite import MatchLiteConfig
+from rci.training.data import PairDataset, PairExample, TeacherPairDataset, TeacherVideo
 
 DIMS = dict(visual_dim=8, audio_dim=6, text_dim=5, max_frames=4, text_tokens=3)
 

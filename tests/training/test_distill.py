@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from inference.matchlm.config import MatchLMConfig
-from inference.matchlm.loader import load_matchlm_model
-from inference.matchlm.tiny import build_tiny_matchlm
-from training.data import DataError, TeacherCollate, TeacherTargets, collate_batch
-from training.distill import DistillObjective, distill_matchlite, teacher_targets
-from training.loop import TrainConfig
-from training.losses import DistillationLoss, DistillConfig, embedding_distill_loss, logit_distill_loss
-from training.stage1 import MatchLMObjective, build_matchlite, train_matchlm, variant_config
+from rci.inference.matchlm.config import MatchLMConfig
+from rci.inference.matchlm.loader import load_matchlm_model
+from rci.inference.matchlm.tiny import build_tiny_matchlm
+from rci.training.data import DataError, TeacherCollate, TeacherTargets, collate_batch
+from rci.training.distill import DistillObjective, distill_matchlite, teacher_targets
+from rci.training.loop import TrainConfig
+from rci.training.losses import DistillationLoss, DistillConfig, embedding_distill_loss, logit_distill_loss
+from rci.training.stage1 import MatchLMObjective, build_matchlite, train_matchlm, variant_config
 
 from tests.training.synthetic_pairs import (  # noqa: F401
     single_thread,

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.losses import (
+from rci.training.losses import (
     IGNORE_INDEX,
     DistillationLoss,
     DistillConfig,

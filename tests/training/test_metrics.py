@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.metrics import (
+from rci.training.metrics import (
     average_precision,
     best_f1,
     f1_at,

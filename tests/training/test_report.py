@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from training.evaluate import evaluate_model
-from training.report import (
+from rci.training.evaluate import evaluate_model
+from rci.training.report import (
     AUDIO_SUBSET,
     CONTROL,
     DISTILLED,
@@ -20,7 +20,7 @@ from training.report import (
     bootstrap_delta,
     write_report,
 )
-from training.metrics import average_precision
+from rci.training.metrics import average_precision
 
 SUBSETS = ("visual_copy", "unrelated", AUDIO_SUBSET, TEXT_SUBSET)
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.features import VideoFeatures
+from rci.inference.features import VideoFeatures
 
-from training.corpus.generate import make_corpus
-from training.corpus.manifest import CorpusManifest
-from training.data import read_examples, video_ids_of
-from training.serving import implied_examples, retrieval_negatives
+from rci.training.corpus.generate import make_corpus
+from rci.training.corpus.manifest import CorpusManifest
+from rci.training.data import read_examples, video_ids_of
+from rci.training.serving import implied_examples, retrieval_negatives
 
 
 @pytest.fixture(scope="module")

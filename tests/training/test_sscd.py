@@ -1,8 +1,8 @@
-"""The project-trained visual copy-detection encoder (training/sscd.py) on real media.
+"""The project-trained visual copy-detection encoder (src/rci/training/sscd.py) on real media.
 
 The main test trains a visual encoder with `train_visual` (SSCD-style, procedural frames), then
 writes real H.264 MP4s of unrelated "videos" and of cropped, mirrored and re-encoded copies of
-them, decodes every file with `media.decode` (1 fps, centre square, 224x224) and compares video
+them, decodes every file with `rci.media.decode` (1 fps, centre square, 224x224) and compares video
 embeddings (the L2-normalised mean of the frame embeddings, as `VideoFeatures.video_embedding`
 computes them for retrieval). Each copy must be nearer (cosine) to its own source than to any
 unrelated video. The same check on the untrained weights fails, so it measures the training.
@@ -24,12 +24,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference.encoders import load_encoder
-from inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
-from media.decode import decode_media
-from media.policy import MediaPolicy
-from training.augment import AugmentConfig, CopyAugment, jpeg_like, picture_in_picture, random_resized_crop
-from training.sscd import (
+from rci.inference.encoders import load_encoder
+from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
+from rci.media.decode import decode_media
+from rci.media.policy import MediaPolicy
+from rci.training.augment import AugmentConfig, CopyAugment, jpeg_like, picture_in_picture, random_resized_crop
+from rci.training.sscd import (
     SSCDConfig,
     StepStats,
     copy_retrieval_accuracy,

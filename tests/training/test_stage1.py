@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from inference.checkpoint import load_checkpoint
-from training.data import collate_batch
-from training.loop import TrainConfig
-from training.stage1 import (
+from rci.inference.checkpoint import load_checkpoint
+from rci.training.data import collate_batch
+from rci.training.loop import TrainConfig
+from rci.training.stage1 import (
     VARIANTS,
     MatchLiteObjective,
     RunInfo,

@@ -16,11 +16,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from inference.checkpoint import load_checkpoint
-from inference.encoders.bundle import build_default_encoders
-from inference.matchlm.loader import read_matchlm_config
-from rci.cli import app
-from training.corpus.generate import make_corpus
+from rci.inference.checkpoint import load_checkpoint
+from rci.inference.encoders.bundle import build_default_encoders
+from rci.inference.matchlm.loader import read_matchlm_config
+from rci.cli.main import app
+from rci.training.corpus.generate import make_corpus
 
 TINY = {"n_sources": 4, "seed": 11, "min_duration_s": 2.5, "max_duration_s": 4.0}
 runner = CliRunner()

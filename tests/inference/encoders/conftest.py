@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
-from inference.encoders.bundle import EncoderBundle
-from inference.encoders.text import TextEncoderConfig, TokenEmbedder, TransformerTextEncoder, default_text_model_dir
-from inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
-from media.decoded import DecodedMedia
+from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
+from rci.inference.encoders.bundle import EncoderBundle
+from rci.inference.encoders.text import TextEncoderConfig, TokenEmbedder, TransformerTextEncoder, default_text_model_dir
+from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
+from rci.media.decoded import DecodedMedia
 
 TINY_VISUAL = VisualEncoderConfig(
     image_size=56, embed_dim=16, depths=(1, 1), num_heads=(1, 2), drop_path_rate=0.0, out_dim=128
@@ -61,7 +61,7 @@ def tiny_bundle(tiny_visual, tiny_audio, tiny_text) -> EncoderBundle:
 
 
 def synthetic_media(seed: int, real_frames: int = 3, max_frames: int = 5, audio: bool = True) -> DecodedMedia:
-    """DecodedMedia as media.decode would give it: padded frames + mask, optional 30 s log-mel."""
+    """DecodedMedia as rci.media.decode would give it: padded frames + mask, optional 30 s log-mel."""
     rng = np.random.default_rng(seed)
     frames = np.zeros((max_frames, 224, 224, 3), np.uint8)
     frames[:real_frames] = rng.integers(0, 256, (real_frames, 224, 224, 3), dtype=np.uint8)

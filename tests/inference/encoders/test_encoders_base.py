@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.encoders.base import batches, config_from_dict, pick_device
-from inference.encoders.visual import VisualEncoderConfig
-from rci.errors import ConfigError, ModelError
+from rci.inference.encoders.base import batches, config_from_dict, pick_device
+from rci.inference.encoders.visual import VisualEncoderConfig
+from rci.core.errors import ConfigError, ModelError
 
 
 def test_pick_device_auto_follows_cuda_availability():

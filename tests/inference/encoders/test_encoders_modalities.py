@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from inference.encoders import EncoderInputError, load_encoder, save_encoder
-from inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
-from inference.encoders.base import AudioEncoder, TextEncoder, VisualEncoder
-from inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
-from rci.errors import ModelError
+from rci.inference.encoders import EncoderInputError, load_encoder, save_encoder
+from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
+from rci.inference.encoders.base import AudioEncoder, TextEncoder, VisualEncoder
+from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
+from rci.core.errors import ModelError
 from tests.inference.encoders.conftest import TINY_VISUAL, seeded
 
 TEXTS = ["a cat plays the piano", "", "   ", "breaking news " * 40]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inference.encoders import load_encoder, save_encoder
-from inference.encoders.text import TransformerTextEncoder, default_text_model_dir
+from rci.inference.encoders import load_encoder, save_encoder
+from rci.inference.encoders.text import TransformerTextEncoder, default_text_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.matchlm.config import MatchLMConfig
-from inference.matchlm.loader import load_matchlm_model
-from inference.matchlm.tiny import build_tiny_matchlm
+from rci.inference.matchlm.config import MatchLMConfig
+from rci.inference.matchlm.loader import load_matchlm_model
+from rci.inference.matchlm.tiny import build_tiny_matchlm
 
 
 @pytest.fixture(scope="session", autouse=True)

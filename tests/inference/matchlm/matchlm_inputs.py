@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.matchlm.processor import VideoInput
+from rci.inference.matchlm.processor import VideoInput
 
 
 def make_video(seed: int, frames: int, duration_s: float | None = None, *, audio: str | None = "log_mel",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from inference.matchlm.audio import EarlyAudioFusion, LateAudioFusion, SaliencyPooling, audio_token_mask, masked_mean
+from rci.inference.matchlm.audio import EarlyAudioFusion, LateAudioFusion, SaliencyPooling, audio_token_mask, masked_mean
 
 
 def seeded(build, seed=0):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.matchlm.frames import ImageSpec, allocate_frames, frames_to_pixels, tokens_per_frame, uniform_indices
+from rci.inference.matchlm.frames import ImageSpec, allocate_frames, frames_to_pixels, tokens_per_frame, uniform_indices
 
 budgets = st.integers(min_value=2, max_value=64)
 durations = st.floats(min_value=0.5, max_value=600.0, allow_nan=False)

@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from matchlm_inputs import make_video
+from tests.inference.matchlm.matchlm_inputs import make_video
 
-from inference.matchlm.config import MatchLMConfig
-from inference.matchlm.loader import (
+from rci.inference.matchlm.config import MatchLMConfig
+from rci.inference.matchlm.loader import (
     CONFIG_FILE,
     MATCHLM_SUBDIR,
     init_matchlm,
@@ -20,7 +20,7 @@ from inference.matchlm.loader import (
     read_matchlm_config,
     save_matchlm,
 )
-from rci.errors import ModelError
+from rci.core.errors import ModelError
 
 
 def _pairs():
@@ -58,7 +58,7 @@ def test_tiny_build_is_deterministic_and_self_describing(tiny_dir, tmp_path):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "whisper/config.json",
                  "matchlm/adapter/adapter_config.json", "matchlm/extras.safetensors"):
         assert (tiny_dir / name).is_file(), name
-    from inference.matchlm.tiny import build_tiny_matchlm
+    from rci.inference.matchlm.tiny import build_tiny_matchlm
 
     again = build_tiny_matchlm(tmp_path / "again", seed=0)
     a, b = load_matchlm(tiny_dir), load_matchlm(again)
@@ -96,7 +96,7 @@ def test_config_and_weights_that_disagree_raise_model_error(tiny_dir, tmp_path):
 
 def test_tokenizer_without_audio_token_gets_one(tiny_dir, tmp_path):
     # the published llava-onevision tokenizer has <image>/<video> but no <audio>
-    from inference.matchlm.tiny import build_tiny_tokenizer
+    from rci.inference.matchlm.tiny import build_tiny_tokenizer
 
     target = tmp_path / "noaudio"
     shutil.copytree(tiny_dir, target)

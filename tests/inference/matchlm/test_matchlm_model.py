@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from matchlm_inputs import make_video
+from tests.inference.matchlm.matchlm_inputs import make_video
 
-from inference.matchlm.config import LM_PROJECTIONS, MatchLMConfig
-from inference.matchlm.loader import init_matchlm
-from rci.errors import ModelError
+from rci.inference.matchlm.config import LM_PROJECTIONS, MatchLMConfig
+from rci.inference.matchlm.loader import init_matchlm
+from rci.core.errors import ModelError
 
 
 @torch.no_grad()

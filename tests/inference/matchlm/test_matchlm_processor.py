@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from matchlm_inputs import make_video
+from tests.inference.matchlm.matchlm_inputs import make_video
 
-from inference.matchlm.frames import allocate_frames
-from inference.matchlm.processor import VideoInput
-from media.decoded import DecodedMedia
+from rci.inference.matchlm.frames import allocate_frames
+from rci.inference.matchlm.processor import VideoInput
+from rci.media.decoded import DecodedMedia
 
 
 def test_batch_layout_matches_the_allocation(tiny):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.matchlm.config import MatchLMConfig
-from inference.matchlm.prompt import (
+from rci.inference.matchlm.config import MatchLMConfig
+from rci.inference.matchlm.prompt import (
     CHAT_CLOSE,
     Slot,
     UserText,
@@ -13,7 +13,7 @@ from inference.matchlm.prompt import (
     pair_segments,
     resolve_special_tokens,
 )
-from inference.matchlm.tiny import AUDIO, VIDEO, build_tiny_tokenizer
+from rci.inference.matchlm.tiny import AUDIO, VIDEO, build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.corpus.generate import make_corpus
-from training.corpus.manifest import CorpusManifest
+from rci.training.corpus.generate import make_corpus
+from rci.training.corpus.manifest import CorpusManifest
 
 TINY = {"n_sources": 4, "seed": 11, "min_duration_s": 2.5, "max_duration_s": 4.0, "photo_share": 0.5,
         "workers": 2, "progress": False}

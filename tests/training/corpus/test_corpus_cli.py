@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rci.cli import app
+from rci.cli.main import app
 
 pytestmark = pytest.mark.slow
 

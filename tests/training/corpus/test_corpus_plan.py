@@ -7,10 +7,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from training.corpus.generate import CorpusConfig, assign_splits, label_pairs, plan_corpus
-from training.corpus.manifest import SPLITS, Subset
-from training.corpus.sources import Photo
-from training.corpus.specs import Derived
+from rci.training.corpus.generate import CorpusConfig, assign_splits, label_pairs, plan_corpus
+from rci.training.corpus.manifest import SPLITS, Subset
+from rci.training.corpus.sources import Photo
+from rci.training.corpus.specs import Derived
 
 # Plans never read the photos, so invented paths are enough here (two categories, several pictures each).
 PHOTOS = [Photo(f"/srv/pictures/{cat}/{name}-{variant}.jpg", cat, f"{cat}/{name}")

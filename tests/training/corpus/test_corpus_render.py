@@ -11,8 +11,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from streams.contracts import SCHEMA_DIR, parse_published
-from training.corpus.manifest import SPLITS, CorpusManifest, Subset
+from rci.streams.contracts import SCHEMA_DIR, parse_published
+from rci.training.corpus.manifest import SPLITS, CorpusManifest, Subset
 
 pytestmark = pytest.mark.slow  # renders a few dozen short clips (about 10-20 s on 2 cores)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.corpus.audio import SAMPLE_RATE, AudioRecipe, render_audio, synth_music
-from training.corpus.errors import ReservedMediaError
-from training.corpus.ffmpeg import require_tools
-from training.corpus.generate import CorpusConfig, plan_corpus
-from training.corpus.sources import (
+from rci.training.corpus.audio import SAMPLE_RATE, AudioRecipe, render_audio, synth_music
+from rci.training.corpus.errors import ReservedMediaError
+from rci.training.corpus.ffmpeg import require_tools
+from rci.training.corpus.generate import CorpusConfig, plan_corpus
+from rci.training.corpus.sources import (
     GENERATORS,
     RESERVED_PACKAGES,
     Photo,
@@ -21,7 +21,7 @@ from training.corpus.sources import (
     frames_for,
     reserved_files,
 )
-from training.corpus.transforms import Crop, Mute, NewAudio, Speed, Trim, content_matches
+from rci.training.corpus.transforms import Crop, Mute, NewAudio, Speed, Trim, content_matches
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,10 @@ def test_ken_burns_moves_across_a_photo(tmp_path: Path) -> None:
 def test_music_is_seeded_and_exactly_as_long_as_asked() -> None:
     a, b, c = synth_music(5, 2.5), synth_music(5, 2.5), synth_music(6, 2.5)
     assert a.shape == (int(2.5 * SAMPLE_RATE),) and a.dtype == np.float32
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # numpy's SIMD sin takes a scalar path for unaligned heads and tails, so the same recipe can
+    # differ by an ulp between two buffers (seen once in CI): the same samples to float32 rounding.
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    assert np.abs(a - c).max() > 0.1
     assert 0.5 < np.abs(a).max() <= 1.0
 
 
@@ -144,7 +147,7 @@ def test_speech_fills_the_clip_and_differs_by_sentences(tmp_path: Path) -> None:
     other = AudioRecipe("speech", 1, ("A sleepy fox sold a jar of honey.",), "en-us+f3", bed_seed=4)
     a, b = render_audio(one, 3.0, tmp_path), render_audio(other, 3.0, tmp_path)
     assert a.shape == b.shape == (3 * SAMPLE_RATE,)
-    assert np.array_equal(a, render_audio(one, 3.0, tmp_path))
+    np.testing.assert_allclose(a, render_audio(one, 3.0, tmp_path), rtol=0, atol=1e-5)  # see the music test
     assert np.abs(a[: SAMPLE_RATE]).mean() > 0.01, "speech starts at once"
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.5
 

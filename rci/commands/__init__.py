@@ -1,1 +1,0 @@
-"""CLI sub-command modules, one per feature area, registered in rci/cli_commands.py."""

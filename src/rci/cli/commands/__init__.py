@@ -1,0 +1,1 @@
+"""CLI sub-command modules, one per feature area, registered in rci/cli/main.py."""

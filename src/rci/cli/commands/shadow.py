@@ -1,0 +1,20 @@
+"""`rci shadow`: re-score a sample of rci.scores with the teacher MatchLM, write rci.shadow."""
+
+from __future__ import annotations
+
+import typer
+
+from rci.cli.context import settings_from_env
+
+
+def shadow() -> None:
+    """Run the shadow consumer (its own consumer group on rci.scores) until SIGTERM.
+
+    Samples RCI_SHADOW_SAMPLE_RATE of the scored pairs (by a hash of video_id), scores them with
+    the teacher in <RCI_MODEL_DIR>/matchlm/, writes rci.shadow and serves agreement metrics on
+    RCI_METRICS_HOST:RCI_METRICS_PORT. Every setting comes from RCI_* variables.
+    """
+    from rci.streams.shadow import run_shadow
+
+    code = run_shadow(settings_from_env())
+    raise typer.Exit(code)

@@ -1,0 +1,280 @@
+"""`rci train`, `rci distill`, `rci eval` and `rci report`: option parsing only; the work is in training/.
+
+`rci train` and `rci distill` run under torchrun as they are (DDP, gloo on CPU, NCCL on GPUs):
+
+    torchrun --nproc-per-node 2 -m rci train --corpus .rci/training/corpus --variant V+A --out va.pt
+
+Heavy imports (torch, transformers) happen inside the commands so `rci --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rci.cli.context import settings_from_env
+
+console = Console(stderr=True)
+
+CorpusOption = typer.Option(..., "--corpus", exists=True, file_okay=False,
+                            help="Corpus directory made by `rci corpus make` (its train split trains, val/test evaluate).")
+ModelDirOption = typer.Option(None, "--model-dir", file_okay=False,
+                              help="Model dir holding the frozen encoders (encoders/) and the feature cache; "
+                              "default RCI_MODEL_DIR.")
+ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(str(exc), fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _written(out: Path, meta: dict[str, Any] | None) -> None:
+    if meta is not None:  # None on the ranks other than 0 under torchrun
+        typer.echo(f"wrote {out} (model_version={meta['model_version']})")
+
+
+def _train_config(kind: str, epochs: int, lr: float | None, batch_size: int, warmup: int, seed: int, max_steps: int | None):
+    from rci.training.loop import TrainConfig
+
+    factory = TrainConfig.matchlite if kind == "matchlite" else TrainConfig.matchlm
+    overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "warmup_steps": warmup, "seed": seed,
+                                 "max_steps": max_steps}
+    if lr is not None:
+        overrides["lr"] = lr
+    return factory(**overrides)
+
+
+def train(
+    corpus: Path = CorpusOption,
+    out: Path = typer.Option(..., "--out", help="MatchLite: the checkpoint (.pt) to write. MatchLM: the model "
+                             "directory to train in place (a fresh tiny MatchLM is created there when it holds none; "
+                             "a LLaVA-OneVision base directory gets new adapters and heads)."),
+    model: str = typer.Option("matchlite", "--model", help="matchlite (the student) or matchlm (the teacher)."),
+    variant: str = typer.Option("V+A+T", "--variant", help="MatchLite modalities: V, V+A, V+T or V+A+T (paper Table 2)."),
+    size: str = typer.Option("small", "--size", help="MatchLite size: small (CPU) or paper (appendix A.1)."),
+    epochs: int = typer.Option(8, "--epochs", min=1, help="Epochs (paper: 8)."),
+    lr: float | None = typer.Option(None, "--lr", min=0.0,
+                                    help="Peak AdamW learning rate; default the paper's: 1e-4 (MatchLite, cosine), "
+                                    "2e-5 (MatchLM, linear)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per step and process (paper: 16 for MatchLite)."),
+    warmup: int = typer.Option(0, "--warmup", min=0, help="Linear warm-up steps."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
+    backbone: str = typer.Option("lora", "--backbone",
+                                 help="MatchLM: lora (adapters, audio fusion and heads train, as the paper) or full "
+                                 "(also the backbone: for the tiny teacher whose backbone starts random)."),
+    seed: int = typer.Option(0, "--seed", help="Initialisation and data order."),
+    model_dir: Path | None = ModelDirOption,
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda; default RCI_DEVICE."),
+    progress: bool = ProgressOption,
+) -> None:
+    """Stage 1: train MatchLite (a modality variant) or the teacher MatchLM with multi-task cross-entropy.
+
+    The checkpoint carries its model config, the training config, the loss history and the encoder
+    version. Works under torchrun (DDP); rank 0 writes.
+    """
+    settings = settings_from_env()
+    from rci.media.policy import media_policy
+    from rci.core.errors import RCIError
+    from rci.training.ddp import barrier, distributed
+    from rci.training.runs import load_corpus_features, load_manifest, prepare_teacher_dir, train_matchlite_run, train_matchlm_run
+    from rci.training.stage1 import VARIANTS
+
+    if model not in ("matchlite", "matchlm"):
+        raise typer.BadParameter("expected matchlite or matchlm", param_hint="--model")
+    if variant not in VARIANTS:
+        raise typer.BadParameter(f"expected one of {', '.join(VARIANTS)}", param_hint="--variant")
+    if size not in ("small", "paper") or backbone not in ("lora", "full"):
+        raise typer.BadParameter("--size is small or paper, --backbone is lora or full")
+    policy = media_policy(settings)
+    tc = _train_config(model, epochs, lr, batch_size, warmup, seed, max_steps)
+    try:
+        with distributed(os.environ, device or settings.device) as ctx:
+            if model == "matchlite":
+                data = load_corpus_features(corpus, model_dir or settings.resolved_model_dir, policy, ctx=ctx,
+                                            splits=("train",), progress=progress)
+                meta = train_matchlite_run(data, variant, tc, out, ctx=ctx, size=size, progress=progress)  # type: ignore[arg-type]
+            else:
+                manifest = load_manifest(corpus)
+                if ctx.is_main:
+                    prepare_teacher_dir(out, seed=seed)
+                barrier(ctx)
+                meta = train_matchlm_run(manifest, out, tc, policy, ctx=ctx, backbone=backbone,  # type: ignore[arg-type]
+                                         progress=progress)
+    except RCIError as exc:
+        raise _fail(exc) from exc
+    _written(out, meta)
+
+
+def distill(
+    corpus: Path = CorpusOption,
+    student: Path = typer.Option(..., "--student", exists=True, dir_okay=False, help="Stage-1 MatchLite checkpoint to start from."),
+    teacher: Path = typer.Option(..., "--teacher", exists=True, file_okay=False, help="Trained MatchLM directory (rci train --model matchlm)."),
+    out: Path = typer.Option(..., "--out", help="Distilled checkpoint to write."),
+    lam: float = typer.Option(1.5, "--lambda", min=0.0, help="lambda of L_total = lambda (L_emb + L_logits) + L_class (paper: 1.5; 0 = CE-only control)."),
+    temperature: float = typer.Option(2.0, "--temperature", min=1e-3, help="Softmax temperature T of L_logits (KL, scaled by T^2)."),
+    emb_weight: float = typer.Option(1.0, "--emb-weight", min=0.0, help="Weight of L_emb (1 - cos(z_s, P(z_t))) inside the lambda term."),
+    logits_weight: float = typer.Option(1.0, "--logits-weight", min=0.0, help="Weight of L_logits inside the lambda term."),
+    epochs: int = typer.Option(8, "--epochs", min=1, help="Epochs (paper: 8)."),
+    lr: float | None = typer.Option(None, "--lr", min=0.0, help="Peak AdamW learning rate, cosine (default 1e-4)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per step and process."),
+    warmup: int = typer.Option(0, "--warmup", min=0, help="Linear warm-up steps."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
+    seed: int = typer.Option(0, "--seed", help="Data order."),
+    model_dir: Path | None = ModelDirOption,
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda; default RCI_DEVICE."),
+    progress: bool = ProgressOption,
+) -> None:
+    """Stage 2: distil the frozen MatchLM into MatchLite (L_emb cosine via a learnable projection, L_logits KL).
+
+    The teacher's logits and embeddings on the train pairs are computed once, then the student
+    trains on L_total. Works under torchrun (DDP); rank 0 writes.
+    """
+    settings = settings_from_env()
+    from rci.media.policy import media_policy
+    from rci.core.errors import RCIError
+    from rci.training.ddp import distributed
+    from rci.training.losses import DistillConfig
+    from rci.training.runs import distill_run, load_corpus_features
+
+    policy = media_policy(settings)
+    tc = _train_config("matchlite", epochs, lr, batch_size, warmup, seed, max_steps)
+    dc = DistillConfig(lam=lam, emb_weight=emb_weight, logits_weight=logits_weight, temperature=temperature)
+    try:
+        with distributed(os.environ, device or settings.device) as ctx:
+            data = load_corpus_features(corpus, model_dir or settings.resolved_model_dir, policy, ctx=ctx,
+                                        splits=("train",), progress=progress)
+            meta = distill_run(data, student, teacher, dc, tc, out, policy, ctx=ctx, progress=progress)
+    except RCIError as exc:
+        raise _fail(exc) from exc
+    _written(out, meta)
+
+
+def evaluate(
+    corpus: Path = CorpusOption,
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, dir_okay=False, help="A MatchLite checkpoint to evaluate."),
+    teacher: Path | None = typer.Option(None, "--teacher", exists=True, file_okay=False, help="A MatchLM directory to evaluate."),
+    store_threshold: bool = typer.Option(True, "--store-threshold/--no-store-threshold",
+                                         help="Write the threshold at 80% precision on val into the model's meta "
+                                         "(the worker serves it as `threshold`)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the figures (and predictions next to it) here (.json)."),
+    model_dir: Path | None = ModelDirOption,
+    progress: bool = ProgressOption,
+) -> None:
+    """Evaluate on val and test: AP, F1, R@P80, per subset; pick the threshold at 80% precision on val."""
+    settings = settings_from_env()
+    from rci.media.policy import media_policy
+    from rci.core.errors import RCIError
+    from rci.training.runs import evaluate_matchlite_run, evaluate_matchlm_run, load_corpus_features, load_manifest, save_predictions
+
+    if (checkpoint is None) == (teacher is None):
+        raise typer.BadParameter("give exactly one of --checkpoint and --teacher")
+    policy = media_policy(settings)
+    try:
+        if checkpoint is not None:
+            data = load_corpus_features(corpus, model_dir or settings.resolved_model_dir, policy,
+                                        splits=("val", "test"), progress=progress)
+            evaluated = evaluate_matchlite_run(checkpoint, data, store_threshold=store_threshold)
+        else:
+            evaluated = evaluate_matchlm_run(teacher, load_manifest(corpus), policy,  # type: ignore[arg-type]
+                                             store_threshold=store_threshold, progress=progress)
+    except RCIError as exc:
+        raise _fail(exc) from exc
+    _print_evaluation(evaluated.evaluation)
+    if out is not None:
+        save_predictions(out.parent, out.name.removesuffix(".json"), evaluated)
+    point = evaluated.evaluation.operating_point
+    where = "stored in the model's meta" if store_threshold else "not stored (--no-store-threshold)"
+    typer.echo(f"threshold {point.threshold:.4f} (val precision {point.precision:.3f}, recall {point.recall:.3f}) {where}")
+
+
+def _print_evaluation(evaluation: Any) -> None:
+    pct = lambda v: "–" if v is None or v != v else f"{100 * v:.2f}"  # noqa: E731
+    table = Table(title=f"{evaluation.name}  ({evaluation.info.get('model_version', '')})")
+    for col in ("split", "pairs", "reproduced", "AP", "F1", "R@P80", "P @ thr", "R @ thr"):
+        table.add_column(col, justify="right")
+    for split, fig in evaluation.splits.items():
+        s = fig.summary
+        table.add_row(split, str(s.pairs), str(s.positives), pct(s.ap), pct(s.f1), pct(s.recall_at_p80),
+                      pct(fig.precision_at_threshold), pct(fig.recall_at_threshold))
+    Console().print(table)
+    subsets = Table(title="per subset at the val threshold")
+    for col in ("split", "subset", "pairs", "reproduced", "AP", "flagged", "recall", "false positives"):
+        subsets.add_column(col, justify="right")
+    for split, fig in evaluation.splits.items():
+        for name, sub in fig.subsets.items():
+            subsets.add_row(split, name, str(sub.pairs), str(sub.positives), pct(sub.ap), pct(sub.flag_rate),
+                            pct(sub.recall), pct(sub.false_positive_rate))
+    Console().print(subsets)
+
+
+def report(
+    work_dir: Path = typer.Option(Path(".rci/training"), "--work-dir", file_okay=False,
+                                  help="Where the corpus, the model dir, checkpoints and evaluations go."),
+    report_dir: Path | None = typer.Option(None, "--report-dir", file_okay=False, help="Where the report goes; default <work-dir>/report."),
+    sources: int = typer.Option(96, "--sources", min=3, help="Corpus sources (about 4.4 videos and pairs each)."),
+    seed: int = typer.Option(7, "--seed", help="Corpus, initialisation and data-order seed."),
+    min_duration: float = typer.Option(4.0, "--min-duration", min=1.0, help="Shortest source clip, seconds."),
+    max_duration: float = typer.Option(8.0, "--max-duration", min=1.0, help="Longest source clip, seconds."),
+    visual_steps: int = typer.Option(150, "--visual-steps", min=1, help="SSCD steps of the visual encoder."),
+    epochs: int = typer.Option(100, "--epochs", min=1, help="Stage-1 MatchLite epochs."),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0, help="Stage-1 MatchLite peak lr (AdamW, cosine)."),
+    teacher_epochs: int = typer.Option(40, "--teacher-epochs", min=1, help="Stage-1 MatchLM epochs."),
+    teacher_lr: float = typer.Option(2e-3, "--teacher-lr", min=0.0, help="MatchLM peak lr (AdamW, linear)."),
+    teacher_backbone: str = typer.Option("full", "--teacher-backbone", help="full (train the tiny random backbone too) or lora."),
+    distill_epochs: int = typer.Option(30, "--distill-epochs", min=1, help="Stage-2 epochs."),
+    distill_lr: float = typer.Option(5e-4, "--distill-lr", min=0.0, help="Stage-2 peak lr (AdamW, cosine)."),
+    lam: float = typer.Option(1.5, "--lambda", min=0.0, help="Distillation weight lambda."),
+    temperature: float = typer.Option(2.0, "--temperature", min=1e-3, help="Distillation temperature T."),
+    quick: bool = typer.Option(False, "--quick", help="A minutes-long smoke run: 12 sources, 4 s clips, few steps and epochs "
+                               "(explicit size flags are ignored)."),
+    export: bool = typer.Option(True, "--export/--no-export", help="Install the distilled MatchLite (ONNX) in <work-dir>/models."),
+    fresh: bool = typer.Option(False, "--fresh", help="Retrain every model even when a matching one exists."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
+    progress: bool = ProgressOption,
+) -> None:
+    """End to end: corpus, features, stage 1, stage 2, evaluation, the ablation report, ONNX export.
+
+    Stage 1 trains the four MatchLite variants (V, V+A, V+T, V+A+T) and MatchLM; stage 2 distils
+    MatchLM into MatchLite V+A+T (and trains its lambda = 0 control); the report holds the paper's
+    Table 2 and Table 4 analogues, PR curves and score distributions per subset.
+
+    Rerunnable: finished steps whose inputs did not change are reused. Defaults take roughly
+    20-30 minutes on 2 CPU cores; --quick, --sources and the epoch flags make it smaller.
+    """
+    settings = settings_from_env()
+    from rci.media.policy import media_policy
+    from rci.training.pipeline import ReportOptions, run_report
+
+    if teacher_backbone not in ("full", "lora"):
+        raise typer.BadParameter("expected full or lora", param_hint="--teacher-backbone")
+    sizes: dict[str, Any] = dict(sources=sources, min_duration_s=min_duration, max_duration_s=max_duration, visual_steps=visual_steps, epochs=epochs,
+                                 teacher_epochs=teacher_epochs, distill_epochs=distill_epochs)
+    if quick:
+        sizes = dict(sources=12, min_duration_s=2.5, max_duration_s=4.0, visual_steps=20, epochs=3, teacher_epochs=2,
+                     distill_epochs=2)
+    options = ReportOptions(work_dir=work_dir, report_dir=report_dir, seed=seed, lr=lr, teacher_lr=teacher_lr,
+                            teacher_backbone=teacher_backbone, distill_lr=distill_lr, lam=lam,  # type: ignore[arg-type]
+                            temperature=temperature, export=export, fresh=fresh, threads=threads, progress=progress,
+                            **sizes)
+    run = run_report(options, media_policy(settings), console)
+    found = run.summary.findings
+    lines = [f"report: {run.report_dir / 'report.md'}"]
+    for key, value in found.items():
+        lines.append(f"  {key}: {value.get('verdict')}")
+    if run.served:
+        lines.append(f"served model: {run.served['model_version']} (threshold {run.served['threshold']:.4f}) in {run.model_dir}")
+    typer.echo("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the training commands to the root app (rci/cli/main.py calls this)."""
+    app.command("train")(train)
+    app.command("distill")(distill)
+    app.command("eval")(evaluate)
+    app.command("report")(report)

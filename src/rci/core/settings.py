@@ -1,0 +1,151 @@
+"""One frozen settings object, read from `RCI_*` environment variables at entry points only.
+
+Library code never reads the environment: the CLI builds `Settings` once with
+`load_settings()` and passes it (or the parts it needs) down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rci.core.errors import ConfigError
+
+ENV_PREFIX = "RCI_"
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field `x` is set by the environment variable `RCI_X`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- where local state lives -------------------------------------------------------
+    data_dir: Path = Field(Path(".rci"), description="Root for local state: Milvus Lite file, objects, models.")
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="Comma-separated host:port list.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_published: str = "video.published"
+    topic_scores: str = "rci.scores"
+    topic_dlq: str = "video.published.dlq"
+    topic_shadow: str = "rci.shadow"
+    topic_partitions: int = Field(6, ge=1, description="Partitions used when the project creates the topics.")
+    worker_group: str = "rci-worker"
+    shadow_group: str = "rci-shadow"
+
+    # --- Milvus --------------------------------------------------------------------------
+    milvus_uri: str = Field("", description="Milvus server URI or a Milvus Lite file; empty = <data_dir>/milvus.db.")
+    milvus_token: SecretStr | None = None
+    milvus_collection: str = "rci_videos"
+    retrieval_granularity: Literal["clip", "video"] = Field(
+        "clip", description="Retrieval vectors per video: 4-frame clip means (default) or one video mean."
+    )
+
+    # --- object store (media and feature cache) -----------------------------------------
+    object_store: Literal["local", "s3"] = "local"
+    object_store_dir: Path | None = Field(None, description="Local store root; empty = <data_dir>/objects.")
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = Field("rci-features", description="Bucket for the feature cache.")
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    # --- media -----------------------------------------------------------------------------
+    media_allowed_prefixes: CommaList = Field(
+        (), description="Comma-separated URI prefixes media may come from; empty = file://<data_dir>/media/."
+    )
+    media_max_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    media_max_duration_s: float = Field(600.0, gt=0)
+    media_max_pixels: int = Field(3840 * 2160 - 1, ge=1, description="Largest width*height accepted (4K refused).")
+    media_max_frames: int = Field(32, ge=1, description="Frames kept per video at 1 fps (zero-padded, masked).")
+
+    # --- models and inference ------------------------------------------------------------
+    model_dir: Path | None = Field(None, description="Directory of local model weights; empty = <data_dir>/models.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    runtime: Literal["onnx", "torch"] = "onnx"
+    ort_intra_op_threads: int = Field(0, ge=0, description="0 lets ONNX Runtime decide.")
+    ort_inter_op_threads: int = Field(0, ge=0)
+    batch_max_size: int = Field(16, ge=1)
+    batch_max_wait_ms: int = Field(50, ge=0)
+    retrieval_top_k: int = Field(1, ge=1)
+
+    # --- shadow -------------------------------------------------------------------------------
+    shadow_sample_rate: float = Field(0.01, ge=0.0, le=1.0)
+
+    # --- observability ----------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the Prometheus endpoint (loopback by default).")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("media_allowed_prefixes", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("media_allowed_prefixes")
+    @classmethod
+    def _prefixes_are_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not (prefix.startswith("file:///") or prefix.startswith("s3://")):
+                raise ValueError(f"{prefix!r} must start with file:/// or s3://")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("SASL protocols need RCI_KAFKA_SASL_USERNAME and RCI_KAFKA_SASL_PASSWORD")
+        if self.object_store == "s3" and not self.s3_bucket:
+            raise ValueError("RCI_OBJECT_STORE=s3 needs RCI_S3_BUCKET")
+        return self
+
+    # --- derived paths: defaults that hang off data_dir -------------------------------------
+    @property
+    def resolved_milvus_uri(self) -> str:
+        return self.milvus_uri or str((self.data_dir / "milvus.db").absolute())
+
+    @property
+    def resolved_object_store_dir(self) -> Path:
+        return (self.object_store_dir or self.data_dir / "objects").absolute()
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return (self.model_dir or self.data_dir / "models").absolute()
+
+    @property
+    def media_dir(self) -> Path:
+        return (self.data_dir / "media").absolute()
+
+    @property
+    def resolved_media_prefixes(self) -> tuple[str, ...]:
+        return self.media_allowed_prefixes or (self.media_dir.as_uri() + "/",)
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; on bad values raise ConfigError naming the variables."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            where = env_name(field) if field else "RCI_* settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

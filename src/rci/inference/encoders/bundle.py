@@ -1,0 +1,136 @@
+"""The three frozen encoders of one deployment, kept together under `<model_dir>/encoders/`.
+
+    <model_dir>/encoders/visual/   a visual encoder directory (see checkpoint.py)
+    <model_dir>/encoders/audio/
+    <model_dir>/encoders/text/
+
+The bundle's `version` combines the three encoder versions; it is what VideoFeatures carry as
+`encoder_version`, what keys the feature cache, and part of `model_version` in rci.scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
+from rci.inference.encoders.base import AudioEncoder, FrozenEncoder, TextEncoder, VisualEncoder
+from rci.inference.encoders.checkpoint import is_encoder_dir, load_encoder, save_encoder
+from rci.inference.encoders.text import TransformerTextEncoder, default_text_model_dir
+from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
+from rci.inference.features import FeatureSpec
+from rci.core.errors import ModelError
+from rci.core.logs import get_logger
+
+log = get_logger(__name__)
+
+Size = Literal["small", "paper"]
+MODALITIES = ("visual", "audio", "text")
+
+
+def encoders_dir(model_dir: Path) -> Path:
+    return Path(model_dir) / "encoders"
+
+
+@dataclass(frozen=True)
+class EncoderBundle:
+    visual: VisualEncoder
+    audio: AudioEncoder
+    text: TextEncoder
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"visual": self.visual.version, "audio": self.audio.version, "text": self.text.version}
+
+    @property
+    def version(self) -> str:
+        """`enc-` + 12 hex chars identifying all three encoders (architecture, weights, tokenizer)."""
+        joined = "|".join(self.versions[m] for m in MODALITIES)
+        return "enc-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+    def feature_spec(self, max_frames: int) -> FeatureSpec:
+        """The widths the features will have; MatchLite is configured from this."""
+        return FeatureSpec(
+            visual_dim=self.visual.output_dim,
+            audio_dim=self.audio.output_dim,
+            text_dim=self.text.output_dim,
+            max_frames=max_frames,
+            text_tokens=self.text.max_tokens,
+        )
+
+    @classmethod
+    def load(cls, model_dir: Path, device: str = "auto") -> EncoderBundle:
+        root = encoders_dir(model_dir)
+        missing = [m for m in MODALITIES if not is_encoder_dir(root / m)]
+        if missing:
+            raise ModelError(
+                f"no {', '.join(missing)} encoder under {root}; create them with `rci encoders build`"
+            )
+        loaded = {m: load_encoder(root / m, device=device) for m in MODALITIES}
+        return cls(**loaded)  # type: ignore[arg-type]
+
+    def save(self, model_dir: Path) -> Path:
+        root = encoders_dir(model_dir)
+        for modality in MODALITIES:
+            encoder = getattr(self, modality)
+            if not isinstance(encoder, FrozenEncoder):
+                raise ModelError(f"{modality} encoder {type(encoder).__name__} has no on-disk layout")
+            save_encoder(encoder, root / modality)
+        return root
+
+
+def new_visual_encoder(size: Size, seed: int = 0) -> SwinVisualEncoder:
+    """A randomly initialised visual encoder (train it with src/rci/training/sscd.py before relying on it)."""
+    config = VisualEncoderConfig.small() if size == "small" else VisualEncoderConfig.paper()
+    return SwinVisualEncoder(_seeded(lambda: SwinFrameEmbedder(config), seed), device="cpu")
+
+
+def new_audio_encoder(size: Size, seed: int = 0) -> WhisperAudioEncoder:
+    """A randomly initialised Whisper encoder of the given size (no public weights are bundled)."""
+    config = AudioEncoderConfig.small() if size == "small" else AudioEncoderConfig.paper()
+    return WhisperAudioEncoder(_seeded(lambda: WhisperClipEmbedder(config), seed), device="cpu")
+
+
+def build_default_encoders(
+    model_dir: Path,
+    size: Size = "small",
+    *,
+    device: str = "auto",
+    text_model_dir: Path | None = None,
+    seed: int = 0,
+) -> EncoderBundle:
+    """Create whichever of the three encoder directories is missing, then load all three.
+
+    Existing directories are kept as they are (a trained visual encoder is never overwritten).
+    New ones: visual and audio are randomly initialised at `size` ("small" or "paper"); text is
+    imported from `text_model_dir` (a Hugging Face format directory, e.g. the multilingual
+    MiniLM-L12-H384 of the paper) or else from the bundled all-MiniLM-L6-v2, for both sizes: it is
+    cheap enough for a CPU and keeps the text width at 384.
+    """
+    root = encoders_dir(model_dir)
+    factories: dict[str, Callable[[], FrozenEncoder]] = {
+        "visual": lambda: new_visual_encoder(size, seed),
+        "audio": lambda: new_audio_encoder(size, seed),
+        "text": lambda: TransformerTextEncoder.from_pretrained_dir(text_model_dir or default_text_model_dir(), device="cpu"),
+    }
+    for modality, factory in factories.items():
+        if is_encoder_dir(root / modality):
+            continue
+        encoder = factory()
+        save_encoder(encoder, root / modality)
+        log.info("encoder created", modality=modality, version=encoder.version, size=size, path=str(root / modality))
+        if modality == "visual":
+            log.warning("visual encoder is randomly initialised; train it with `rci encoders train-visual`")
+    return EncoderBundle.load(model_dir, device=device)
+
+
+def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    # Same seed -> same random weights -> same version, without disturbing the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

@@ -1,0 +1,92 @@
+"""DecodedMedia (+ text) -> VideoFeatures, running the three frozen encoders in batches.
+
+`encode_videos` is the batched path the worker uses: the real frames of every video in the batch
+go through the visual encoder together, likewise every clip's log-mel and every text, and the
+results are split back per video. Frames that are padding (frame_mask False) are never encoded;
+their rows stay zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rci.inference.encoders.base import EncoderInputError
+from rci.inference.encoders.bundle import EncoderBundle
+from rci.inference.features import FeatureSpec, VideoFeatures
+from rci.media.decoded import DecodedMedia
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    video_id: str
+    media: DecodedMedia
+    text: str = ""  # title + sticker text, composed as PublishedEvent.text does
+
+
+class FeatureExtractor:
+    def __init__(self, encoders: EncoderBundle):
+        self.encoders = encoders
+
+    @property
+    def version(self) -> str:
+        return self.encoders.version
+
+    def feature_spec(self, max_frames: int) -> FeatureSpec:
+        return self.encoders.feature_spec(max_frames)
+
+    def encode_video(self, video_id: str, media: DecodedMedia, text: str = "") -> VideoFeatures:
+        return self.encode_videos([VideoInput(video_id, media, text)])[0]
+
+    def encode_videos(self, items: Sequence[VideoInput]) -> list[VideoFeatures]:
+        for item in items:
+            _check_media(item)
+        visual = self._visual(items)
+        audio, has_audio = self._audio(items)
+        text, text_mask = self.encoders.text.encode_texts([item.text for item in items])
+        return [
+            VideoFeatures(
+                video_id=item.video_id,
+                encoder_version=self.version,
+                visual=visual[i],
+                visual_mask=item.media.frame_mask.astype(bool),
+                audio=audio[i],
+                has_audio=has_audio[i],
+                text=text[i],
+                text_mask=text_mask[i],
+                duration_s=float(item.media.duration_s),
+            )
+            for i, item in enumerate(items)
+        ]
+
+    def _visual(self, items: Sequence[VideoInput]) -> list[np.ndarray]:
+        # One encoder pass over the real frames of all videos, then scatter back to [M, D] each.
+        masks = [item.media.frame_mask.astype(bool) for item in items]
+        real = [item.media.frames[mask] for item, mask in zip(items, masks, strict=True)]
+        dim = self.encoders.visual.output_dim
+        flat = self.encoders.visual.encode_frames(np.concatenate(real)) if real else np.zeros((0, dim), np.float32)
+        out, start = [], 0
+        for mask, frames in zip(masks, real, strict=True):
+            rows = np.zeros((len(mask), dim), dtype=np.float32)
+            rows[mask] = flat[start : start + len(frames)]
+            start += len(frames)
+            out.append(rows)
+        return out
+
+    def _audio(self, items: Sequence[VideoInput]) -> tuple[np.ndarray, list[bool]]:
+        has_audio = [item.media.log_mel is not None for item in items]
+        out = np.zeros((len(items), self.encoders.audio.output_dim), dtype=np.float32)
+        with_audio = [i for i, ok in enumerate(has_audio) if ok]
+        if with_audio:
+            out[with_audio] = self.encoders.audio.encode_log_mel(np.stack([items[i].media.log_mel for i in with_audio]))
+        return out, has_audio
+
+
+def _check_media(item: VideoInput) -> None:
+    frames, mask = item.media.frames, item.media.frame_mask
+    if frames.ndim != 4 or frames.shape[0] != mask.shape[0]:
+        raise EncoderInputError(
+            f"{item.video_id}: frames {frames.shape} and frame_mask {mask.shape} do not describe [M, H, W, 3] + [M]"
+        )

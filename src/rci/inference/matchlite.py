@@ -1,0 +1,264 @@
+"""MatchLite: the compact student that scores a (query, candidate) video pair (paper 3.3, Alg. 1, A.1).
+
+Shapes: B pairs, M query frames, N candidate frames, Lq/Lc text tokens, H = bixt_hidden,
+C = fusion_channels. Frames and tokens are zero padded and masked; every padded grid cell is
+kept at exactly zero through the 2-D stack (see src/rci/inference/layers.py), so a pair's score does not
+depend on how far its batch was padded.
+
+  1. Multimodal perception (per video, weights shared by query and candidate):
+       [f^vt, f^tv] = BiXT(v <-> t),  [f^va, f^av] = BiXT(v <-> a)
+  2. Paired feature fusion on one M x N grid:
+       E^m = ResBlockConv(D^m), D^m[i,j] = concat(f_q^m[i], f_c^m[j])   for m in v, va, vt
+       S^m = cosine maps for all 7 modalities, brought to M x N:
+         v, va, vt   frame x frame cosine.
+         a, av       one token per video: the single cosine is broadcast over the valid cells.
+         t, tv       token x token cosine S_tok [Lq,Lc] pooled through the frames' attention over
+                     their own text from BiXT(v <-> t): S[i,j] = p_q[i] . S_tok . p_c[j], where p_x[i]
+                     is frame i's (head-mean) attention distribution over video x's text tokens.
+       plus one presence channel per optional modality (1 where both videos have audio / text), so
+       the network can tell "missing" from "dissimilar" (maps of a missing modality are zeroed).
+  3. Compact decision: concat(E, S, presence) -> ResNet-34 (first conv takes that channel count)
+       -> masked average pool -> z (student embedding for L_emb) -> main head (2 logits) + aux heads.
+
+A pair where a video has no frames at all (audio-only) has an empty grid: z = 0 and the score is
+the model's prior. Retrieval is visual, so such pairs are rare.
+
+`use_audio` / `use_text` switch modalities off for the V, V+A, V+T, V+A+T ablations (paper Table 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from rci.inference.features import FeatureSpec
+from rci.inference.layers import BiXTBlock, ResBlockConv, ResNetTrunk, cosine_map
+
+# Input tensors of a batch of pairs, in the order of the ONNX graph inputs.
+# Per side x in {q, c}: visual [B,M,Dv] f32, visual_mask [B,M] bool, audio [B,Da] f32,
+# has_audio [B] bool, text [B,L,Dt] f32, text_mask [B,L] bool.
+VIDEO_INPUTS = ("visual", "visual_mask", "audio", "has_audio", "text", "text_mask")
+INPUT_NAMES = tuple(f"{side}_{name}" for side in ("q", "c") for name in VIDEO_INPUTS)
+
+
+@dataclass(frozen=True)
+class MatchLiteConfig:
+    """Hyper-parameters; saved inside every checkpoint and ONNX file."""
+
+    # feature widths and lengths: must equal the FeatureSpec the encoders produce
+    visual_dim: int = 128
+    audio_dim: int = 768
+    text_dim: int = 384
+    max_frames: int = 32  # largest M / N accepted
+    text_tokens: int = 64  # largest L accepted
+    # modalities (ablations: V, V+A, V+T, V+A+T)
+    use_audio: bool = True
+    use_text: bool = True
+    # multimodal perception
+    bixt_heads: int = 8
+    bixt_hidden: int = 64
+    bixt_mlp_ratio: int = 4
+    # paired feature fusion
+    fusion_channels: int = 64  # C: ResBlockConv width per visual modality
+    # compact decision: ResNet-34 by default
+    resnet_layers: tuple[int, ...] = (3, 4, 6, 3)
+    resnet_widths: tuple[int, ...] = (64, 128, 256, 512)
+    aux_heads: tuple[str, ...] = ("visual", "audio", "text")  # training-only heads
+    dropout: float = 0.1
+
+    @classmethod
+    def paper(cls, **overrides: object) -> MatchLiteConfig:
+        """Appendix A.1: 8-head BiXT with hidden 64, ResNet-34."""
+        return cls(**overrides)
+
+    @classmethod
+    def small(cls, **overrides: object) -> MatchLiteConfig:
+        """Same structure, narrow and shallow: for CPU tests and demos."""
+        base = dict(
+            bixt_heads=2,
+            bixt_hidden=16,
+            bixt_mlp_ratio=2,
+            fusion_channels=8,
+            resnet_layers=(1, 1, 1, 1),
+            resnet_widths=(8, 16, 32, 32),
+        )
+        return cls(**{**base, **overrides})
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The similarity maps the model computes, in channel order."""
+        names = ["v"]
+        if self.use_audio:
+            names += ["va", "a", "av"]
+        if self.use_text:
+            names += ["vt", "t", "tv"]
+        return tuple(names)
+
+    @property
+    def fused_channels(self) -> int:
+        """Channels entering the ResNet stem: E maps + S maps + presence flags."""
+        enhanced = 1 + int(self.use_audio) + int(self.use_text)
+        presence = int(self.use_audio) + int(self.use_text)
+        return enhanced * self.fusion_channels + len(self.modalities) + presence
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.resnet_widths[-1]
+
+    def check_spec(self, spec: FeatureSpec) -> None:
+        """Raise ValueError when the features' widths differ from what the model was built for."""
+        for name in ("visual_dim", "audio_dim", "text_dim"):
+            if getattr(spec, name) != getattr(self, name):
+                raise ValueError(f"{name}: features have {getattr(spec, name)}, model expects {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> MatchLiteConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown MatchLiteConfig fields: {sorted(unknown)}")
+        tuples = {"resnet_layers", "resnet_widths", "aux_heads"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+
+@dataclass
+class MatchLiteOutput:
+    logits: torch.Tensor  # [B,2] main RCI head (index 1 = reproduced)
+    aux_logits: dict[str, torch.Tensor]  # name -> [B,2], training only
+    embedding: torch.Tensor  # [B,d] pooled z, the student embedding of L_emb
+    visual_similarity: torch.Tensor  # [B,M,N] S^v, zero on padded cells (evidence)
+
+    @property
+    def score(self) -> torch.Tensor:
+        """[B] probability that the query reproduces the candidate."""
+        return self.logits.softmax(dim=-1)[:, 1]
+
+
+@dataclass
+class _VideoStreams:
+    """One side's per-modality features after multimodal perception."""
+
+    v: torch.Tensor  # [B,M,Dv]
+    frame_mask: torch.Tensor  # [B,M] bool
+    va: torch.Tensor | None = None  # [B,M,H]
+    a: torch.Tensor | None = None  # [B,Da]
+    av: torch.Tensor | None = None  # [B,H]
+    has_audio: torch.Tensor | None = None  # [B] bool
+    vt: torch.Tensor | None = None  # [B,M,H]
+    t: torch.Tensor | None = None  # [B,L,Dt]
+    tv: torch.Tensor | None = None  # [B,L,H]
+    frame_to_text: torch.Tensor | None = None  # [B,M,L] head-mean attention of frames over text
+    has_text: torch.Tensor | None = None  # [B] bool
+
+
+class MatchLite(nn.Module):
+    def __init__(self, config: MatchLiteConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.bixt_hidden
+        bixt = dict(hidden=h, heads=config.bixt_heads, mlp_ratio=config.bixt_mlp_ratio, dropout=config.dropout)
+        self.bixt_va = BiXTBlock(config.visual_dim, config.audio_dim, **bixt) if config.use_audio else None
+        self.bixt_vt = BiXTBlock(config.visual_dim, config.text_dim, **bixt) if config.use_text else None
+        c = config.fusion_channels
+        self.enhance_v = ResBlockConv(config.visual_dim, c)
+        self.enhance_va = ResBlockConv(h, c) if config.use_audio else None
+        self.enhance_vt = ResBlockConv(h, c) if config.use_text else None
+        self.trunk = ResNetTrunk(config.fused_channels, config.resnet_layers, config.resnet_widths)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.embedding_dim, 2)
+        self.aux_heads = nn.ModuleDict({name: nn.Linear(config.embedding_dim, 2) for name in config.aux_heads})
+
+    # --- 1. multimodal perception -----------------------------------------------------------
+
+    def perceive(
+        self,
+        visual: torch.Tensor,  # [B,M,Dv]
+        visual_mask: torch.Tensor,  # [B,M] bool
+        audio: torch.Tensor,  # [B,Da]
+        has_audio: torch.Tensor,  # [B] bool
+        text: torch.Tensor,  # [B,L,Dt]
+        text_mask: torch.Tensor,  # [B,L] bool
+    ) -> _VideoStreams:
+        out = _VideoStreams(v=visual, frame_mask=visual_mask)
+        if self.bixt_va is not None:
+            audio_tokens = audio[:, None, :]  # [B,1,Da]
+            va, av, _ = self.bixt_va(visual, visual_mask, audio_tokens, has_audio[:, None])
+            out.va, out.a, out.av, out.has_audio = va, audio, av[:, 0], has_audio  # av: [B,H]
+        if self.bixt_vt is not None:
+            vt, tv, frame_to_text = self.bixt_vt(visual, visual_mask, text, text_mask)
+            out.vt, out.t, out.tv, out.frame_to_text = vt, text, tv, frame_to_text
+            out.has_text = text_mask.any(dim=-1)
+        return out
+
+    # --- 2. paired feature fusion -------------------------------------------------------------
+
+    def fuse(self, q: _VideoStreams, c: _VideoStreams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> fused F [B,Cf,M,N], grid mask [B,1,M,N], visual similarity S^v [B,M,N]."""
+        dtype = q.v.dtype
+        grid = (q.frame_mask[:, :, None] & c.frame_mask[:, None, :]).to(dtype)  # [B,M,N]
+        mask = grid[:, None]  # [B,1,M,N]
+
+        enhanced = [self.enhance_v(q.v, c.v, mask)]  # each [B,C,M,N]
+        s_v = cosine_map(q.v, c.v) * grid  # [B,M,N]
+        maps = [s_v]  # each [B,M,N], order = config.modalities
+        presence = []
+        if self.bixt_va is not None:
+            both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
+            enhanced.append(self.enhance_va(q.va, c.va, mask))
+            maps.append(cosine_map(q.va, c.va) * grid)
+            maps.append(_token_cosine(q.a, c.a) * grid * both)  # broadcast the single audio cosine
+            maps.append(_token_cosine(q.av, c.av) * grid * both)
+            presence.append(grid * both)
+        if self.bixt_vt is not None:
+            both = (q.has_text & c.has_text).to(dtype)[:, None, None]  # [B,1,1]
+            enhanced.append(self.enhance_vt(q.vt, c.vt, mask))
+            maps.append(cosine_map(q.vt, c.vt) * grid)
+            maps.append(_text_on_grid(q.t, c.t, q.frame_to_text, c.frame_to_text) * grid * both)
+            maps.append(_text_on_grid(q.tv, c.tv, q.frame_to_text, c.frame_to_text) * grid * both)
+            presence.append(grid * both)
+        fused = torch.cat([*enhanced, torch.stack(maps + presence, dim=1)], dim=1)  # [B,Cf,M,N]
+        return fused, mask, s_v
+
+    # --- 3. compact decision ------------------------------------------------------------------
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> MatchLiteOutput:
+        """inputs: the tensors named in INPUT_NAMES (see `rci.inference.runtime.collate_pairs`)."""
+        q = self.perceive(*(inputs[f"q_{name}"] for name in VIDEO_INPUTS))
+        c = self.perceive(*(inputs[f"c_{name}"] for name in VIDEO_INPUTS))
+        fused, mask, s_v = self.fuse(q, c)
+        z = self.trunk(fused, mask)  # [B,d]
+        zd = self.dropout(z)
+        return MatchLiteOutput(
+            logits=self.head(zd),
+            aux_logits={name: head(zd) for name, head in self.aux_heads.items()},
+            embedding=z,
+            visual_similarity=s_v,
+        )
+
+
+def _token_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[B,d], [B,d] -> [B,1,1] cosine of one token per video, ready to broadcast over the grid."""
+    return cosine_map(a[:, None, :], b[:, None, :])
+
+
+def _text_on_grid(
+    t_q: torch.Tensor,  # [B,Lq,d]
+    t_c: torch.Tensor,  # [B,Lc,d]
+    p_q: torch.Tensor,  # [B,M,Lq] frame -> own text attention
+    p_c: torch.Tensor,  # [B,N,Lc]
+) -> torch.Tensor:
+    """Token x token cosine pooled through each frame's attention over its text -> [B,M,N]."""
+    s_tok = cosine_map(t_q, t_c)  # [B,Lq,Lc]
+    return p_q @ s_tok @ p_c.transpose(1, 2)  # [B,M,N]
+
+
+def count_parameters(model: nn.Module, include_aux: bool = False) -> int:
+    """Parameters used at inference (aux heads excluded unless asked)."""
+    return sum(
+        p.numel() for name, p in model.named_parameters() if include_aux or not name.startswith("aux_heads.")
+    )

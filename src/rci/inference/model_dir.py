@@ -1,0 +1,60 @@
+"""The model directory (RCI_MODEL_DIR): one layout that training writes and serving reads.
+
+    <model_dir>/encoders/{visual,audio,text}/   frozen encoders (rci.inference.encoders.bundle)
+    <model_dir>/matchlite/model.pt              MatchLite checkpoint (config + weights + meta)
+    <model_dir>/matchlite/model.onnx            its ONNX export, what the worker serves
+    <model_dir>/matchlm/                        the teacher, for the shadow consumer
+
+`meta` (in the checkpoint and the ONNX metadata) carries `model_version` and the operating
+`threshold` chosen on validation data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rci.inference.checkpoint import save_checkpoint
+from rci.inference.encoders.bundle import EncoderBundle, build_default_encoders
+from rci.inference.matchlite import MatchLite, MatchLiteConfig
+from rci.inference.onnx_export import export_onnx
+
+MATCHLITE_CHECKPOINT = Path("matchlite/model.pt")
+MATCHLITE_ONNX = Path("matchlite/model.onnx")
+MATCHLM_DIR = Path("matchlm")
+
+
+def matchlite_checkpoint(model_dir: Path) -> Path:
+    return model_dir / MATCHLITE_CHECKPOINT
+
+
+def matchlite_onnx(model_dir: Path) -> Path:
+    return model_dir / MATCHLITE_ONNX
+
+
+def matchlm_dir(model_dir: Path) -> Path:
+    return model_dir / MATCHLM_DIR
+
+
+def publish_matchlite(model_dir: Path, model: MatchLite, meta: dict) -> dict:
+    """Install a MatchLite for serving: checkpoint plus its checked ONNX export, same meta."""
+    meta = save_checkpoint(matchlite_checkpoint(model_dir), model, meta)
+    export_onnx(model, matchlite_onnx(model_dir), meta=meta)
+    return meta
+
+
+def install_untrained_models(model_dir: Path, max_frames: int, seed: int = 0, threshold: float = 0.5) -> dict:
+    """Small encoders and a randomly initialised MatchLite: a serving stack for tests and smoke runs.
+
+    Scores from it are finite and deterministic but meaningless; `rci demo` trains instead.
+    """
+    encoders: EncoderBundle = build_default_encoders(model_dir, "small", seed=seed)
+    spec = encoders.feature_spec(max_frames)
+    config = MatchLiteConfig.small(
+        visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MatchLite(config).eval()
+    return publish_matchlite(model_dir, model, {"threshold": threshold, "model_version": f"matchlite-untrained-{seed}"})

@@ -1,0 +1,300 @@
+"""Decode one media file with PyAV into the frozen encoders' input (`DecodedMedia`).
+
+Frames (DESIGN.md, "Features": 1 fps, 224x224, up to a maximum count, zero padding and a mask)
+  * For every whole second k = 0, 1, 2, ... that lies inside the video (k < end of the last
+    frame), the decoded frame whose timestamp is nearest to k is kept; ties go to the earlier
+    frame. The frame count is therefore ceil(video duration): 2.5 s -> 3 frames (0, 1, 2 s);
+    3.0 s -> 3 frames (3.0 s is where the video ends, not a frame). Times are measured from
+    the video stream's start. Only the first `max_frames` seconds are sampled; the remaining
+    rows are zero with `frame_mask` False.
+  * Aspect: the centred square of side min(width, height) is cut out and scaled to 224x224
+    (area interpolation). This is the evaluation transform the Swin encoder was pretrained
+    with (shorter side, centre crop), it never distorts shapes, and it spends all 224x224
+    pixels on picture: letterboxing a 16:9 frame would waste 44% of them on bars whose size
+    depends on the upload's aspect ratio, which differs between an original and its re-edits.
+    Cropping before scaling also bounds memory for extreme aspect ratios.
+
+Audio: the first 30 s of the best audio track, resampled by FFmpeg to 16 kHz mono float32,
+clipped to [-1, 1] (`DecodedMedia.audio`, at most 480 000 samples), and Whisper's log-mel
+of it (`rci.media.logmel`). No audio track -> audio None; no video track -> no frames (mask all
+False); neither, or tracks that decode to nothing -> MEDIA_NO_STREAMS.
+
+Limits (`MediaPolicy`), each checked as early as possible:
+  * resolution from the stream header before any frame is decoded, and again per frame;
+  * duration from the container/stream header before demuxing, then from the timestamps of
+    every demuxed packet (all packets are read, only the needed ones are decoded), so a file
+    whose header understates its length is still refused;
+  * anything FFmpeg cannot parse or decode is MEDIA_UNDECODABLE. A file cut inside a packet
+    fails to decode; one cut exactly at a packet boundary decodes as the shorter file it is.
+
+Safety: only plain media demuxers are enabled (`DEMUXERS`), so playlists and scripts (HLS,
+concat, ...) cannot make FFmpeg open further files or URLs; local files are read through the
+`file` protocol only.
+
+Deterministic: single-threaded decoding and fixed conversions, so the same bytes always give
+identical arrays. Synchronous, CPU-bound work: the worker runs `decode_media` in a pool.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE, DecodedMedia
+from rci.media.errors import MediaRejected
+from rci.media.logmel import N_SAMPLES, log_mel_spectrogram
+from rci.media.policy import MediaPolicy
+from rci.core.errors import RejectCode
+
+MediaSource = Path | bytes  # a local file decoded in place, or a fetched object's bytes
+
+# FFmpeg demuxer names allowed to open media (matched against each demuxer's name list).
+DEMUXERS = (
+    "mov", "mp4", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "wav", "mp3", "aac", "flac",
+)
+_AV_TIME_BASE = 1_000_000  # container.duration / start_time are in microseconds
+
+
+def decode_media(source: MediaSource, policy: MediaPolicy) -> DecodedMedia:
+    """Decode frames at 1 fps and the first 30 s of audio; raise MediaRejected for bad media."""
+    try:
+        with _open(source) as container:
+            return _decode(container, policy)
+    except FileNotFoundError as exc:  # av's FileNotFoundError is also an FFmpegError
+        raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"media vanished before decoding: {exc}") from exc
+    except av.FFmpegError as exc:
+        raise MediaRejected(RejectCode.MEDIA_UNDECODABLE, f"FFmpeg cannot decode the media: {exc}") from exc
+
+
+def _open(source: MediaSource) -> av.container.InputContainer:
+    options = {"format_whitelist": ",".join(DEMUXERS)}
+    size = source.stat().st_size if isinstance(source, Path) else len(source)
+    if size == 0:
+        raise MediaRejected(RejectCode.MEDIA_EMPTY, "media is zero bytes")
+    if isinstance(source, Path):
+        options["protocol_whitelist"] = "file"
+        return av.open(str(source), container_options=options, metadata_errors="replace")
+    return av.open(io.BytesIO(source), container_options=options, metadata_errors="replace")
+
+
+def _decode(container: av.container.InputContainer, policy: MediaPolicy) -> DecodedMedia:
+    video, audio = _pick_streams(container)
+    _check_declared_duration(container, policy)
+    if video is not None:
+        _check_resolution(video.codec_context.width, video.codec_context.height, policy)
+    sampler = _FrameSampler(video, policy) if video is not None else None
+    collector = _AudioCollector() if audio is not None else None
+    clocks = _demux(container, policy, {s.index: c for s, c in ((video, sampler), (audio, collector)) if s is not None})
+
+    frames, mask = sampler.finish(clocks[video.index].end_s) if sampler else _empty_frames(policy.max_frames)
+    samples = collector.finish(clocks[audio.index].end_s) if collector else None
+    if not mask.any() and samples is None:
+        raise MediaRejected(RejectCode.MEDIA_NO_STREAMS, "the media's tracks contain no decodable frames or samples")
+    return DecodedMedia(
+        frames=frames,
+        frame_mask=mask,
+        audio=samples,
+        log_mel=log_mel_spectrogram(samples) if samples is not None else None,
+        duration_s=_duration(container, clocks.values()),
+    )
+
+
+def _pick_streams(container: av.container.InputContainer) -> tuple[av.VideoStream | None, av.AudioStream | None]:
+    video, audio = _main_stream(container.streams.video), _main_stream(container.streams.audio)
+    if video is None and audio is None:
+        if container.streams.video or container.streams.audio:
+            raise MediaRejected(RejectCode.MEDIA_UNDECODABLE, "no decoder for the media's video or audio tracks")
+        raise MediaRejected(RejectCode.MEDIA_NO_STREAMS, "media has neither a video nor an audio track")
+    for stream in (video, audio):
+        if stream is not None:
+            stream.codec_context.thread_count = 1  # determinism; the caller parallelises across files
+    return video, audio
+
+
+def _demux(
+    container: av.container.InputContainer, policy: MediaPolicy, consumers: dict[int, _FrameSampler | _AudioCollector]
+) -> dict[int, _StreamClock]:
+    """Read every packet of the chosen streams, timing each stream; decode only what a consumer still wants."""
+    streams = [container.streams[index] for index in consumers]
+    clocks = {stream.index: _StreamClock(stream) for stream in streams}
+    for packet in container.demux(*streams):
+        end_s = clocks[packet.stream.index].observe(packet)
+        if end_s > policy.max_duration_s:
+            raise MediaRejected(
+                RejectCode.MEDIA_TOO_LONG, f"media runs past {end_s:.2f} s, limit {policy.max_duration_s} s"
+            )
+        consumer = consumers[packet.stream.index]
+        if consumer.wants_more:
+            for frame in packet.decode():
+                consumer.add(frame)
+    return clocks
+
+
+def _main_stream(streams: tuple) -> av.stream.Stream | None:
+    """The first decodable stream of the kind, ignoring cover art (attached pictures) in audio files."""
+    usable = [
+        s for s in streams if s.codec_context is not None and not s.disposition & av.stream.Disposition.attached_pic
+    ]
+    return usable[0] if usable else None
+
+
+def _check_declared_duration(container: av.container.InputContainer, policy: MediaPolicy) -> None:
+    declared = [container.duration / _AV_TIME_BASE] if container.duration else []
+    declared += [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+    longest = max(declared, default=0.0)
+    if longest > policy.max_duration_s:
+        raise MediaRejected(
+            RejectCode.MEDIA_TOO_LONG, f"media declares {longest:.2f} s, limit {policy.max_duration_s} s"
+        )
+
+
+def _check_resolution(width: int, height: int, policy: MediaPolicy) -> None:
+    if width * height > policy.max_pixels:
+        raise MediaRejected(
+            RejectCode.MEDIA_RESOLUTION_TOO_HIGH,
+            f"video is {width}x{height} = {width * height} pixels, limit {policy.max_pixels}",
+        )
+
+
+def _duration(container: av.container.InputContainer, clocks: object) -> float:
+    observed = max((clock.end_s for clock in clocks), default=0.0)
+    if observed > 0:
+        return observed
+    return container.duration / _AV_TIME_BASE if container.duration else 0.0
+
+
+def _empty_frames(max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.zeros((max_frames, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)  # [M, 224, 224, 3]
+    return frames, np.zeros(max_frames, dtype=bool)  # [M]
+
+
+class _StreamClock:
+    """Seconds since the stream's start covered by the packets demuxed so far."""
+
+    def __init__(self, stream: av.stream.Stream) -> None:
+        self._time_base = stream.time_base or Fraction(1, _AV_TIME_BASE)
+        self._origin = stream.start_time or 0
+        self.end_s = 0.0
+
+    def observe(self, packet: av.Packet) -> float:
+        if packet.pts is not None:  # the flush packet at the end has no timestamp
+            end = packet.pts + (packet.duration or 0) - self._origin
+            self.end_s = max(self.end_s, float(end * self._time_base))
+        return self.end_s
+
+
+class _FrameSampler:
+    """Keeps, for each whole second k, the decoded frame nearest to k (see the module docstring)."""
+
+    def __init__(self, stream: av.VideoStream, policy: MediaPolicy) -> None:
+        self._time_base = stream.time_base
+        self._origin = stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate
+        self._frame_s = float(1 / rate) if rate else 0.0  # fallback spacing for frames without pts
+        self._policy = policy
+        self._next_second = 0
+        self._previous: tuple[float, av.VideoFrame] | None = None
+        self._last_end_s = 0.0
+        self._rows: list[np.ndarray] = []
+        self._converted: tuple[av.VideoFrame, np.ndarray] | None = None
+
+    @property
+    def wants_more(self) -> bool:
+        return self._next_second < self._policy.max_frames
+
+    def add(self, frame: av.VideoFrame) -> None:
+        _check_resolution(frame.width, frame.height, self._policy)  # streams may change size mid-way
+        t = self._time(frame)
+        while self.wants_more and t >= self._next_second:
+            k = self._next_second
+            earlier_is_nearer = self._previous is not None and k - self._previous[0] <= t - k
+            self._rows.append(self._convert(self._previous[1] if earlier_is_nearer else frame))
+            self._next_second += 1
+        self._previous = (t, frame)
+        shown_s = float(frame.duration * self._time_base) if frame.duration else self._frame_s
+        self._last_end_s = max(self._last_end_s, t + shown_s)
+
+    def finish(self, packets_end_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds after the last decoded frame but before the video ends show that last frame."""
+        end_s = max(packets_end_s, self._last_end_s)
+        while self.wants_more and self._previous is not None and self._next_second < end_s:
+            self._rows.append(self._convert(self._previous[1]))
+            self._next_second += 1
+        frames, mask = _empty_frames(self._policy.max_frames)
+        if self._rows:
+            frames[: len(self._rows)] = np.stack(self._rows)
+            mask[: len(self._rows)] = True
+        return frames, mask
+
+    def _time(self, frame: av.VideoFrame) -> float:
+        if frame.pts is None:
+            return (self._previous[0] + self._frame_s) if self._previous else 0.0
+        return float((frame.pts - self._origin) * self._time_base)
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        # A frame kept for several seconds (slideshows, frozen pictures) is converted once.
+        if self._converted is None or self._converted[0] is not frame:
+            self._converted = (frame, square_rgb(frame))
+        return self._converted[1]
+
+
+def square_rgb(frame: av.VideoFrame, size: int = FRAME_SIZE) -> np.ndarray:
+    """[size, size, 3] uint8 RGB: the centred square of side min(width, height), scaled to size."""
+    rgb = frame.to_ndarray(format="rgb24")  # [H, W, 3]
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = np.ascontiguousarray(rgb[top : top + side, left : left + side])
+    if side == size:
+        return square
+    scaled = av.VideoFrame.from_ndarray(square, format="rgb24").reformat(
+        width=size, height=size, format="rgb24", interpolation="AREA"
+    )
+    return scaled.to_ndarray()
+
+
+class _AudioCollector:
+    """Resamples decoded audio to 16 kHz mono float32 until 30 s (Whisper's window) are held."""
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._chunks: list[np.ndarray] = []
+        self._count = 0
+
+    @property
+    def wants_more(self) -> bool:
+        return self._count < N_SAMPLES
+
+    def add(self, frame: av.AudioFrame) -> None:
+        self._take(frame)
+
+    def finish(self, track_end_s: float) -> np.ndarray | None:
+        """[S] float32 in [-1, 1], S <= 480 000; None when the track held no samples.
+
+        The decoder's output is cut at the track's end as the container times it (`track_end_s`,
+        when known): codecs such as AAC decode whole frames and would otherwise append up to
+        one frame of padding.
+        """
+        self._take(None)  # flush the resampler's buffered tail
+        if self._count == 0:
+            return None
+        keep = min(N_SAMPLES, round(track_end_s * SAMPLE_RATE)) if track_end_s > 0 else N_SAMPLES
+        samples = np.concatenate(self._chunks)[:keep]
+        return np.clip(samples, -1.0, 1.0).astype(np.float32)
+
+    def _take(self, frame: av.AudioFrame | None) -> None:
+        try:
+            resampled = self._resampler.resample(frame)
+        except ValueError as exc:  # e.g. the sample rate or layout changes mid-stream
+            raise MediaRejected(RejectCode.MEDIA_UNDECODABLE, f"audio cannot be resampled: {exc}") from exc
+        for out in resampled:
+            chunk = out.to_ndarray().reshape(-1)  # packed mono flt: [1, n] -> [n]
+            self._chunks.append(chunk)
+            self._count += len(chunk)
+
+
+__all__ = ["DEMUXERS", "MediaSource", "decode_media", "square_rgb"]

@@ -1,0 +1,162 @@
+"""Fetch the media an event points at, refusing anything outside the allow-list before any I/O.
+
+Two steps, so that the decision about a URI never depends on what is on disk or in a bucket:
+
+1. `parse_media_uri` (pure): scheme must be `file` or `s3` and used by an allowed prefix
+   (else MEDIA_SCHEME_NOT_ALLOWED); no host, query or fragment; no `.` / `..` segments;
+   the path or bucket/key must lie in an allowed prefix folder (else MEDIA_NOT_ALLOWED).
+2. `fetch_media`: for file://, resolve the real path (symlinks) and check it is still inside
+   the real prefix folder, that it is a regular file, then its size; for s3://, GET the object
+   and check its ContentLength before the body is read.
+
+Local files are returned as their resolved `Path` (decoded in place, no copy); S3 objects as
+`bytes` (PyAV reads them from memory; `max_bytes` bounds that memory). Either is a
+`rci.media.decode.MediaSource`.
+
+S3 "not found" is MEDIA_NOT_FOUND (the event's fault); every other S3 failure (unreachable,
+5xx, throttled, credentials refused) is `StorageUnavailable`, a TransientError: retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from rci.media.decode import MediaSource
+from rci.media.errors import MediaRejected
+from rci.media.policy import MediaPolicy
+from rci.core.errors import ConfigError, RejectCode
+from rci.core.logs import get_logger
+from rci.storage.errors import ObjectNotFound, StorageUnavailable
+from rci.storage.s3 import S3Client, s3_errors
+
+log = get_logger(__name__)
+
+SCHEMES = ("file", "s3")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class LocalMedia:
+    path: PurePosixPath  # absolute, no `.`/`..` segments, inside `root`
+    root: PurePosixPath  # the allowed prefix folder it lies in
+
+
+@dataclass(frozen=True)
+class S3Media:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+async def fetch_media(uri: str, policy: MediaPolicy, s3: S3Client | None = None) -> MediaSource:
+    """The media behind `uri`: a resolved local Path or an S3 object's bytes.
+
+    Raises MediaRejected (disallowed, missing, empty, too large), StorageUnavailable (S3 down),
+    ConfigError when an s3:// prefix is allowed but no S3 client was given.
+    """
+    target = parse_media_uri(uri, policy)
+    if isinstance(target, LocalMedia):
+        return await asyncio.to_thread(_check_local_file, target, policy)
+    if s3 is None:
+        raise ConfigError(f"media prefix allows {target.uri} but no S3 endpoint is configured")
+    return await _fetch_s3(target, policy, s3)
+
+
+def parse_media_uri(uri: str, policy: MediaPolicy) -> LocalMedia | S3Media:
+    """Check `uri` against the policy's prefixes without touching any file or bucket."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"unparseable media URI {uri!r}") from exc
+    scheme = parts.scheme.lower()
+    prefixes = [urlsplit(p) for p in policy.allowed_prefixes if urlsplit(p).scheme.lower() == scheme]
+    if scheme not in SCHEMES or not prefixes:
+        raise MediaRejected(RejectCode.MEDIA_SCHEME_NOT_ALLOWED, f"media scheme {scheme or 'none'!r} is not allowed")
+    if parts.query or parts.fragment:
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media URI may not carry a query or fragment: {uri!r}")
+    if scheme == "file":
+        return _parse_file(parts, prefixes, uri)
+    return _parse_s3(parts, prefixes, uri)
+
+
+def _parse_file(parts, prefixes: list, uri: str) -> LocalMedia:
+    if parts.netloc:  # not even `localhost`: the contract's form is file:///absolute/path
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"file URI names a host: {uri!r}")
+    raw = unquote(parts.path)  # %2e%2e decodes to `..` here, before the segment check
+    _reject_relative_segments(raw, uri)
+    path = PurePosixPath(raw)
+    if not path.is_absolute():
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"file URI path is not absolute: {uri!r}")
+    for prefix in prefixes:
+        root = PurePosixPath(os.path.normpath(unquote(prefix.path)))
+        if path.is_relative_to(root) and path != root:
+            return LocalMedia(path=path, root=root)
+    raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{uri!r} is outside the allowed media prefixes")
+
+
+def _parse_s3(parts, prefixes: list, uri: str) -> S3Media:
+    bucket, key = parts.netloc, parts.path.removeprefix("/")
+    if not _BUCKET.fullmatch(bucket) or not key:
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"malformed s3 URI {uri!r}")
+    _reject_relative_segments(key, uri)  # some S3-compatible servers normalise `..` in paths
+    for prefix in prefixes:
+        folder = prefix.path.removeprefix("/")
+        folder = folder if not folder or folder.endswith("/") else folder + "/"
+        if prefix.netloc == bucket and key.startswith(folder):
+            return S3Media(bucket=bucket, key=key)
+    raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{uri!r} is outside the allowed media prefixes")
+
+
+def _reject_relative_segments(path: str, uri: str) -> None:
+    if "\x00" in path or any(segment in (".", "..") for segment in path.split("/")):
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media URI has `.`/`..` segments or NUL: {uri!r}")
+
+
+def _check_local_file(target: LocalMedia, policy: MediaPolicy) -> Path:
+    real = Path(os.path.realpath(target.path))
+    if not real.is_relative_to(os.path.realpath(target.root)):
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} resolves outside its prefix (symlink)")
+    try:
+        info = real.stat()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no media file at {target.path}") from exc
+    except PermissionError as exc:
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media file {target.path} is not readable") from exc
+    except OSError as exc:  # EIO, stale NFS handle: the filesystem's fault
+        raise StorageUnavailable(f"cannot stat {target.path}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} is not a regular file")
+    _check_size(info.st_size, policy, str(target.path))
+    return real
+
+
+async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes:
+    # One GET; ContentLength is checked from the response headers before the body is read,
+    # which also rules out the object changing between a HEAD and the GET.
+    client = await s3.client()
+    try:
+        with s3_errors(target.uri):
+            response = await client.get_object(Bucket=target.bucket, Key=target.key)
+            async with response["Body"] as body:
+                _check_size(response["ContentLength"], policy, target.uri)
+                data = await body.read()
+    except ObjectNotFound as exc:
+        raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no object at {target.uri}") from exc
+    log.debug("media fetched", uri=target.uri, bytes=len(data))
+    return data
+
+
+def _check_size(size: int, policy: MediaPolicy, where: str) -> None:
+    if size == 0:
+        raise MediaRejected(RejectCode.MEDIA_EMPTY, f"{where} is zero bytes")
+    if size > policy.max_bytes:
+        raise MediaRejected(RejectCode.MEDIA_TOO_LARGE, f"{where} is {size} bytes, limit {policy.max_bytes}")

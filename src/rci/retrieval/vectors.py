@@ -1,0 +1,99 @@
+"""Per-frame visual features -> the vectors a video is indexed and searched with.
+
+Two granularities (MLT-Dedup, /work/shared/paper/related-abstracts.txt, retrieves with sparse
+clip-level embeddings; MatchLM2Lite retrieves with one visual embedding per video):
+
+* ``clip`` (default): the mean of every `clip_frames` consecutive frames (L2-normalised).
+  Stored videos get non-overlapping clips (sparse: C = ceil(frames / clip_frames)); queries
+  slide their window by `query_stride` frames so a trimmed copy lines up with the source's
+  clip boundaries. A video's similarity is the best clip-to-clip cosine.
+* ``video``: one L2-normalised mean of all frames (VideoFeatures.video_embedding()).
+
+Why clip is the default (benchmarks/RESULTS.md, "Retrieval granularity"; reproduce with
+`python -m benchmarks.bench_retrieval --only granularity`): procedural frame sequences
+(rci.retrieval.synthetic), 10k distractor videos, exact search, recall@1 of the source:
+
+    copies                          video mean   clip 4 / query stride 4   stride 2   stride 1
+    full length, noise 0.35            1.00              1.00                1.00       1.00
+    trim 20-50%, noise 0.35            0.86              1.00                1.00       1.00
+    trim 10-20%, noise 0.9             0.53              0.97                0.98       0.985
+    trim 10-20%, noise 1.2             0.42              0.85                0.95       0.965
+
+Clips cost ~6 stored vectors per video (12-32 frames) and 2-4 query vectors per copy;
+query stride 2 keeps most of stride 1's gain at two thirds of its query vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from rci.core.settings import Settings
+from rci.retrieval.errors import InvalidRecord
+
+
+class Granularity(StrEnum):
+    CLIP = "clip"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    granularity: Granularity = Granularity.CLIP
+    clip_frames: int = 4  # frames per clip (4 s at 1 fps)
+    query_stride: int = 2  # frames between consecutive query clips
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VectorSpec:
+        """The spec the service runs with: RCI_RETRIEVAL_GRANULARITY (clip by default)."""
+        return cls(Granularity(settings.retrieval_granularity))
+
+    @property
+    def kind(self) -> str:
+        """Tag stored with the collection so that a store never mixes incompatible vectors."""
+        if self.granularity is Granularity.VIDEO:
+            return "video-mean"
+        return f"clip-mean-{self.clip_frames}"
+
+
+def index_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec) -> np.ndarray:
+    """[M, D] frames + [M] real-frame mask -> [C, D] vectors to store for the video."""
+    return _vectors(frames, mask, spec, stride=spec.clip_frames)
+
+
+def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec) -> np.ndarray:
+    """[M, D] frames + [M] real-frame mask -> [C, D] vectors to search with."""
+    return _vectors(frames, mask, spec, stride=spec.query_stride)
+
+
+def _vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, stride: int) -> np.ndarray:
+    real = np.asarray(frames, dtype=np.float32)[np.asarray(mask, dtype=bool)]  # [N, D]
+    if len(real) == 0:
+        raise InvalidRecord("a video without visual frames has no retrieval vectors")
+    if spec.granularity is Granularity.VIDEO:
+        return _unit(real.mean(axis=0, keepdims=True))
+    return _unit(window_means(real, spec.clip_frames, stride))
+
+
+def window_means(frames: np.ndarray, width: int, stride: int) -> np.ndarray:
+    """[N, D] -> [W, D] means of `width`-frame windows every `stride` frames.
+
+    The last window is aligned to the end so that every frame is covered by a full window;
+    videos shorter than `width` give one window over all their frames.
+    """
+    n = len(frames)
+    if n <= width:
+        return frames.mean(axis=0, keepdims=True)
+    starts = list(range(0, n - width + 1, stride))
+    if starts[-1] + width < n:
+        starts.append(n - width)
+    csum = np.concatenate([np.zeros_like(frames[:1]), np.cumsum(frames, axis=0)])  # [N+1, D]
+    idx = np.asarray(starts)
+    return (csum[idx + width] - csum[idx]) / width
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)

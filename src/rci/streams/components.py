@@ -1,0 +1,230 @@
+"""Concrete parts of the scoring pipeline, built from settings at the worker's start.
+
+* `MediaFeatureSource`: feature cache, else fetch (allow-listed) -> decode -> frozen encoders.
+* `MilvusCandidateIndex`: retrieval on the Milvus store with the clip-level vectors.
+* `BatchedPairScorer`: MatchLite behind the asyncio micro-batcher.
+
+CPU-heavy work (decode, encoders, MatchLite, the synchronous Milvus client) runs in
+executors so the event loop keeps the consumer's group membership alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from rci.inference.batcher import MicroBatcher
+from rci.inference.encoders.bundle import EncoderBundle
+from rci.inference.encoders.extract import FeatureExtractor
+from rci.inference.features import VideoFeatures
+from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
+from rci.inference.runtime import PairScorer as ModelScorer
+from rci.inference.runtime import make_scorer
+from rci.media.decode import decode_media
+from rci.media.fetch import fetch_media
+from rci.media.policy import MediaPolicy, media_policy
+from rci.core.errors import ModelError
+from rci.core.logs import get_logger
+from rci.core.settings import Settings
+from rci.retrieval.milvus import MilvusVectorStore
+from rci.retrieval.store import SearchQuery, VectorStore, VideoRecord, to_epoch_ms
+from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
+from rci.features.cache import FeatureCache, feature_key
+from rci.storage.errors import ObjectNotFound
+from rci.storage.objects import ObjectStore, make_object_store
+from rci.storage.s3 import S3Client, s3_config
+from rci.streams.contracts import PublishedEvent, ScoreRecord
+from rci.streams.pipeline import Candidate, ModelInfo, PairResult, best_candidate
+
+TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (rci.streams.pipeline.rank_key)
+
+log = get_logger(__name__)
+
+
+class MediaFeatureSource:
+    """Each video is encoded once: the feature cache answers, or media is fetched and encoded."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        cache: FeatureCache,
+        policy: MediaPolicy,
+        s3: S3Client | None,
+        executor: Executor,
+    ) -> None:
+        self._extractor = extractor
+        self._cache = cache
+        self._policy = policy
+        self._s3 = s3
+        self._executor = executor
+
+    @property
+    def encoder_version(self) -> str:
+        return self._extractor.version
+
+    async def features_for(self, event: PublishedEvent) -> VideoFeatures:
+        return await self._cache.get_or_compute(event.video_id, self.encoder_version, lambda: self._compute(event))
+
+    async def cached(self, video_id: str) -> VideoFeatures | None:
+        return await self._cache.get(video_id, self.encoder_version)
+
+    async def _compute(self, event: PublishedEvent) -> VideoFeatures:
+        loop = asyncio.get_running_loop()
+        source = await fetch_media(event.media_uri, self._policy, self._s3)
+        decoded = await loop.run_in_executor(self._executor, decode_media, source, self._policy)
+        return await loop.run_in_executor(
+            self._executor, self._extractor.encode_video, event.video_id, decoded, event.text
+        )
+
+
+class MilvusCandidateIndex:
+    """The pipeline's retrieval step on a VectorStore (synchronous, so on one dedicated thread)."""
+
+    def __init__(self, store: VectorStore, spec: VectorSpec, encoder_version: str, top_k: int = 1) -> None:
+        self._store = store
+        self._spec = spec
+        self._encoder_version = encoder_version
+        self._top_k = top_k
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="milvus")
+
+    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[Candidate | None]:
+        search = [
+            SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec), event.published_at)
+            for event, f in queries
+        ]
+        # a few more than top-1, so near-ties are broken by the pipeline's canonical rule, not by the index
+        hits = await self._run(self._store.search, search, max(self._top_k, TIE_POOL))
+        return [
+            best_candidate(Candidate(h.video_id, float(h.similarity), to_epoch_ms(h.published_at)) for h in found)
+            for found in hits
+        ]
+
+    def similarity(self, query: VideoFeatures, candidate: VideoFeatures) -> float:
+        q = query_vectors(query.visual, query.visual_mask, self._spec)  # [Cq, D]
+        c = index_vectors(candidate.visual, candidate.visual_mask, self._spec)  # [Cc, D]
+        return float((q @ c.T).max()) if len(q) and len(c) else -1.0
+
+    async def add(self, items: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> None:
+        records = [
+            VideoRecord(
+                video_id=event.video_id,
+                embeddings=index_vectors(f.visual, f.visual_mask, self._spec),
+                published_at=event.published_at,
+                creator_id=event.creator_id or "",
+                media_uri=event.media_uri,
+                feature_key=feature_key(event.video_id, self._encoder_version),
+            )
+            for event, f in items
+            if f.has_visual
+        ]
+        if records:
+            await self._run(self._store.upsert, records)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._store.close()
+
+
+class BatchedPairScorer:
+    """MatchLite pairs from many coroutines, scored in micro-batches off the event loop."""
+
+    def __init__(self, batcher: MicroBatcher) -> None:
+        self._batcher = batcher
+
+    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairResult:
+        result = await self._batcher.score(query, candidate)
+        return PairResult(score=float(result.score), matched_segments=[list(s) for s in result.matched_segments])
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+
+@dataclass
+class ServingParts:
+    """Everything the worker holds open; `aclose` releases it."""
+
+    features: MediaFeatureSource
+    index: MilvusCandidateIndex
+    scorer: BatchedPairScorer
+    model: ModelInfo
+    s3: S3Client | None
+    cache: FeatureCache
+    executor: Executor
+
+    async def aclose(self) -> None:
+        await self.scorer.aclose()
+        self.index.close()
+        await self.cache.store.close()  # the feature store's own (S3) client
+        if self.s3 is not None:
+            await self.s3.close()
+        self.executor.shutdown(wait=False)
+
+
+def load_matchlite(settings: Settings) -> ModelScorer:
+    """MatchLite from the model directory: the ONNX export, or the checkpoint for RCI_RUNTIME=torch."""
+    model_dir = settings.resolved_model_dir
+    path = matchlite_onnx(model_dir) if settings.runtime == "onnx" else matchlite_checkpoint(model_dir)
+    if not path.exists():
+        raise ModelError(f"no MatchLite model at {path}: train and export one (`rci demo` or `rci train`)")
+    return make_scorer(
+        settings.runtime, path, settings.device, settings.ort_intra_op_threads, settings.ort_inter_op_threads
+    )
+
+
+def model_version(scorer: ModelScorer, encoders: EncoderBundle) -> str:
+    """`model_version` on rci.scores: identifies both the MatchLite weights and the encoders."""
+    return f"{scorer.model_version}+enc.{encoders.version}"
+
+
+async def open_serving_parts(settings: Settings) -> ServingParts:
+    """Load models and open clients; call on the event loop that will use them."""
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
+    encoders = EncoderBundle.load(settings.resolved_model_dir, device=settings.device)
+    scorer = load_matchlite(settings)
+    s3 = S3Client(s3_config(settings)) if _needs_s3(settings) else None
+    cache = FeatureCache(make_object_store(settings))
+    extractor = FeatureExtractor(encoders)
+    store = MilvusVectorStore.from_settings(settings, dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
+    index = MilvusCandidateIndex(store, VectorSpec.from_settings(settings), extractor.version, settings.retrieval_top_k)
+    batcher = MicroBatcher(scorer, settings.batch_max_size, settings.batch_max_wait_ms)
+    info = ModelInfo(model_version=model_version(scorer, encoders), threshold=float(scorer.threshold))
+    log.info("serving parts ready", model_version=info.model_version, threshold=info.threshold,
+             runtime=settings.runtime, milvus=settings.resolved_milvus_uri, object_store=settings.object_store)
+    return ServingParts(
+        features=MediaFeatureSource(extractor, cache, media_policy(settings), s3, executor),
+        index=index,
+        scorer=BatchedPairScorer(batcher),
+        model=info,
+        s3=s3,
+        cache=cache,
+        executor=executor,
+    )
+
+
+def _needs_s3(settings: Settings) -> bool:
+    return settings.object_store == "s3" or any(p.startswith("s3://") for p in settings.resolved_media_prefixes)
+
+
+class ObjectStoreScoreMemo:
+    """Scores by (model_version, video_id) in the object store beside the feature cache."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def key(video_id: str, model_version: str) -> str:
+        return f"scores/{model_version}/{video_id}.json"
+
+    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None:
+        try:
+            return ScoreRecord.model_validate_json(await self._store.get(self.key(video_id, model_version)))
+        except ObjectNotFound:
+            return None
+
+    async def put(self, record: ScoreRecord) -> None:
+        await self._store.put(self.key(record.video_id, record.model_version), record.model_dump_json().encode())

@@ -1,0 +1,343 @@
+"""The scoring logic of the worker, free of any broker: records in, outcomes out.
+
+The faust agent in `rci.streams.worker` only iterates the stream and calls
+`ScoringPipeline.process(records)`; everything here can be tested with in-memory parts.
+
+Per batch (DESIGN.md, "Online path"):
+  parse -> features (cache, else fetch + decode + encode) -> batched retrieval
+  -> batched MatchLite -> one `Outcome` per record, in input order.
+
+Errors follow rci.core.errors: a `RejectedEvent` turns that record's outcome into a dead letter
+and the rest of the batch carries on; a `TransientError` escapes so the caller retries
+the whole batch (nothing was written yet, so a retry is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rci.inference.features import VideoFeatures
+from rci.core import rfc3339
+from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.logs import bind_video, get_logger
+from rci.streams.metrics import WorkerMetrics
+from rci.streams.contracts import (
+    DeadLetterRecord,
+    Evidence,
+    PublishedEvent,
+    ScoreRecord,
+    parse_published,
+    utc_now_rfc3339,
+)
+
+log = get_logger(__name__)
+
+
+# --- what the pipeline needs from the other packages (structural interfaces) -------------
+
+
+class FeatureSource(Protocol):
+    """Features per video, computed once and cached (media + encoders + storage)."""
+
+    @property
+    def encoder_version(self) -> str: ...
+
+    async def features_for(self, event: PublishedEvent) -> VideoFeatures:
+        """Features of a published video; raises RejectedEvent for bad media, TransientError for infra."""
+        ...
+
+    async def cached(self, video_id: str) -> VideoFeatures | None:
+        """Features of an already indexed video, or None if the cache lost them."""
+        ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    video_id: str
+    similarity: float
+    published_at_ms: int
+
+
+# Similarities closer than this are a tie. Retrieval must pick the same candidate for a re-delivered
+# event although the competitors may now come from Milvus (approximate, float32) where they first
+# came from the batch itself (numpy): ties go to the earliest published video, then the smallest id.
+SIMILARITY_DECIMALS = 4
+
+
+def rank_key(candidate: Candidate) -> tuple[float, int, str]:
+    return (-round(candidate.similarity, SIMILARITY_DECIMALS), candidate.published_at_ms, candidate.video_id)
+
+
+def best_candidate(candidates: Iterable[Candidate | None]) -> Candidate | None:
+    """The canonical top-1: highest similarity at SIMILARITY_DECIMALS, ties by publish time, then id."""
+    present = [c for c in candidates if c is not None]
+    return min(present, key=rank_key) if present else None
+
+
+class CandidateIndex(Protocol):
+    """Retrieval: earlier videos by visual similarity (Milvus in production)."""
+
+    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[Candidate | None]:
+        """Top-1 indexed video published before each query, never the query itself."""
+        ...
+
+    def similarity(self, query: VideoFeatures, candidate: VideoFeatures) -> float:
+        """The retrieval similarity of two videos, as `nearest` measures it (for in-batch candidates)."""
+        ...
+
+    async def add(self, items: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> None:
+        """Idempotent upsert of scored videos so later videos can match them."""
+        ...
+
+
+@dataclass(frozen=True)
+class PairResult:
+    score: float
+    matched_segments: list[list[float]] = field(default_factory=list)
+
+
+class PairScorer(Protocol):
+    """MatchLite behind the micro-batcher: one awaitable per pair."""
+
+    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairResult: ...
+
+
+# --- records in, outcomes out -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One consumed `video.published` record, as the broker gave it."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Exactly one of `score` / `dead_letter` is set."""
+
+    record: InputRecord
+    score: ScoreRecord | None = None
+    dead_letter: DeadLetterRecord | None = None
+    event: PublishedEvent | None = None
+    features: VideoFeatures | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_version: str
+    threshold: float
+
+
+@dataclass
+class _Pending:
+    """Per-record working state while a batch moves through the stages."""
+
+    record: InputRecord
+    event: PublishedEvent | None = None
+    features: VideoFeatures | None = None
+    candidate: Candidate | None = None
+    candidate_features: VideoFeatures | None = None
+    result: PairResult | None = None
+    rejection: RejectedEvent | None = None
+    memo: ScoreRecord | None = None  # the score a previous delivery computed
+
+
+def dead_letter(record: InputRecord, rejection: RejectedEvent) -> DeadLetterRecord:
+    original = base64.b64encode(record.value or b"").decode("ascii")
+    return DeadLetterRecord(
+        error=rejection.code,
+        detail=rejection.detail[:2000],
+        original=original,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        failed_at=utc_now_rfc3339(),
+    )
+
+
+def published_ms(event: PublishedEvent) -> int:
+    """The event's publish time as retrieval stores and filters it (epoch ms, the same parser)."""
+    return rfc3339.epoch_ms(event.published_at)
+
+
+class ScoreMemo(Protocol):
+    """The score first written for a video by a model version: at least once delivery re-delivers a
+    batch whose scores may already be on the topic, and a re-delivered event must get the same values
+    although the index has changed since (videos published before it may have been indexed since)."""
+
+    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None: ...
+
+    async def put(self, record: ScoreRecord) -> None: ...
+
+
+class ScoringPipeline:
+    def __init__(
+        self,
+        features: FeatureSource,
+        index: CandidateIndex,
+        scorer: PairScorer,
+        model: ModelInfo,
+        metrics: WorkerMetrics | None = None,
+        memo: ScoreMemo | None = None,
+    ) -> None:
+        self._features = features
+        self._index = index
+        self._scorer = scorer
+        self._model = model
+        self._metrics = metrics or WorkerMetrics()
+        self._memo = memo
+
+    async def process(self, records: Sequence[InputRecord]) -> list[Outcome]:
+        """Score a batch; one Outcome per record, in order. TransientError escapes (retry the batch)."""
+        pending = [_Pending(record) for record in records]
+        stage = self._metrics.stage
+        with stage("parse"):
+            self._parse(pending)
+        with stage("features"):
+            await self._extract(pending)
+        await self._recall(pending)
+        with stage("retrieval"):
+            await self._retrieve(pending)  # recalled videos stay in-batch candidates for the others
+        with stage("matchlite"):
+            await self._score([p for p in pending if p.memo is None])
+        outcomes = [self._outcome(p) for p in pending]
+        await self._remember([o.score for o, p in zip(outcomes, pending, strict=True) if o.score and p.memo is None])
+        return outcomes
+
+    async def _recall(self, pending: list[_Pending]) -> None:
+        live = [p for p in pending if p.features is not None and p.rejection is None]
+        if self._memo is None or not live:
+            return
+        found = await asyncio.gather(*(self._memo.get(p.event.video_id, self._model.model_version) for p in live))
+        for p, record in zip(live, found, strict=True):
+            p.memo = record
+
+    async def _remember(self, records: list[ScoreRecord]) -> None:
+        """Before the scores are written: a crash after the write re-delivers them, then they are recalled."""
+        if self._memo is not None and records:
+            await asyncio.gather(*(self._memo.put(r) for r in records))
+
+    async def index(self, outcomes: Sequence[Outcome]) -> None:
+        """After the scores are written: make the scored videos retrievable for later ones."""
+        scored = [(o.event, o.features) for o in outcomes if o.score and o.event and o.features]
+        unique = {event.video_id: (event, feats) for event, feats in scored}
+        if unique:
+            await self._index.add(list(unique.values()))
+
+    # --- stages ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _parse(pending: list[_Pending]) -> None:
+        for p in pending:
+            try:
+                if p.record.key is None:
+                    # Keys carry per-video ordering (CONTRACT.md): a keyless record breaks it.
+                    raise RejectedEvent(RejectCode.INVALID_KEY, "record has no key; the key must be the video_id")
+                p.event = parse_published(p.record.value, p.record.key)
+            except RejectedEvent as rejection:
+                p.rejection = rejection
+
+    async def _extract(self, pending: list[_Pending]) -> None:
+        live = [p for p in pending if p.event]
+        results = await asyncio.gather(
+            *(self._features_or_rejection(p.event) for p in live), return_exceptions=True
+        )
+        for p, result in zip(live, results, strict=True):
+            if isinstance(result, RejectedEvent):
+                p.rejection, p.event = result, None
+            elif isinstance(result, BaseException):
+                raise result  # TransientError or a bug: the whole batch is retried or stops
+            else:
+                p.features = result
+
+    async def _features_or_rejection(self, event: PublishedEvent) -> VideoFeatures:
+        with bind_video(event.video_id):
+            features = await self._features.features_for(event)
+            if not (features.has_visual or features.has_audio):
+                raise RejectedEvent(RejectCode.MEDIA_NO_STREAMS, "media has neither video nor audio")
+            return features
+
+    async def _retrieve(self, pending: list[_Pending]) -> None:
+        live = [p for p in pending if p.features is not None and p.features.has_visual]
+        if not live:
+            return
+        found = await self._index.nearest([(p.event, p.features) for p in live])
+        in_batch = self._nearest_within_batch(live)
+        for p, indexed, local in zip(live, found, in_batch, strict=True):
+            p.candidate = best_candidate((indexed, local))
+        await self._load_candidate_features(live, {p.event.video_id: p.features for p in live})
+
+    def _nearest_within_batch(self, live: list[_Pending]) -> list[Candidate | None]:
+        """Top-1 among the batch's own earlier videos: not indexed yet, but possibly the source."""
+        times = [published_ms(p.event) for p in live]
+        best: list[Candidate | None] = [None] * len(live)
+        for i, query in enumerate(live):
+            for j, other in enumerate(live):
+                if times[j] >= times[i] or other.event.video_id == query.event.video_id:
+                    continue
+                sim = float(self._index.similarity(query.features, other.features))
+                best[i] = best_candidate((best[i], Candidate(other.event.video_id, sim, times[j])))
+        return best
+
+    async def _load_candidate_features(self, live: list[_Pending], batch_features: dict) -> None:
+        for p in live:
+            if p.candidate is None:
+                continue
+            feats = batch_features.get(p.candidate.video_id) or await self._features.cached(p.candidate.video_id)
+            if feats is None:
+                with bind_video(p.event.video_id):
+                    log.warning("candidate features missing from cache", candidate_id=p.candidate.video_id)
+                p.candidate = None
+            p.candidate_features = feats
+
+    async def _score(self, pending: list[_Pending]) -> None:
+        live = [p for p in pending if p.candidate_features is not None]
+        results = await asyncio.gather(
+            *(self._scorer.score(p.features, p.candidate_features) for p in live), return_exceptions=True
+        )
+        for p, result in zip(live, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            p.result = result
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _outcome(self, p: _Pending) -> Outcome:
+        if p.rejection is not None or p.event is None or p.features is None:
+            rejection = p.rejection or RejectedEvent(RejectCode.SCHEMA_VIOLATION, "event could not be parsed")
+            return Outcome(record=p.record, dead_letter=dead_letter(p.record, rejection))
+        score = p.memo or self._score_record(p)
+        return Outcome(record=p.record, score=score, event=p.event, features=p.features)
+
+    def _score_record(self, p: _Pending) -> ScoreRecord:
+        score = float(np.clip(p.result.score, 0.0, 1.0)) if p.result else 0.0
+        scored_at = utc_now_rfc3339()
+        latency_ms = max(0.0, time.time() * 1000 - p.record.timestamp_ms) if p.record.timestamp_ms > 0 else 0.0
+        segments = [list(map(float, s)) for s in (p.result.matched_segments if p.result else [])]
+        return ScoreRecord(
+            video_id=p.event.video_id,
+            candidate_id=p.candidate.video_id if p.candidate else None,
+            retrieval_similarity=round(p.candidate.similarity, 6) if p.candidate else None,
+            score=round(score, 6),
+            deboost=score >= self._model.threshold,
+            threshold=self._model.threshold,
+            model_version=self._model.model_version,
+            modalities=p.features.modalities,
+            evidence=Evidence(matched_segments=segments),
+            published_at=p.event.published_at,
+            scored_at=scored_at,
+            latency_ms=round(latency_ms, 3),
+        )

@@ -1,0 +1,32 @@
+"""Entry point of the scoring worker process: metrics, serving parts, pipeline, sink, faust app."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rci.core.logs import get_logger
+from rci.core.settings import Settings
+from rci.streams.components import ObjectStoreScoreMemo, open_serving_parts
+from rci.streams.metrics import WorkerMetrics, serve_metrics
+from rci.streams.pipeline import ScoringPipeline
+from rci.streams.sink import open_sink
+from rci.streams.worker import BatchRunner, run_worker
+
+log = get_logger(__name__)
+
+
+def run_scoring_worker(settings: Settings) -> None:
+    """Block serving until SIGTERM. Models and clients open on the worker's own event loop."""
+    metrics = WorkerMetrics()
+    serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
+
+    async def open_runner() -> BatchRunner:
+        parts = await open_serving_parts(settings)
+        memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
+        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo)
+        sink = await asyncio.to_thread(open_sink, settings)
+        log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
+                 dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
+        return BatchRunner(pipeline, sink, metrics)
+
+    run_worker(settings, open_runner)

@@ -1,0 +1,175 @@
+"""`rci worker`: the faust-streaming app that turns `video.published` into `rci.scores`.
+
+The agent only iterates micro-batches and hands them to `BatchRunner`; all scoring logic is
+in `rci.streams.pipeline`, testable without a broker.
+
+Delivery guarantees:
+* faust acks a batch's events when the agent asks for the next batch, i.e. after
+  `BatchRunner.handle` returned: outputs written and acknowledged by the broker, videos
+  indexed. faust then commits acked offsets, so a crash (even kill -9) re-delivers at most
+  the batches in flight: at least once.
+* infrastructure failures (TransientError) are retried with backoff inside `handle`; the
+  batch is never acked while they last. Any other exception is a bug: the process exits
+  without acking, so the records are re-delivered to the restarted worker.
+* SIGTERM while a batch is in flight: the batch finishes (outputs written), then the
+  worker stops; no new batch is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import faust
+
+from rci.core.logs import get_logger
+from rci.core.settings import Settings
+from rci.streams.metrics import WorkerMetrics
+from rci.streams.pipeline import InputRecord, Outcome, ScoringPipeline
+from rci.streams.retry import retry_transient
+from rci.streams.sink import OutcomeSink
+
+log = get_logger(__name__)
+EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
+DRAIN_TIMEOUT_S = 40.0  # below the usual 60 s grace period of `docker stop` / ChildProcess.stop
+
+
+class BatchRunner:
+    """One micro-batch: score -> write and wait for acks -> index. Retries transient failures."""
+
+    def __init__(self, pipeline: ScoringPipeline, sink: OutcomeSink, metrics: WorkerMetrics) -> None:
+        self.pipeline = pipeline
+        self.sink = sink
+        self.metrics = metrics
+        self.in_flight = False
+
+    async def handle(self, records: Sequence[InputRecord]) -> list[Outcome]:
+        self.in_flight = True
+        try:
+            self.metrics.events_in.inc(len(records))
+            self.metrics.batch_size.observe(len(records))
+            retried = lambda _exc: self.metrics.retries.inc()  # noqa: E731
+            outcomes = await retry_transient(lambda: self.pipeline.process(records), what="score", on_retry=retried)
+            with self.metrics.stage("write"):
+                await retry_transient(lambda: self.sink.write(outcomes), what="write", on_retry=retried)
+            self._count(outcomes)  # written and acknowledged: counted now, not after indexing
+            with self.metrics.stage("index"):
+                await retry_transient(lambda: self.pipeline.index(outcomes), what="index", on_retry=retried)
+            return outcomes
+        finally:
+            self.in_flight = False
+
+    def _count(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.score is not None:
+                self.metrics.scores_out.labels(str(outcome.score.deboost).lower()).inc()
+                self.metrics.end_to_end_seconds.observe(outcome.score.latency_ms / 1000)
+            else:
+                self.metrics.dead_letters.labels(outcome.dead_letter.error.value).inc()
+                log.info("dead-lettered", error=outcome.dead_letter.error.value, detail=outcome.dead_letter.detail,
+                         partition=outcome.record.partition, offset=outcome.record.offset)
+
+
+def to_input_record(message: object) -> InputRecord:
+    """faust's message (key/value raw bytes) -> the pipeline's broker-neutral record."""
+    timestamp = getattr(message, "timestamp", None) or 0.0
+    return InputRecord(
+        key=message.key,
+        value=message.value,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(timestamp * 1000),
+    )
+
+
+def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunner]]) -> tuple[faust.App, dict]:
+    """The faust app and its agent. `open_runner` loads models and clients on the worker's loop."""
+    from rci.streams.kafka import faust_broker_kwargs
+
+    app = faust.App(
+        settings.worker_group,
+        **faust_broker_kwargs(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_allow_declaring=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        datadir=str(settings.data_dir.absolute() / "faust"),
+    )
+    topic = app.topic(settings.topic_published, key_type=bytes, value_type=bytes, value_serializer="raw")
+    state: dict = {"runner": None, "draining": False, "stopped": asyncio.Event()}
+    wait_s = settings.batch_max_wait_ms / 1000
+
+    @app.agent(topic, name="score-published")
+    async def score_published(stream: faust.StreamT) -> None:
+        state["runner"] = runner = await open_runner()
+        async for events in stream.take_events(settings.batch_max_size, within=wait_s):
+            await _handle_or_exit(runner, [to_input_record(e.message) for e in events])
+            _record_lag(app, runner.metrics, events)
+            if state["draining"]:
+                # Ack the finished batch now: faust's shutdown waits for every delivered event
+                # to be acked before its final commit, so leaving them to take_events' cleanup
+                # (which runs only when the agent is cancelled, later) would deadlock the stop.
+                # Then park, so no further batch is taken.
+                for event in events:
+                    await stream.ack(event)
+                state["stopped"].set()
+                await asyncio.Event().wait()
+
+    return app, state
+
+
+async def _handle_or_exit(runner: BatchRunner, records: list[InputRecord]) -> None:
+    try:
+        await runner.handle(records)
+    except Exception:  # a bug, not a transient failure: keep the records un-acked
+        log.exception("unexpected error while scoring a batch; exiting without committing")
+        os._exit(EXIT_BUG)
+
+
+def _record_lag(app: faust.App, metrics: WorkerMetrics, events: Sequence[object]) -> None:
+    last = {}
+    for event in events:
+        last[event.message.tp] = event.message.offset
+    for tp, offset in last.items():
+        try:
+            metrics.consumer_lag.labels(str(tp.partition)).set(max(0, app.consumer.highwater(tp) - offset - 1))
+        except Exception:  # highwater unknown right after assignment: skip this sample
+            continue
+
+
+class DrainingWorker(faust.Worker):
+    """faust's worker, but SIGTERM lets the batch in flight finish before stopping."""
+
+    def __init__(self, app: faust.App, state: dict, **kwargs: object) -> None:
+        super().__init__(app, **kwargs)
+        self._state = state
+
+    def _on_sigterm(self) -> None:
+        runner = self._state["runner"]
+        if runner is None or not runner.in_flight:
+            super()._on_sigterm()
+            return
+        log.info("SIGTERM: draining the batch in flight")
+        self._state["draining"] = True
+        asyncio.ensure_future(self._stop_when_drained())
+
+    async def _stop_when_drained(self) -> None:
+        try:
+            await asyncio.wait_for(self._state["stopped"].wait(), DRAIN_TIMEOUT_S)
+        except TimeoutError:  # e.g. retrying a broker outage: stop anyway, the batch is re-delivered
+            log.warning("batch still in flight after the drain timeout; stopping without acking it",
+                        timeout_s=DRAIN_TIMEOUT_S)
+        self._schedule_shutdown(signal.SIGTERM)
+
+
+def run_worker(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunner]]) -> None:
+    """Block running the worker until SIGTERM/SIGINT."""
+    app, state = build_app(settings, open_runner)
+    worker = DrainingWorker(app, state, loglevel="WARNING", override_logging=False, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

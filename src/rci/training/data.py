@@ -1,0 +1,382 @@
+"""Labelled pairs + cached features -> training batches.
+
+    corpus/pairs.jsonl ──read_examples──> [PairExample]          (label, subset, split, aux targets)
+    corpus/media ──encode_corpus──> FeatureCache ──load_features──> {video_id: VideoFeatures}
+    PairDataset(examples, features[, teacher targets]) ──collate_batch──> PairBatch
+
+Features come from the same `FeatureCache` (features/<encoder_version>/<video_id>.npz in an object
+store) the worker reads, written by the same `FeatureExtractor`, so training sees exactly the
+features serving sees. A corpus is small enough to hold all its features in memory.
+
+Batches are built with the serving collate (`rci.inference.runtime.collate_pairs`): one code path
+stacks pairs for training, evaluation and the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch.utils.data import Dataset
+
+from rci.inference.encoders.extract import FeatureExtractor, VideoInput
+from rci.inference.features import VideoFeatures
+from rci.inference.matchlm.processor import MatchLMBatch, MatchLMProcessor
+from rci.inference.matchlm.processor import VideoInput as TeacherVideo
+from rci.inference.runtime import collate_pairs
+from rci.media.decode import decode_media
+from rci.media.policy import MediaPolicy
+from rci.core.errors import RCIError
+from rci.core.logs import get_logger
+from rci.features.cache import FeatureCache
+from rci.storage.objects import LocalObjectStore
+from rci.training.corpus.manifest import CorpusManifest, PairRecord
+from rci.training.losses import IGNORE_INDEX
+
+log = get_logger(__name__)
+
+# MatchLite auxiliary head -> the pairs.jsonl field that is its target
+AUX_TARGETS = {"visual": "visual_match", "audio": "audio_match", "text": "text_match"}
+
+
+class DataError(RCIError):
+    """The corpus or its features are missing or inconsistent."""
+
+
+@dataclass(frozen=True)
+class PairExample:
+    query_id: str
+    candidate_id: str
+    label: int  # 1 = the query reproduces the candidate
+    subset: str  # why the pair is in the corpus (rci.training.corpus.manifest.Subset)
+    split: str
+    aux: dict[str, int | None]  # aux head name -> 0/1, None when undefined
+
+    @classmethod
+    def from_record(cls, record: PairRecord) -> PairExample:
+        aux = {head: getattr(record, name) for head, name in AUX_TARGETS.items()}
+        return cls(record.query_id, record.candidate_id, record.label, record.subset.value, record.split, aux)
+
+    @property
+    def video_ids(self) -> tuple[str, str]:
+        return self.query_id, self.candidate_id
+
+
+def read_examples(manifest: CorpusManifest, split: str) -> list[PairExample]:
+    """The labelled pairs of one split, in manifest order."""
+    examples = [PairExample.from_record(p) for p in manifest.pairs_in(split)]  # type: ignore[arg-type]
+    if not examples:
+        raise DataError(f"corpus {manifest.root} has no {split} pairs")
+    return examples
+
+
+def video_ids_of(examples: Sequence[PairExample]) -> list[str]:
+    return sorted({vid for ex in examples for vid in ex.video_ids})
+
+
+# --- features ---------------------------------------------------------------------------------
+
+TRAINING_FEATURES = "training-features"  # under the model dir, keyed by encoder version
+
+
+def training_feature_cache(model_dir: Path) -> FeatureCache:
+    """The feature cache training reads: `<model_dir>/training-features/features/<encoder_version>/`."""
+    return FeatureCache(LocalObjectStore(Path(model_dir) / TRAINING_FEATURES))
+
+
+def encode_corpus(
+    manifest: CorpusManifest,
+    extractor: FeatureExtractor,
+    cache: FeatureCache,
+    policy: MediaPolicy,
+    *,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> int:
+    """Decode and encode every corpus video missing from the cache; returns how many were encoded.
+
+    Rerunning is cheap: videos already cached under the extractor's version are skipped.
+    """
+    version = extractor.version
+    missing = [e for e in manifest.events if asyncio.run(cache.get(e.video_id, version)) is None]
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"encode ({version})", total=len(missing))
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            inputs = [VideoInput(e.video_id, decode_media(manifest.media_path(e.video_id), policy), e.text) for e in chunk]
+            features = extractor.encode_videos(inputs)
+            asyncio.run(_put_all(cache, features))
+            bar.update(task, advance=len(chunk))
+    log.info("corpus encoded", encoder_version=version, encoded=len(missing), cached=len(manifest.events) - len(missing))
+    return len(missing)
+
+
+async def _put_all(cache: FeatureCache, features: Sequence[VideoFeatures]) -> None:
+    await asyncio.gather(*(cache.put(f) for f in features))
+
+
+def load_features(cache: FeatureCache, video_ids: Sequence[str], encoder_version: str) -> dict[str, VideoFeatures]:
+    """Every video's cached features; DataError names the ones that are missing."""
+
+    async def fetch() -> list[VideoFeatures | None]:
+        return await asyncio.gather(*(cache.get(vid, encoder_version) for vid in video_ids))
+
+    found = dict(zip(video_ids, asyncio.run(fetch()), strict=True))
+    missing = [vid for vid, f in found.items() if f is None]
+    if missing:
+        raise DataError(
+            f"{len(missing)} videos have no features for encoder {encoder_version} (e.g. {missing[:3]}); "
+            "encode the corpus first"
+        )
+    return found  # type: ignore[return-value]
+
+
+# --- dataset and batches ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The frozen teacher's outputs on a dataset's pairs, row k for example k (stage 2)."""
+
+    logits: torch.Tensor  # [N,2]
+    embedding: torch.Tensor  # [N,Dt] z_t, the last token's final hidden state
+
+    def __post_init__(self) -> None:
+        if self.logits.shape[0] != self.embedding.shape[0]:
+            raise ValueError(f"teacher logits {tuple(self.logits.shape)} and embedding {tuple(self.embedding.shape)}")
+
+
+@dataclass
+class PairBatch:
+    inputs: dict[str, torch.Tensor]  # MatchLite INPUT_NAMES, trimmed to the batch's lengths
+    labels: torch.Tensor  # [B] long
+    aux_labels: dict[str, torch.Tensor]  # head -> [B] long, IGNORE_INDEX where undefined
+    index: torch.Tensor  # [B] long: positions of the examples in their dataset
+    teacher_logits: torch.Tensor | None = None  # [B,2]
+    teacher_embedding: torch.Tensor | None = None  # [B,Dt]
+    subsets: list[str] = field(default_factory=list)
+
+    def to(self, device: torch.device) -> PairBatch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return replace(
+            self,
+            inputs={k: move(v) for k, v in self.inputs.items()},
+            labels=move(self.labels),
+            aux_labels={k: move(v) for k, v in self.aux_labels.items()},
+            index=move(self.index),
+            teacher_logits=move(self.teacher_logits),
+            teacher_embedding=move(self.teacher_embedding),
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class PairItem:
+    index: int
+    example: PairExample
+    query: VideoFeatures
+    candidate: VideoFeatures
+    teacher_logits: torch.Tensor | None = None  # [2]
+    teacher_embedding: torch.Tensor | None = None  # [Dt]
+
+
+class PairDataset(Dataset[PairItem]):
+    """Examples joined with their videos' features (and, for stage 2, the teacher's outputs)."""
+
+    def __init__(
+        self,
+        examples: Sequence[PairExample],
+        features: Mapping[str, VideoFeatures],
+        teacher: TeacherTargets | None = None,
+    ) -> None:
+        missing = sorted({vid for ex in examples for vid in ex.video_ids} - set(features))
+        if missing:
+            raise DataError(f"no features for {len(missing)} videos, e.g. {missing[:3]}")
+        if teacher is not None and teacher.logits.shape[0] != len(examples):
+            raise DataError(f"{teacher.logits.shape[0]} teacher rows for {len(examples)} examples")
+        self.examples = list(examples)
+        self.features = features
+        self.teacher = teacher
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> PairItem:
+        ex = self.examples[index]
+        teacher = self.teacher
+        return PairItem(
+            index=index,
+            example=ex,
+            query=self.features[ex.query_id],
+            candidate=self.features[ex.candidate_id],
+            teacher_logits=None if teacher is None else teacher.logits[index],
+            teacher_embedding=None if teacher is None else teacher.embedding[index],
+        )
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([ex.label for ex in self.examples], dtype=np.int64)
+
+    @property
+    def subsets(self) -> list[str]:
+        return [ex.subset for ex in self.examples]
+
+    def with_teacher(self, teacher: TeacherTargets) -> PairDataset:
+        return PairDataset(self.examples, self.features, teacher)
+
+
+def _aux_target(value: int | None) -> int:
+    return IGNORE_INDEX if value is None else int(value)
+
+
+def collate_batch(items: Sequence[PairItem]) -> PairBatch:
+    """PairItems -> PairBatch (inputs through the serving collate)."""
+    arrays = collate_pairs([(item.query, item.candidate) for item in items])
+    heads = items[0].example.aux.keys()
+    with_teacher = items[0].teacher_logits is not None
+    return PairBatch(
+        inputs={name: torch.from_numpy(a) for name, a in arrays.items()},
+        labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
+        aux_labels={
+            head: torch.tensor([_aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+            for head in heads
+        },
+        index=torch.tensor([item.index for item in items], dtype=torch.long),
+        teacher_logits=torch.stack([item.teacher_logits for item in items]) if with_teacher else None,
+        teacher_embedding=torch.stack([item.teacher_embedding for item in items]) if with_teacher else None,
+        subsets=[item.example.subset for item in items],
+    )
+
+
+def load_corpus(corpus_dir: Path) -> CorpusManifest:
+    return CorpusManifest.load(Path(corpus_dir))
+
+
+# --- the teacher's inputs ---------------------------------------------------------------------
+#
+# MatchLM reads pictures and Whisper states, not the cached MatchLite features. Each corpus video
+# is decoded once; its frames are kept already resized to the vision tower's input size (the
+# processor's first step, so feeding them again is a no-op resize) and its audio is kept as the
+# teacher's own frozen Whisper encoder states, so no epoch re-runs Whisper.
+
+
+def teacher_videos(
+    manifest: CorpusManifest,
+    video_ids: Sequence[str],
+    policy: MediaPolicy,
+    image_size: int,
+    whisper: Callable[[np.ndarray], np.ndarray] | None,
+    *,
+    progress: bool = True,
+) -> dict[str, TeacherVideo]:
+    """video_id -> MatchLM VideoInput (frames at `image_size`, Whisper states or no audio).
+
+    whisper: log-mel [80, 3000] -> encoder states [P, Da]; None drops audio (audio_fusion "none").
+    """
+    out: dict[str, TeacherVideo] = {}
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("teacher inputs", total=len(video_ids))
+        for vid in video_ids:
+            event = manifest.event(vid)
+            media = decode_media(manifest.media_path(vid), policy)
+            frames = _resize_uint8(media.frames[media.frame_mask], image_size)
+            states = whisper(media.log_mel) if (whisper is not None and media.log_mel is not None) else None
+            out[vid] = TeacherVideo(
+                frames=frames,
+                duration_s=float(media.duration_s),
+                title=event.title,
+                sticker_text=event.sticker_text or "",
+                audio_features=states,
+            )
+            bar.update(task, advance=1)
+    return out
+
+
+def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [T,H,W,3] -> uint8 [T,size,size,3], the processor's resize (bilinear, antialiased)."""
+    if len(frames) == 0 or frames.shape[1:3] == (size, size):
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+@dataclass
+class TeacherBatch:
+    inputs: MatchLMBatch
+    labels: torch.Tensor  # [B] long
+    aux_labels: dict[str, torch.Tensor]  # head -> [B] long, IGNORE_INDEX where undefined
+    index: torch.Tensor  # [B] long
+
+    def to(self, device: torch.device) -> TeacherBatch:
+        return replace(
+            self,
+            inputs=self.inputs.to(device),
+            labels=self.labels.to(device),
+            aux_labels={k: v.to(device) for k, v in self.aux_labels.items()},
+            index=self.index.to(device),
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class TeacherItem:
+    index: int
+    example: PairExample
+    query: TeacherVideo
+    candidate: TeacherVideo
+
+
+class TeacherPairDataset(Dataset[TeacherItem]):
+    """Examples joined with the teacher's inputs for their videos."""
+
+    def __init__(self, examples: Sequence[PairExample], videos: Mapping[str, TeacherVideo]) -> None:
+        missing = sorted({vid for ex in examples for vid in ex.video_ids} - set(videos))
+        if missing:
+            raise DataError(f"no teacher inputs for {len(missing)} videos, e.g. {missing[:3]}")
+        self.examples = list(examples)
+        self.videos = videos
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> TeacherItem:
+        ex = self.examples[index]
+        return TeacherItem(index, ex, self.videos[ex.query_id], self.videos[ex.candidate_id])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([ex.label for ex in self.examples], dtype=np.int64)
+
+    @property
+    def subsets(self) -> list[str]:
+        return [ex.subset for ex in self.examples]
+
+
+class TeacherCollate:
+    """TeacherItems -> TeacherBatch through MatchLM's own processor (picklable for DataLoader workers)."""
+
+    def __init__(self, processor: MatchLMProcessor) -> None:
+        self.processor = processor
+
+    def __call__(self, items: Sequence[TeacherItem]) -> TeacherBatch:
+        heads = items[0].example.aux.keys()
+        return TeacherBatch(
+            inputs=self.processor([(item.query, item.candidate) for item in items]),
+            labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
+            aux_labels={
+                head: torch.tensor([_aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+                for head in heads
+            },
+            index=torch.tensor([item.index for item in items], dtype=torch.long),
+        )

@@ -1,5 +1,0 @@
-"""The RCI corpus generator: synthetic sources, their reproductions, hard negatives, and a labelled manifest.
-
-Entry points: `training.corpus.generate.make_corpus` (Python) and `rci corpus make` (CLI); the
-manifest is read back with `training.corpus.manifest.CorpusManifest.load`. See docs/corpus.md.
-"""
