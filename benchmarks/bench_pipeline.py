@@ -73,6 +73,7 @@ from benchmarks.record import command_line, machine_description, markdown_table,
 from rci.media.synth import write_test_video
 from rci.services.ports import free_port
 from rci.services.stack import LocalStack
+from rci.core import rfc3339
 from rci.core.settings import Settings
 from rci.streams.contracts import ScoreRecord
 from rci.streams.kafka import ensure_topics, make_consumer, make_producer
@@ -115,7 +116,7 @@ class EventFactory:
                 "media_uri": self.library[self.count % len(self.library)].as_uri(),
                 "title": f"benchmark clip {vid}",
                 "sticker_text": "pipeline benchmark",
-                "published_at": (EPOCH + timedelta(seconds=self.count)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "published_at": rfc3339.format(EPOCH + timedelta(seconds=self.count)),
             }
             self.count += 1
             events.append((vid, json.dumps(payload).encode()))

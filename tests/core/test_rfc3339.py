@@ -1,6 +1,9 @@
-"""One RFC 3339 parser for the contracts and every later step (rci.core.rfc3339)."""
+"""One RFC 3339 parser and writer for the contracts and every later step (rci.core.rfc3339)."""
 
 from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -32,3 +35,34 @@ def test_fractions_are_floored_to_milliseconds_without_float_rounding() -> None:
 def test_anything_else_is_a_value_error(bad: str) -> None:
     with pytest.raises(ValueError):
         rfc3339.parse(bad)
+
+
+# --- writing: one form, UTC with milliseconds and a Z, that reads back as the same instant --------
+
+
+@pytest.mark.parametrize("ms", [REFERENCE_MS, REFERENCE_MS + 123, 0, -1, -86_400_001])
+def test_formatted_times_read_back_as_the_same_millisecond(ms: int) -> None:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    text = rfc3339.format(moment)
+    assert re.fullmatch(rfc3339.PATTERN, text)
+    assert rfc3339.epoch_ms(text) == ms
+    assert rfc3339.parse(text) == moment
+
+
+def test_format_writes_utc_milliseconds_and_a_z_whatever_the_offset() -> None:
+    two_hours_east = timezone(timedelta(hours=2))
+    moment = datetime(2026, 11, 22, 12, 0, 0, 123999, tzinfo=two_hours_east)
+    assert rfc3339.format(moment) == "2026-11-22T10:00:00.123Z"  # microseconds truncated, as epoch_ms floors
+    assert rfc3339.format(rfc3339.parse("2026-11-22t10:00:00z")) == "2026-11-22T10:00:00.000Z"
+
+
+def test_a_naive_datetime_is_refused_rather_than_guessed() -> None:
+    with pytest.raises(ValueError):
+        rfc3339.format(datetime(2026, 11, 22, 10, 0, 0))
+
+
+def test_now_is_the_current_time_in_the_written_form() -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    text = rfc3339.now()
+    assert re.fullmatch(rfc3339.PATTERN, text) and text.endswith("Z")
+    assert before <= rfc3339.parse(text) <= datetime.now(UTC)

@@ -1,10 +1,13 @@
-"""RFC 3339 timestamps, parsed one way everywhere.
+"""RFC 3339 timestamps, parsed one way and written one way everywhere.
 
 The contracts accept what RFC 3339 allows (`T` or `t` or a space between date and time, `Z` or
 `z` or a numeric offset, any number of fractional digits), and every later step (retrieval's
 epoch milliseconds, the in-batch candidate search) must read the same string the same way, or an
 event the contract accepted turns into a poison pill one stage later. `datetime.fromisoformat`
 alone does not: Python 3.11 refuses a lowercase `z`.
+
+What the project writes (`scored_at`, `failed_at`, generated `published_at`, times read back from
+retrieval) is always the one form the contracts' examples use: UTC, milliseconds, a `Z` suffix.
 """
 
 from __future__ import annotations
@@ -33,3 +36,16 @@ def parse(text: str) -> datetime:
 def epoch_ms(text: str) -> int:
     """Integer milliseconds since the epoch (UTC), floor, with no float rounding."""
     return (parse(text) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def format(moment: datetime) -> str:
+    """`moment` as the project writes times: UTC, milliseconds (truncated), `Z`, e.g. 2026-11-22T10:00:00.123Z.
+    ValueError for a naive datetime: it names no instant."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment!r} has no UTC offset")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now() -> str:
+    """The current time, written by `format`."""
+    return format(datetime.now(UTC))

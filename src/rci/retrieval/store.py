@@ -85,8 +85,7 @@ def to_epoch_ms(published_at: str) -> int:
 
 def from_epoch_ms(ms: int) -> str:
     """Integer epoch milliseconds -> RFC 3339 UTC, e.g. 2026-11-22T10:00:00.123Z."""
-    when = _EPOCH + timedelta(milliseconds=int(ms))
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339.format(_EPOCH + timedelta(milliseconds=int(ms)))
 
 
 def checked_embeddings(video_id: str, embeddings: np.ndarray, dim: int) -> np.ndarray:

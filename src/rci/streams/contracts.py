@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -48,11 +47,6 @@ Rfc3339 = Annotated[str, StringConstraints(pattern=RFC3339_PATTERN), AfterValida
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 SchemaVersion = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
 Modality = Literal["visual", "audio", "text"]
-
-
-def utc_now_rfc3339() -> str:
-    """Now, as RFC 3339 UTC with millisecond precision and a Z suffix."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Contract(BaseModel):

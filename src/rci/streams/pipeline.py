@@ -34,7 +34,6 @@ from rci.streams.contracts import (
     PublishedEvent,
     ScoreRecord,
     parse_published,
-    utc_now_rfc3339,
 )
 
 log = get_logger(__name__)
@@ -164,7 +163,7 @@ def dead_letter(record: InputRecord, rejection: RejectedEvent) -> DeadLetterReco
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        failed_at=utc_now_rfc3339(),
+        failed_at=rfc3339.now(),
     )
 
 
@@ -324,7 +323,7 @@ class ScoringPipeline:
 
     def _score_record(self, p: _Pending) -> ScoreRecord:
         score = float(np.clip(p.result.score, 0.0, 1.0)) if p.result else 0.0
-        scored_at = utc_now_rfc3339()
+        scored_at = rfc3339.now()
         latency_ms = max(0.0, time.time() * 1000 - p.record.timestamp_ms) if p.record.timestamp_ms > 0 else 0.0
         segments = [list(map(float, s)) for s in (p.result.matched_segments if p.result else [])]
         return ScoreRecord(

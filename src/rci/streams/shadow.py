@@ -47,12 +47,13 @@ from rci.media.decoded import DecodedMedia
 from rci.media.errors import MediaRejected
 from rci.media.fetch import fetch_media
 from rci.media.policy import MediaPolicy, media_policy
+from rci.core import rfc3339
 from rci.core.errors import ConfigError, ModelError, TransientError
 from rci.core.logs import bind_video, get_logger
 from rci.core.settings import Settings
 from rci.storage.s3 import S3Client, s3_config
 from rci.streams.catalog import PublishedCatalog
-from rci.streams.contracts import PublishedEvent, ScoreRecord, ShadowRecord, utc_now_rfc3339
+from rci.streams.contracts import PublishedEvent, ScoreRecord, ShadowRecord
 from rci.streams.kafka import make_consumer, make_producer
 from rci.streams.metrics import serve_metrics
 from rci.streams.retry import retry_transient
@@ -190,7 +191,7 @@ class ShadowRunner:
             scores = await loop.run_in_executor(
                 self._teacher_thread, partial(self.teacher.score_pairs, inputs, batch_size=TEACHER_BATCH)
             )
-        scored_at = utc_now_rfc3339()
+        scored_at = rfc3339.now()
         records = [
             shadow_record(p.scored, s.score, self.teacher.model_version, scored_at)
             for p, s in zip(pairs, scores, strict=True)

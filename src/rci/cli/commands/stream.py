@@ -23,9 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rci.cli.context import settings_from_env
+from rci.core import rfc3339
 from rci.core.errors import RCIError
 from rci.core.settings import Settings
-from rci.streams.contracts import PublishedEvent, ScoreRecord, utc_now_rfc3339
+from rci.streams.contracts import PublishedEvent, ScoreRecord
 from rci.streams.kafka import BrokerUnavailable, KafkaClientError, cluster_metadata, make_consumer, publish_events
 
 console = Console(stderr=True)  # stdout stays clean for --json and for pipes
@@ -71,7 +72,7 @@ def events_from_media_dir(folder: Path) -> list[PublishedEvent]:
         if video_id in by_id:
             raise EventSourceError(f"{path.name} and {by_id[video_id].name} would both be video_id {video_id!r}")
         by_id[video_id] = path
-    now = utc_now_rfc3339()
+    now = rfc3339.now()
     return [
         PublishedEvent(
             schema_version=1, video_id=video_id, media_uri=path.absolute().as_uri(), title=path.stem, published_at=now

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rci.core import rfc3339
 from rci.core.logs import get_logger
 from rci.streams.contracts import PublishedEvent
 from rci.training.corpus import text
@@ -112,10 +113,6 @@ def _stable_int(key: object) -> int:
 
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31))
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def assign_splits(kinds: list[str], fractions: tuple[float, float, float], rng: np.random.Generator) -> list[str]:
@@ -425,7 +422,7 @@ def build_manifest(plan: CorpusPlan, rendered: dict[str, RenderedVideo], root: P
     events = [
         PublishedEvent(schema_version=1, video_id=v.video_id, media_uri=Path(rendered[v.video_id].path).resolve().as_uri(),
                        title=v.title, sticker_text=v.sticker_text, creator_id=v.creator_id,
-                       duration_s=v.duration_s, published_at=_rfc3339(v.published_at))
+                       duration_s=v.duration_s, published_at=rfc3339.format(v.published_at))
         for v in sorted(plan.videos, key=lambda v: (v.published_at, v.video_id))
     ]
     videos = {
