@@ -76,7 +76,7 @@ from rci.services.stack import LocalStack
 from rci.core import rfc3339
 from rci.core.settings import Settings
 from rci.streams.contracts import ScoreRecord
-from rci.streams.kafka import ensure_topics, make_consumer, make_producer
+from rci.streams.kafka import ensure_topics, make_consumer, make_producer, produce_with_backpressure
 from rci.streams.pipeline import InputRecord
 from rci.streams.processes import ChildProcess
 
@@ -275,12 +275,7 @@ def offer(settings: Settings, events: list[tuple[str, bytes]], rate: float | Non
         if rate:
             time.sleep(max(0.0, start + i / rate - time.monotonic()))
         now = time.time()
-        while True:
-            try:
-                producer.produce(settings.topic_published, key=vid.encode(), value=value, timestamp=int(now * 1000))
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_with_backpressure(producer, settings.topic_published, value, vid.encode(), timestamp_ms=int(now * 1000))
         producer.poll(0)
         produced[vid] = now
     if producer.flush(60):

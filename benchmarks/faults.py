@@ -56,13 +56,14 @@ from rci.core.logs import get_logger
 from rci.services.stack import MEDIA_BUCKET, LocalStack
 from rci.core.settings import Settings
 from rci.streams.contracts import DeadLetterRecord, ScoreRecord
-from rci.streams.kafka import make_consumer, make_producer
+from rci.streams.kafka import make_consumer, make_producer, produce_with_backpressure
 from rci.streams.processes import ChildProcess
 
 log = get_logger(__name__)
 MAX_FRAMES = 4
 DEFAULT_JSON = Path(__file__).parent / "results" / "faults.json"
 DEFAULT_PLOT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "faults-timeline.png"
+PRODUCE_TIMEOUT_S = 600.0  # how long the paced producer's records may wait for a broker that is down
 
 
 # --- the worker, kept alive ---------------------------------------------------------------------
@@ -256,7 +257,7 @@ class PacedProducer(threading.Thread):
 
     def run(self) -> None:
         # message.timeout.ms: keep retrying through a broker restart rather than dropping records
-        producer = make_producer(self.settings, message_timeout_ms=600_000)
+        producer = make_producer(self.settings, message_timeout_ms=int(PRODUCE_TIMEOUT_S * 1000))
         start = time.monotonic()
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
@@ -265,21 +266,18 @@ class PacedProducer(threading.Thread):
 
         for i, (key, value) in enumerate(self.records):
             time.sleep(max(0.0, start + i / self.rate - time.monotonic()))
-            while True:
-                try:
-                    producer.produce(self.settings.topic_published, key=key, value=value, on_delivery=delivered)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            # as long as the records themselves may wait (message.timeout.ms): a broker restart is the point
+            produce_with_backpressure(producer, self.settings.topic_published, value, key, delivered,
+                                      deadline_s=PRODUCE_TIMEOUT_S)  # fmt: skip
             producer.poll(0)
             self.sent += 1
-        self.unacknowledged = producer.flush(600)
+        self.unacknowledged = producer.flush(PRODUCE_TIMEOUT_S)
 
 
 def produce_all(settings: Settings, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
     producer = make_producer(settings)
     for key, value in records:
-        producer.produce(settings.topic_published, key=key, value=value)
+        produce_with_backpressure(producer, settings.topic_published, value, key)
         producer.poll(0)
     if producer.flush(60):
         raise RuntimeError("records not acknowledged by the broker")

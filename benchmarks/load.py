@@ -53,7 +53,7 @@ from benchmarks.record import machine_description, markdown_table, record
 from rci.core.logs import get_logger
 from rci.services.stack import LocalStack
 from rci.core.settings import Settings
-from rci.streams.kafka import make_consumer, make_producer
+from rci.streams.kafka import make_consumer, make_producer, produce_with_backpressure
 from rci.streams.processes import ChildProcess
 
 log = get_logger(__name__)
@@ -202,13 +202,8 @@ class PacedOffer(threading.Thread):
         start = time.monotonic()
         for i, (vid, value) in enumerate(self.events):
             time.sleep(max(0.0, start + i / self.rate - time.monotonic()))
-            while True:
-                try:
-                    producer.produce(self.settings.topic_published, key=vid.encode(), value=value,
-                                     timestamp=int(time.time() * 1000), on_delivery=delivered)  # fmt: skip
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_with_backpressure(producer, self.settings.topic_published, value, vid.encode(), delivered,
+                                      timestamp_ms=int(time.time() * 1000))  # fmt: skip
             producer.poll(0)
         producer.flush(120)
 

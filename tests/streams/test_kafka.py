@@ -1,6 +1,9 @@
-"""rci.streams.kafka against a real broker: topic creation, produce/consume, error types."""
+"""rci.streams.kafka: configuration, back-pressure on a full producer queue, and against a real broker
+topic creation, produce/consume, error types."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -9,6 +12,7 @@ from rci.core.errors import TransientError
 from rci.core.settings import Settings
 from rci.streams.kafka import (
     BrokerUnavailable,
+    ProducerQueueFull,
     client_config,
     cluster_metadata,
     contract_topics,
@@ -16,6 +20,7 @@ from rci.streams.kafka import (
     faust_broker_kwargs,
     make_consumer,
     make_producer,
+    produce_with_backpressure,
 )
 
 
@@ -109,3 +114,40 @@ def test_overrides_accept_python_names_and_librdkafka_names() -> None:
 
     named = _librdkafka_names({"linger_ms": 0, "auto.offset.reset": "latest", "on_delivery": print})
     assert named == {"linger.ms": 0, "auto.offset.reset": "latest", "on_delivery": print}
+
+
+class FullQueueProducer:
+    """librdkafka at its boundary: `produce` raises BufferError while the local queue is full, and only
+    `poll` (serving delivery callbacks) frees room, here after `room_after_polls` polls (None: never)."""
+
+    def __init__(self, room_after_polls: int | None) -> None:
+        self.room_after_polls = room_after_polls
+        self.polls = 0
+        self.queued: list[tuple] = []
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, on_delivery: object, **kwargs: object) -> None:
+        if self.room_after_polls is None or self.polls < self.room_after_polls:
+            raise BufferError("Local: Queue full")
+        self.queued.append((topic, key, value, on_delivery, kwargs))
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        time.sleep(timeout)  # as the real one does when no callback is due
+        return 0
+
+
+def test_a_full_queue_is_waited_out_by_serving_callbacks() -> None:
+    producer = FullQueueProducer(room_after_polls=3)
+    produce_with_backpressure(producer, "t", b"value", b"key", print, timestamp_ms=1234, deadline_s=30)
+    assert producer.polls == 3
+    assert producer.queued == [("t", b"key", b"value", print, {"timestamp": 1234})]
+
+
+def test_a_queue_that_stays_full_raises_a_transient_error_at_the_deadline() -> None:
+    producer = FullQueueProducer(room_after_polls=None)
+    started = time.monotonic()
+    with pytest.raises(ProducerQueueFull, match="stayed full") as caught:
+        produce_with_backpressure(producer, "t", b"value", b"key", deadline_s=0.3)
+    waited = time.monotonic() - started
+    assert isinstance(caught.value, TransientError)  # the caller retries the batch with backoff
+    assert 0.3 <= waited < 5 and producer.polls >= 2 and producer.queued == []

@@ -177,12 +177,10 @@ class Demo:
         ensure_topics(self.settings)
 
     def _publish(self, events: list) -> None:
-        from rci.streams.kafka import make_producer
+        from rci.streams.kafka import publish_events
 
-        producer = make_producer(self.settings)
-        for event in events:
-            producer.produce(self.settings.topic_published, key=event.video_id.encode(), value=event.to_json_bytes())
-        if producer.flush(60):
+        report = publish_events(self.settings, events, flush_timeout_s=60)
+        if report.unacknowledged or report.failed:
             raise RuntimeError("the broker did not acknowledge every published event")
 
     def _score_all(self, manifest: object) -> tuple[dict[str, ScoreRecord], list[DeadLetterRecord]]:

@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import faust
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -45,6 +46,10 @@ class KafkaAuthError(KafkaClientError):
 
 class TopicSetupError(KafkaClientError):
     """A topic could not be created or does not have the expected shape (configuration problem)."""
+
+
+class ProducerQueueFull(KafkaClientError, TransientError):
+    """The producer's local queue stayed full past the deadline: the broker is not taking records."""
 
 
 # The DLQ carries the original record base64-encoded (+33%) inside a JSON envelope, so it needs a
@@ -272,6 +277,47 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
 
 
+# --- producing ------------------------------------------------------------------------------------
+class RecordProducer(Protocol):
+    """The part of confluent_kafka.Producer the project's writers use (tests pass in-memory fakes)."""
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, on_delivery: object) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+# librdkafka's own delivery timeout (message.timeout.ms) is 300 s; a queue that stays full for half a
+# minute means the broker is not taking records, and the caller's retry (with backoff) should take over.
+PRODUCE_DEADLINE_S = 30.0
+_QUEUE_FULL_POLL_S = 0.1
+
+
+def produce_with_backpressure(
+    producer: RecordProducer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    on_delivery: Callable[[KafkaError | None, object], None] | None = None,
+    *,
+    timestamp_ms: int | None = None,
+    deadline_s: float = PRODUCE_DEADLINE_S,
+) -> None:
+    """Queue one record. While librdkafka's local queue is full (BufferError), serve delivery callbacks
+    (which is what frees room) and try again; ProducerQueueFull (transient) once `deadline_s` has passed."""
+    extra = {} if timestamp_ms is None else {"timestamp": timestamp_ms}  # fakes need not take `timestamp`
+    give_up_at = time.monotonic() + deadline_s
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **extra)
+            return
+        except BufferError as exc:
+            if time.monotonic() >= give_up_at:
+                raise ProducerQueueFull(f"{topic}: the producer's queue stayed full for {deadline_s:.0f}s") from exc
+            producer.poll(_QUEUE_FULL_POLL_S)
+
+
 # --- publishing contract events -----------------------------------------------------------------
 @dataclass
 class DeliveryReport:
@@ -302,13 +348,8 @@ def publish_events(
             on_delivery(err is None)
 
     for event in events:
-        key = event.video_id.encode("utf-8")
-        while True:
-            try:
-                producer.produce(settings.topic_published, value=event.to_json_bytes(), key=key, on_delivery=delivered)
-                break
-            except BufferError:  # local queue full: serve callbacks until there is room
-                producer.poll(0.1)
+        produce_with_backpressure(producer, settings.topic_published, event.to_json_bytes(),
+                                  event.video_id.encode("utf-8"), delivered)  # fmt: skip
         producer.poll(0)
     report.unacknowledged = producer.flush(flush_timeout_s)
     return report

@@ -1,35 +1,58 @@
 """Writes a batch's outcomes to `rci.scores` / `video.published.dlq` and waits for the broker's ack.
 
 The worker commits input offsets only after `write` returns, so a crash before that point
-re-delivers the batch (at least once) and nothing is lost.
+re-delivers the batch (at least once) and nothing is lost. `AcknowledgedWriter` is that write
+path on its own (produce, flush, check every ack); the shadow consumer writes through it too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
 
 from rci.core.errors import TransientError
 from rci.streams.contracts import DeadLetterRecord
 from rci.core.settings import Settings
-from rci.streams.kafka import DEFAULT_MAX_MESSAGE_BYTES, make_producer, topic_max_message_bytes
+from rci.streams.kafka import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    RecordProducer,
+    make_producer,
+    produce_with_backpressure,
+    topic_max_message_bytes,
+)
 from rci.streams.pipeline import Outcome
+
+KeyedRecord = tuple[str, bytes | None, bytes]  # (topic, key, value)
 
 
 class SinkError(TransientError):
     """The broker did not acknowledge every output record (retry the batch)."""
 
 
-class Producer(Protocol):
-    """The part of confluent_kafka.Producer the sink uses."""
+class AcknowledgedWriter:
+    """Produces records and returns only once the broker acknowledged every one; SinkError otherwise."""
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: object) -> None: ...
+    def __init__(self, producer: RecordProducer, flush_timeout_s: float = 30.0) -> None:
+        self._producer = producer
+        self._flush_timeout_s = flush_timeout_s
 
-    def poll(self, timeout: float) -> int: ...
+    async def write(self, records: Sequence[KeyedRecord]) -> None:
+        """`write_blocking` off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.write_blocking, list(records))
 
-    def flush(self, timeout: float) -> int: ...
+    def write_blocking(self, records: Iterable[KeyedRecord]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for topic, key, value in records:
+            produce_with_backpressure(self._producer, topic, value, key, on_delivery)
+        remaining = self._producer.flush(self._flush_timeout_s)
+        if remaining or failures:
+            raise SinkError(f"{remaining} records unacknowledged, {len(failures)} failed: {failures[:3]}")
 
 
 # Room left in a record for Kafka's own framing (batch header, record header, headers) besides key and value.
@@ -44,16 +67,15 @@ class OutcomeSink:
 
     def __init__(
         self,
-        producer: Producer,
+        producer: RecordProducer,
         scores_topic: str,
         dlq_topic: str,
         flush_timeout_s: float = 30.0,
         max_record_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        self._producer = producer
+        self._writer = AcknowledgedWriter(producer, flush_timeout_s)
         self._scores_topic = scores_topic
         self._dlq_topic = dlq_topic
-        self._flush_timeout_s = flush_timeout_s
         self._max_record_bytes = max_record_bytes
 
     @property
@@ -65,34 +87,16 @@ class OutcomeSink:
         await asyncio.get_running_loop().run_in_executor(None, self._write_blocking, list(outcomes))
 
     def _write_blocking(self, outcomes: list[Outcome]) -> None:
-        failures: list[str] = []
+        # routed on the executor's thread: cutting a large dead letter to fit is not the event loop's work
+        self._writer.write_blocking([self._route(outcome) for outcome in outcomes])
 
-        def on_delivery(err: object, _msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for outcome in outcomes:
-            topic, key, value = self._route(outcome)
-            self._produce(topic, value, key, on_delivery)
-        remaining = self._producer.flush(self._flush_timeout_s)
-        if remaining or failures:
-            raise SinkError(f"{remaining} records unacknowledged, {len(failures)} failed: {failures[:3]}")
-
-    def _route(self, outcome: Outcome) -> tuple[str, bytes, bytes | None]:
+    def _route(self, outcome: Outcome) -> KeyedRecord:
         """Scores are keyed by video_id (CONTRACT.md); dead letters keep the original key."""
         if outcome.score is not None:
             return self._scores_topic, outcome.score.video_id.encode("utf-8"), outcome.score.to_json_bytes()
         key = outcome.record.key
         room = self._max_record_bytes - RECORD_OVERHEAD_BYTES - len(key or b"")
         return self._dlq_topic, key, fit_dead_letter(outcome.dead_letter, room).to_json_bytes()
-
-    def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: object) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
 
 
 def open_sink(settings: Settings) -> OutcomeSink:
