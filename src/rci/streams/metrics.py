@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker and the shadow consumer.
+"""Prometheus metrics of the worker (the shadow consumer's are in `rci.streams.shadow.metrics`).
 
 One registry per process, exposed by `serve_metrics` on settings.metrics_host (loopback
 by default) : settings.metrics_port.
@@ -16,7 +16,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-class WorkerMetrics:
+class ProcessMetrics:
+    """One process's registry and its per-stage timer (the worker's and the shadow's metrics are both)."""
+
+    registry: CollectorRegistry
+    stage_seconds: Histogram  # labelled by "stage"
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block into `stage_seconds{stage=name}`, also when it raises."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds.labels(name).observe(time.perf_counter() - start)
+
+
+class WorkerMetrics(ProcessMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -36,16 +52,8 @@ class WorkerMetrics:
         )
         self.consumer_lag = Gauge("rci_consumer_lag", "high watermark minus position", ["partition"], registry=r)
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds.labels(name).observe(time.perf_counter() - start)
 
-
-def serve_metrics(metrics: WorkerMetrics, host: str, port: int) -> WSGIServer | None:
+def serve_metrics(metrics: ProcessMetrics, host: str, port: int) -> WSGIServer | None:
     """Expose /metrics over HTTP on host:port (settings: loopback unless configured); None when port is 0."""
     if not port:
         return None

@@ -102,8 +102,9 @@ class PairResult:
     matched_segments: list[list[float]] = field(default_factory=list)
 
 
-class PairScorer(Protocol):
-    """MatchLite behind the micro-batcher: one awaitable per pair."""
+class AsyncPairScorer(Protocol):
+    """MatchLite behind the micro-batcher: one awaitable per pair. Not `rci.inference.runtime.PairScorer`,
+    the synchronous batch model that the micro-batcher itself drives."""
 
     async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairResult: ...
 
@@ -187,7 +188,7 @@ class ScoringPipeline:
         self,
         features: FeatureSource,
         index: CandidateIndex,
-        scorer: PairScorer,
+        scorer: AsyncPairScorer,
         model: ModelInfo,
         metrics: WorkerMetrics | None = None,
         memo: ScoreMemo | None = None,

@@ -50,6 +50,7 @@ from rci.inference.matchlm.loader import (
     MATCHLM_SUBDIR,
     init_matchlm,
     load_backbone,
+    load_frozen_matchlm,
     load_matchlm_model,
     save_matchlm,
 )
@@ -331,10 +332,9 @@ def update_matchlm_meta(teacher_dir: Path, updates: Mapping[str, Any]) -> dict[s
 def load_teacher(teacher_dir: Path, device: torch.device | str = "cpu") -> tuple[MatchLM, MatchLMProcessor, dict[str, Any]]:
     """A trained teacher, frozen and in eval mode."""
     try:
-        model, processor, meta = load_matchlm_model(teacher_dir)
+        return load_frozen_matchlm(teacher_dir, device=device)
     except RCIError as exc:
         raise RunError(str(exc)) from exc
-    return model.to(device).eval().requires_grad_(False), processor, meta
 
 
 # --- stage 2 ----------------------------------------------------------------------------------------

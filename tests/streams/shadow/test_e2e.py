@@ -29,8 +29,8 @@ from rci.streams.contracts import ScoreRecord, ShadowRecord
 from rci.streams.kafka import ensure_topics, make_consumer, make_producer
 from rci.streams.processes import ChildProcess
 from rci.streams.readback import read_until
-from rci.streams.shadow import serve_shadow
-from rci.streams.shadow_logic import agreement, is_sampled
+from rci.streams.shadow.service import serve_shadow
+from rci.streams.shadow.logic import agreement, is_sampled
 from tests.streams.worker_harness import MAX_FRAMES, encode, produce, published_event, write_media_library
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rci.streams.contracts import ScoreRecord
-from rci.streams.shadow_logic import ShadowAggregate, agreement, is_sampled, sample_point, shadow_record
+from rci.streams.shadow.logic import ShadowAggregate, agreement, is_sampled, sample_point, shadow_record
 
 IDS = [f"video-{i:05d}" for i in range(10_000)]
 
@@ -26,7 +26,7 @@ def test_sampling_is_stable_across_calls():
 def test_sampling_is_stable_across_processes_whatever_their_hash_seed():
     # Python's hash() is salted per process; the sample must not be
     code = (
-        "import json, sys; from rci.streams.shadow_logic import is_sampled; "
+        "import json, sys; from rci.streams.shadow.logic import is_sampled; "
         "ids = [f'video-{i:05d}' for i in range(10000)]; "
         "print(json.dumps([i for i in ids if is_sampled(i, 0.1)]))"
     )

@@ -1,7 +1,7 @@
 """The shadow runner without a broker: sampling, skips, record building, metrics.
 
 The runner's boundaries (catalog lookup, media, teacher, writer) are in-memory fakes here; the
-end-to-end test in test_shadow_e2e.py runs the real ones.
+end-to-end test in test_e2e.py runs the real ones.
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ from rci.media.errors import MediaRejected
 from rci.core.errors import RejectCode, TransientError
 from rci.core.settings import Settings
 from rci.streams.contracts import SCHEMA_DIR, PublishedEvent, ScoreRecord, ShadowRecord
-from rci.streams.shadow import EXIT_CONFIG, ShadowLoop, ShadowMetrics, ShadowRunner, ShadowSinkError, run_shadow
-from rci.streams.shadow_logic import agreement, is_sampled
+from rci.streams.shadow.logic import agreement, is_sampled
+from rci.streams.shadow.loop import ShadowLoop
+from rci.streams.shadow.metrics import ShadowMetrics
+from rci.streams.shadow.runner import ShadowRunner
+from rci.streams.shadow.service import EXIT_CONFIG, run_shadow
+from rci.streams.sink import SinkError
 
 THRESHOLD = 0.5
 SHADOW_SCHEMA = json.loads((SCHEMA_DIR / "rci.shadow.schema.json").read_text())
@@ -101,7 +105,7 @@ class ListWriter:
 
     async def write(self, records: Sequence[ShadowRecord]) -> None:
         if self.fail:
-            raise ShadowSinkError("broker did not ack")
+            raise SinkError("broker did not ack")
         self.records.extend(records)
 
 
@@ -288,7 +292,7 @@ class JournalWriter(ListWriter):
     async def write(self, records: Sequence[ShadowRecord]) -> None:
         if self.failures:
             self.failures -= 1
-            raise ShadowSinkError("not acknowledged")
+            raise SinkError("not acknowledged")
         self.journal.append(("write", [r.video_id for r in records]))
 
 

@@ -14,7 +14,7 @@ def shadow() -> None:
     the teacher in <RCI_MODEL_DIR>/matchlm/, writes rci.shadow and serves agreement metrics on
     RCI_METRICS_HOST:RCI_METRICS_PORT. Every setting comes from RCI_* variables.
     """
-    from rci.streams.shadow import run_shadow
+    from rci.streams.shadow.service import run_shadow
 
     code = run_shadow(settings_from_env())
     raise typer.Exit(code)

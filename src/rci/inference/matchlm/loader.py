@@ -10,7 +10,8 @@
     <dir>/matchlm/extras.safetensors             audio fusion and heads
 
 `init_matchlm` starts from a base directory (training); `save_matchlm` writes the `matchlm/` part;
-`load_matchlm_model` reads it back; `load_matchlm` returns a ready teacher.
+`load_matchlm_model` reads it back; `load_frozen_matchlm` reads it for inference only (training's
+teacher targets and evaluation); `load_matchlm` wraps that as a ready teacher (the shadow consumer).
 """
 
 from __future__ import annotations
@@ -193,6 +194,18 @@ def load_matchlm_model(
     return model, processor, meta
 
 
+def load_frozen_matchlm(
+    local_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    whisper_dir: str | Path | None = None,
+) -> tuple[MatchLM, MatchLMProcessor, dict[str, Any]]:
+    """A saved MatchLM for inference only: frozen, in eval mode, on `device` -> (model, processor, meta)."""
+    model, processor, meta = load_matchlm_model(local_dir, whisper_dir=whisper_dir, dtype=dtype)
+    return model.to(device).eval().requires_grad_(False), processor, meta
+
+
 def load_matchlm(
     local_dir: str | Path,
     *,
@@ -201,8 +214,7 @@ def load_matchlm(
     whisper_dir: str | Path | None = None,
 ) -> MatchLMTeacher:
     """The trained teacher, frozen, in eval mode on `device`."""
-    model, processor, meta = load_matchlm_model(local_dir, whisper_dir=whisper_dir, dtype=dtype)
-    model.requires_grad_(False)
+    model, processor, meta = load_frozen_matchlm(local_dir, device=device, dtype=dtype, whisper_dir=whisper_dir)
     return MatchLMTeacher(model, processor, meta["model_version"], meta["threshold"], device=device, dtype=dtype)
 
 

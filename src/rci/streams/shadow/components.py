@@ -1,0 +1,89 @@
+"""The shadow runner's concrete parts (as `rci.streams.components` holds the worker's):
+
+* `CatalogLookup`: published events from `rci.streams.catalog`, catching up once on a miss;
+* `FetchingMediaReader`: media fetched under the media policy, decoded on a small pool;
+* `KafkaShadowWriter`: `rci.shadow` records through the worker's acknowledged write path (`rci.streams.sink`);
+* `load_installed_teacher`: the MatchLM teacher of the model directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from rci.core.settings import Settings
+from rci.media.decode import decode_media
+from rci.media.decoded import DecodedMedia
+from rci.media.fetch import fetch_media
+from rci.media.policy import MediaPolicy
+from rci.storage.s3 import S3Client
+from rci.streams.catalog import PublishedCatalog
+from rci.streams.contracts import PublishedEvent, ShadowRecord
+from rci.streams.sink import AcknowledgedWriter
+
+if TYPE_CHECKING:  # the teacher's module imports torch: loaded when the teacher is
+    from rci.inference.matchlm.teacher import MatchLMTeacher
+
+
+class CatalogLookup:
+    """`VideoLookup` on the published catalog: read, and on a miss catch up with the topic once.
+
+    A scored video was published before its score was written, so after one catch-up a video
+    still missing is truly unknown (e.g. past the topic's retention before the catalog saw it).
+    """
+
+    def __init__(self, catalog: PublishedCatalog) -> None:
+        self._catalog = catalog
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+
+    async def events(self, video_ids: set[str]) -> dict[str, PublishedEvent]:
+        found = await self._run(self._catalog.get, video_ids)
+        if len(found) < len(video_ids):
+            await self._run(self._catalog.catch_up)
+            found = await self._run(self._catalog.get, video_ids)
+        return found
+
+    async def catch_up(self) -> int:
+        return await self._run(self._catalog.catch_up)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._catalog.close()
+
+
+class FetchingMediaReader:
+    """Fetch under the media policy (allow-list, size), decode on a small pool (PyAV frees the GIL)."""
+
+    def __init__(self, policy: MediaPolicy, s3: S3Client | None, executor: Executor) -> None:
+        self._policy = policy
+        self._s3 = s3
+        self._executor = executor
+
+    async def decode(self, event: PublishedEvent) -> DecodedMedia:
+        source = await fetch_media(event.media_uri, self._policy, self._s3)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, decode_media, source, self._policy)
+
+
+class KafkaShadowWriter:
+    """`rci.shadow` records keyed by video_id, acknowledged before `write` returns (SinkError otherwise)."""
+
+    def __init__(self, writer: AcknowledgedWriter, topic: str) -> None:
+        self._writer = writer
+        self._topic = topic
+
+    async def write(self, records: Sequence[ShadowRecord]) -> None:
+        await self._writer.write([(self._topic, r.video_id.encode("utf-8"), r.to_json_bytes()) for r in records])
+
+
+def load_installed_teacher(settings: Settings) -> MatchLMTeacher:
+    """MatchLM from `<model_dir>/matchlm/` on the configured device (ModelError when absent)."""
+    from rci.inference.encoders.base import pick_device
+    from rci.inference.matchlm.loader import load_matchlm
+    from rci.inference.model_dir import matchlm_dir
+
+    return load_matchlm(matchlm_dir(settings.resolved_model_dir), device=pick_device(settings.device))
