@@ -127,3 +127,44 @@ def test_shared_audio_is_really_shared_and_replaced_audio_really_differs(tiny_co
         assert (similarity > 0.9) if pair.audio_match else (similarity < 0.5), (pair.query_id, similarity)
         checked += 1
     assert checked >= 3
+
+
+def test_hard_edits_keep_the_source_where_they_say(tiny_corpus, tmp_path: Path) -> None:
+    """A duet shows the source's strip on its half and other motion on the other; a 9:16 re-crop
+    stretched back is the source's strip; small picture-in-picture shrinks it."""
+    from datetime import UTC, datetime
+
+    from rci.training.corpus.render import RenderConfig, render_video
+    from rci.training.corpus.specs import Derived, VideoSpec
+    from rci.training.corpus.transforms import Crop, PictureInPicture, SplitScreen
+
+    source = next(v for v in tiny_corpus.videos.values() if v.role == "source")
+    base = _decode(tiny_corpus.media_path(source.video_id))["frames"]
+    media_dir = tiny_corpus.media_path(source.video_id).parent
+
+    def render(video_id: str, edit) -> list[np.ndarray]:
+        spec = VideoSpec(video_id=video_id, source_id=source.source_id, role="copy", split="train", title="t",
+                         sticker_text=None, creator_id="c", published_at=datetime.now(UTC),
+                         origin=Derived(source.video_id, False, source.duration_s), edits=(edit,), style="test")
+        rendered = render_video(spec, str(media_dir), RenderConfig())
+        return _decode(Path(rendered.path))["frames"]
+
+    def mean_error(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(float) - b.astype(float)).mean())
+
+    def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(img).resize((width, height), Image.BILINEAR))
+
+    k = len(base) // 2
+    src = base[k]
+    h, w = src.shape[:2]
+    duet = render("test-duet", SplitScreen(strip=0.5, x=0.0, right=True, background_seed=3))[k]
+    strip = resize(src[:, : w // 2], w // 2, h)
+    assert mean_error(duet[:, w // 2 :], strip) < 12 < mean_error(duet[:, : w // 2], strip)
+    recrop = render("test-recrop", Crop(x=0.0, y=0.0, w=0.5625, h=1.0))[k]
+    assert mean_error(recrop, resize(src[:, : int(w * 0.5625)], w, h)) < 12
+    pip = render("test-pip", PictureInPicture(scale=0.35, x=0.0, y=0.0, background_seed=3))[k]
+    box = pip[: int(h * 0.35) - 2, : int(w * 0.35) - 2]
+    assert mean_error(box, resize(src, int(w * 0.35), int(h * 0.35))[: box.shape[0], : box.shape[1]]) < 12

@@ -18,7 +18,7 @@ from rci.training.corpus.audio import SAMPLE_RATE, render_audio, write_wav
 from rci.training.corpus.ffmpeg import DETERMINISM_ARGS, font_file, run_ffmpeg
 from rci.training.corpus.sources import frames_for
 from rci.training.corpus.specs import Derived, Fresh, VideoSpec
-from rci.training.corpus.transforms import Frame, LowBitrate, Mute, NewAudio, PictureInPicture
+from rci.training.corpus.transforms import Frame, LowBitrate, Mute, NewAudio, PictureInPicture, SplitScreen
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,13 @@ def render_video(spec: VideoSpec, media_dir: str, config: RenderConfig) -> Rende
                 fg = graph.chain([video], [*pending_v, f"scale=trunc(iw*{edit.scale}/2)*2:-2"])
                 bg_input = graph.add_input("-f", "lavfi", "-i", _gradients(edit.background_seed, config))
                 video = graph.chain([f"{bg_input}:v", fg], [f"overlay=x=(W-w)*{edit.x}:y=(H-h)*{edit.y}:shortest=1"])
+                pending_v = []
+            elif isinstance(edit, SplitScreen):
+                half = config.width // 2
+                fg = graph.chain([video], [*pending_v, f"crop=iw*{edit.strip}:ih:(iw-iw*{edit.strip})*{edit.x}:0",
+                                           f"scale={half}:{config.height}", "setsar=1"])
+                bg_input = graph.add_input("-f", "lavfi", "-i", _gradients(edit.background_seed, config))
+                video = graph.chain([f"{bg_input}:v", fg], [f"overlay=x={half if edit.right else 0}:y=0:shortest=1"])
                 pending_v = []
             elif isinstance(edit, LowBitrate):
                 video_kbps = edit.kbps

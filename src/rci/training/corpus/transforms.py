@@ -184,6 +184,17 @@ class PictureInPicture(Transform):
 
 
 @dataclass(frozen=True)
+class SplitScreen(Transform):
+    """A duet: a vertical strip of the video on one half of the frame, unrelated motion on the other."""
+
+    strip: float  # width of the strip kept from the video, as a fraction of its width
+    x: float  # where the strip is taken from, as a fraction of the free width
+    right: bool  # the video's half: right (True) or left
+    background_seed: int
+    name: ClassVar[str] = "split_screen"
+
+
+@dataclass(frozen=True)
 class Mute(Transform):
     name: ClassVar[str] = "mute"
 
@@ -250,10 +261,34 @@ def _logo(rng: np.random.Generator) -> LogoBox:
 
 # Canonical order: time edits, then geometry, then colour, then compositing, then overlays, then encoding.
 _COPY_EDITS = ("trim", "speed", "crop", "hflip", "colour", "pip", "text_overlay", "logo", "low_bitrate")
+# The hard ones, each the only geometric edit of its copy: a 9:16 re-crop stretched back to the frame,
+# a heavy zoom, a duet, a small picture-in-picture over motion. Speed's range covers 0.75-1.5x.
+_HARD_EDITS = ("vertical_recrop", "zoom", "split_screen", "small_pip")
+HARD_EDIT_SHARE = 0.35
+
+
+def sample_hard_edit(rng: np.random.Generator) -> Transform:
+    """One of the edits that defeat a whole-frame comparison."""
+    name = _HARD_EDITS[int(rng.integers(len(_HARD_EDITS)))]
+    if name == "vertical_recrop":
+        return Crop(x=float(np.round(rng.uniform(0.1, 0.34), 3)), y=0.0, w=0.5625, h=1.0)
+    if name == "zoom":
+        return _crop(rng, (0.4, 0.6))
+    if name == "split_screen":
+        return SplitScreen(strip=float(np.round(rng.uniform(0.5, 0.7), 2)), x=float(np.round(rng.random(), 2)),
+                           right=bool(rng.random() < 0.5), background_seed=int(rng.integers(2**31)))
+    return PictureInPicture(scale=float(np.round(rng.uniform(0.3, 0.45), 2)), x=float(np.round(rng.random(), 2)),
+                            y=float(np.round(rng.random(), 2)), background_seed=int(rng.integers(2**31)))
 
 
 def sample_copy_edits(rng: np.random.Generator, seconds: float) -> list[Transform]:
-    """One to three reproduction edits (a visual copy of the source), in canonical order."""
+    """One to three reproduction edits (a visual copy of the source), in canonical order; about a
+    third of copies get one hard edit (HARD_EDIT_SHARE) plus up to two plain non-geometric ones."""
+    if rng.random() < HARD_EDIT_SHARE:
+        hard = sample_hard_edit(rng)
+        plain = [e for e in sample_copy_edits(rng, seconds) if not isinstance(e, Crop | PictureInPicture | HFlip)]
+        return [*[e for e in plain if isinstance(e, Trim | Speed)], hard,
+                *[e for e in plain if not isinstance(e, Trim | Speed)]][:3]
     names = set(rng.choice(_COPY_EDITS, size=int(rng.integers(1, 4)), replace=False).tolist())
     edits: list[Transform] = []
     for name in _COPY_EDITS:
@@ -262,7 +297,7 @@ def sample_copy_edits(rng: np.random.Generator, seconds: float) -> list[Transfor
         if name == "trim" and (trim := _trim(rng, seconds)) is not None:
             edits.append(trim)
         elif name == "speed":
-            edits.append(Speed(factor=float(np.round(rng.choice([rng.uniform(0.8, 0.95), rng.uniform(1.05, 1.25)]), 3))))
+            edits.append(Speed(factor=float(np.round(rng.choice([rng.uniform(0.75, 0.95), rng.uniform(1.05, 1.5)]), 3))))
         elif name == "crop":
             edits.append(_crop(rng, (0.6, 0.9)))
         elif name == "hflip":
