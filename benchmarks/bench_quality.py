@@ -15,7 +15,7 @@ sticker over new pictures: not reproductions). A query is positive iff it is a c
 
 Scorers (benchmarks/quality/scorers.py), on the same queries:
   (a) pHash + Chromaprint, no model: max of the rescaled pHash frame-set Chamfer and the Chromaprint
-      alignment (each component is reported too);
+      alignment (their mean, and each component alone, are reported too);
   (b) SSCD Chamfer: symmetric Chamfer of SSCD frame cosines, no pair model;
   (c) MatchLite through the real `rci worker` on the local stack (with --matchlite-models).
 (a) and (b) retrieve the best-scoring earlier original; (c) is what the service retrieves.
@@ -154,7 +154,8 @@ def report(result: dict[str, object]) -> str:
     return "\n\n".join([
         summary,
         "All queries (percent; retrieval = the retrieved candidate is the copy's true source; "
-        "F1@thr at the scorer's stored threshold):\n\n"
+        "F1@thr at the scorer's stored threshold; s: seconds of pair scoring, which the pHash/Chromaprint variants share "
+        "with the first row):\n\n"
         + markdown_table(["scorer", "AP", "best F1", "F1@thr", "R@P80", "source retrieval", "easy-subset AP", "s"], rows),
         "Hard copies vs all negatives; per edit: mean score / source retrieval %:\n\n"
         + markdown_table(["scorer", "AP", "best F1", "F1@thr", "R@P80", "source retrieval", *edits], hard_rows),

@@ -87,7 +87,7 @@ def plot_pr(results: list[ScorerResult], dataset: HeldoutSet, path: Path, title:
         for k, result in enumerate(results):
             scores = np.array([result.scores[i] for i in ids], dtype=np.float64)
             curve = pr_curve(scores, labels)
-            component = "alone" in result.name
+            component = "alone" in result.name or "(mean)" in result.name
             ax.step(np.r_[0.0, curve.recall], np.r_[curve.precision[0] if len(curve.precision) else 1.0,
                                                      curve.precision], where="post",
                     color=colours(k), linewidth=1.0 if component else 2.0, linestyle=":" if component else "-",

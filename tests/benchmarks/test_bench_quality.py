@@ -133,7 +133,8 @@ def test_small_set_end_to_end(tmp_path: Path):
 
     # the figures: one row per scorer, SSCD far above chance on easy copies, templates scored low
     scorers = {f["scorer"]: f for f in saved["scorers"]}
-    assert set(scorers) == {"pHash + Chromaprint", "pHash alone", "Chromaprint alone", "SSCD Chamfer"}
+    assert set(scorers) == {"pHash + Chromaprint", "pHash + Chromaprint (mean)", "pHash alone", "Chromaprint alone",
+                            "SSCD Chamfer"}
     for figures in scorers.values():
         for subset in ("all", "hard", "easy"):
             assert 0.0 <= figures[subset]["ap"] <= 1.0 and 0.0 <= figures[subset]["source_retrieval"] <= 1.0
