@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from rci.core.settings import Settings
 
@@ -24,6 +25,11 @@ class MediaPolicy:
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.max_duration_s <= 0 or self.max_pixels < 1 or self.max_frames < 1:
             raise ValueError(f"media limits must be positive: {self}")
+
+    def admitting(self, prefixes: Iterable[str]) -> MediaPolicy:
+        """This policy with more allowed prefixes: folders an operator named (a media folder given to
+        `rci features extract`, a training corpus), on top of the configured ones."""
+        return replace(self, allowed_prefixes=(*self.allowed_prefixes, *prefixes))
 
 
 def media_policy(settings: Settings) -> MediaPolicy:

@@ -1,6 +1,6 @@
 """Concrete parts of the scoring pipeline, built from settings at the worker's start.
 
-* `MediaFeatureSource`: feature cache, else fetch (allow-listed) -> decode -> frozen encoders.
+* `FeaturePipeline` (rci.features.pipeline): feature cache, else fetch (allow-listed) -> decode -> frozen encoders.
 * `MilvusCandidateIndex`: retrieval on the Milvus store with the clip-level vectors.
 * `BatchedPairScorer`: MatchLite behind the asyncio micro-batcher.
 
@@ -22,9 +22,7 @@ from rci.inference.features import VideoFeatures
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.inference.runtime import PairScorer as ModelScorer
 from rci.inference.runtime import make_scorer
-from rci.media.decode import decode_media
-from rci.media.fetch import fetch_media
-from rci.media.policy import MediaPolicy, media_policy
+from rci.media.policy import media_policy
 from rci.core.errors import ModelError
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
@@ -32,6 +30,7 @@ from rci.retrieval.milvus import MilvusVectorStore
 from rci.retrieval.store import SearchQuery, VectorStore, VideoRecord, to_epoch_ms
 from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
 from rci.features.cache import FeatureCache, feature_key
+from rci.features.pipeline import FeaturePipeline
 from rci.storage.errors import ObjectNotFound
 from rci.storage.objects import ObjectStore, make_object_store
 from rci.storage.s3 import S3Client, s3_config
@@ -41,42 +40,6 @@ from rci.streams.pipeline import Candidate, ModelInfo, PairResult, best_candidat
 TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (rci.streams.pipeline.rank_key)
 
 log = get_logger(__name__)
-
-
-class MediaFeatureSource:
-    """Each video is encoded once: the feature cache answers, or media is fetched and encoded."""
-
-    def __init__(
-        self,
-        extractor: FeatureExtractor,
-        cache: FeatureCache,
-        policy: MediaPolicy,
-        s3: S3Client | None,
-        executor: Executor,
-    ) -> None:
-        self._extractor = extractor
-        self._cache = cache
-        self._policy = policy
-        self._s3 = s3
-        self._executor = executor
-
-    @property
-    def encoder_version(self) -> str:
-        return self._extractor.version
-
-    async def features_for(self, event: PublishedEvent) -> VideoFeatures:
-        return await self._cache.get_or_compute(event.video_id, self.encoder_version, lambda: self._compute(event))
-
-    async def cached(self, video_id: str) -> VideoFeatures | None:
-        return await self._cache.get(video_id, self.encoder_version)
-
-    async def _compute(self, event: PublishedEvent) -> VideoFeatures:
-        loop = asyncio.get_running_loop()
-        source = await fetch_media(event.media_uri, self._policy, self._s3)
-        decoded = await loop.run_in_executor(self._executor, decode_media, source, self._policy)
-        return await loop.run_in_executor(
-            self._executor, self._extractor.encode_video, event.video_id, decoded, event.text
-        )
 
 
 class MilvusCandidateIndex:
@@ -148,20 +111,17 @@ class BatchedPairScorer:
 class ServingParts:
     """Everything the worker holds open; `aclose` releases it."""
 
-    features: MediaFeatureSource
+    features: FeaturePipeline
     index: MilvusCandidateIndex
     scorer: BatchedPairScorer
     model: ModelInfo
-    s3: S3Client | None
     cache: FeatureCache
     executor: Executor
 
     async def aclose(self) -> None:
         await self.scorer.aclose()
         self.index.close()
-        await self.cache.store.close()  # the feature store's own (S3) client
-        if self.s3 is not None:
-            await self.s3.close()
+        await self.features.aclose()  # the feature store's own (S3) client and the media S3 client
         self.executor.shutdown(wait=False)
 
 
@@ -196,11 +156,10 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
     log.info("serving parts ready", model_version=info.model_version, threshold=info.threshold,
              runtime=settings.runtime, milvus=settings.resolved_milvus_uri, object_store=settings.object_store)
     return ServingParts(
-        features=MediaFeatureSource(extractor, cache, media_policy(settings), s3, executor),
+        features=FeaturePipeline(extractor, cache, media_policy(settings), s3, executor),
         index=index,
         scorer=BatchedPairScorer(batcher),
         model=info,
-        s3=s3,
         cache=cache,
         executor=executor,
     )

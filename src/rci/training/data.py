@@ -5,8 +5,8 @@
     PairDataset(examples, features[, teacher targets]) ──collate_batch──> PairBatch
 
 Features come from the same `FeatureCache` (features/<encoder_version>/<video_id>.npz in an object
-store) the worker reads, written by the same `FeatureExtractor`, so training sees exactly the
-features serving sees. A corpus is small enough to hold all its features in memory.
+store) the worker reads, written by the same features path (`rci.features.pipeline`), so training
+sees exactly the features serving sees. A corpus is small enough to hold all its features in memory.
 
 Batches are built with the serving collate (`rci.inference.runtime.collate_pairs`): one code path
 stacks pairs for training, evaluation and the worker.
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch.utils.data import Dataset
 
-from rci.inference.encoders.extract import FeatureExtractor, VideoInput
+from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
 from rci.inference.matchlm.processor import MatchLMBatch, MatchLMProcessor
 from rci.inference.matchlm.processor import VideoInput as TeacherVideo
@@ -35,6 +35,7 @@ from rci.media.policy import MediaPolicy
 from rci.core.errors import RCIError
 from rci.core.logs import get_logger
 from rci.features.cache import FeatureCache
+from rci.features.pipeline import FeaturePipeline, extract_features
 from rci.storage.objects import LocalObjectStore
 from rci.training.corpus.manifest import CorpusManifest, PairRecord
 from rci.training.losses import IGNORE_INDEX
@@ -101,24 +102,26 @@ def encode_corpus(
 ) -> int:
     """Decode and encode every corpus video missing from the cache; returns how many were encoded.
 
-    Rerunning is cheap: videos already cached under the extractor's version are skipped.
+    Rerunning is cheap: videos already cached under the extractor's version are skipped. The
+    features path is the worker's (rci.features.pipeline); a rejected corpus video fails the run.
     """
     version = extractor.version
-    missing = [e for e in manifest.events if asyncio.run(cache.get(e.video_id, version)) is None]
+    pipeline = FeaturePipeline(extractor, cache, corpus_media_policy(manifest, policy))
     with Progress(disable=not progress) as bar:
-        task = bar.add_task(f"encode ({version})", total=len(missing))
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
-            inputs = [VideoInput(e.video_id, decode_media(manifest.media_path(e.video_id), policy), e.text) for e in chunk]
-            features = extractor.encode_videos(inputs)
-            asyncio.run(_put_all(cache, features))
-            bar.update(task, advance=len(chunk))
-    log.info("corpus encoded", encoder_version=version, encoded=len(missing), cached=len(manifest.events) - len(missing))
-    return len(missing)
+        task = bar.add_task(f"encode ({version})", total=len(manifest.events))
+        summary = extract_features(pipeline, manifest.events, batch_size=batch_size,
+                                   on_progress=lambda s: bar.update(task, completed=s.done))
+    if summary.rejected:
+        video_id, why = next(iter(summary.rejected.items()))
+        raise DataError(f"{len(summary.rejected)} corpus videos were rejected, e.g. {video_id}: {why}") from why
+    log.info("corpus encoded", encoder_version=version, encoded=summary.encoded, cached=summary.already_cached)
+    return summary.encoded
 
 
-async def _put_all(cache: FeatureCache, features: Sequence[VideoFeatures]) -> None:
-    await asyncio.gather(*(cache.put(f) for f in features))
+def corpus_media_policy(manifest: CorpusManifest, policy: MediaPolicy) -> MediaPolicy:
+    """`policy` admitting the corpus's own media folders (the operator made the corpus; the
+    configured prefixes name where the worker's media come from, not where a corpus lies)."""
+    return policy.admitting(sorted({e.media_uri.rsplit("/", 1)[0] + "/" for e in manifest.events}))
 
 
 def load_features(cache: FeatureCache, video_ids: Sequence[str], encoder_version: str) -> dict[str, VideoFeatures]:

@@ -11,8 +11,6 @@ Heavy imports (torch, transformers) happen inside the commands so `rci --help` s
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +22,8 @@ from rich.table import Table
 from rci.cli.context import settings_from_env
 
 if TYPE_CHECKING:
+    from rci.core.settings import Settings
+    from rci.features.pipeline import FeaturePipeline
     from rci.inference.encoders import EncoderBundle
 
 console = Console(stderr=True)
@@ -122,10 +122,10 @@ def extract(
 ) -> None:
     """Decode and encode videos; write their features to the feature cache (or --out)."""
     settings = settings_from_env()
-    from rci.inference.encoders import EncoderBundle, FeatureExtractor
-    from rci.media.policy import media_policy
+    from rci.inference.encoders import EncoderBundle
     from rci.cli.commands.stream import EventSourceError, load_events
     from rci.core.errors import ModelError
+    from rci.features.pipeline import extract_features
 
     try:
         events = load_events(source)
@@ -133,69 +133,43 @@ def extract(
     except (EventSourceError, ModelError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
-    policy = media_policy(settings)
-    if source.is_dir():  # the operator named this folder: its files are allowed media
-        policy = dataclasses.replace(policy, allowed_prefixes=(*policy.allowed_prefixes, source.absolute().as_uri() + "/"))
-    summary = asyncio.run(
-        _extract_all(events, FeatureExtractor(bundle), policy, settings, out, batch_size, force)
-    )
+    needs_s3 = any(e.media_uri.startswith("s3://") for e in events)
+    pipeline = _feature_pipeline(bundle, settings, source, out, needs_s3=needs_s3)
+    with _progress() as bar:
+        task = bar.add_task("extract features", total=len(events), status="")
+        summary = extract_features(
+            pipeline, events, batch_size=batch_size, force=force,
+            on_progress=lambda s: bar.update(task, completed=s.done, status=f"{len(s.rejected)} rejected"),
+        )
+    counts = {"videos": summary.videos, "encoded": summary.encoded, "already cached": summary.already_cached,
+              "rejected": len(summary.rejected)}
     table = Table(title=f"features {bundle.version} -> {out or 'feature cache'}")
-    for name in summary:
+    for name in counts:
         table.add_column(name, justify="right")
-    table.add_row(*(str(v) for v in summary.values()))
+    table.add_row(*(str(v) for v in counts.values()))
     Console().print(table)
-    if summary["rejected"]:
+    if summary.rejected:
         raise typer.Exit(1)
 
 
-async def _extract_all(events, extractor, policy, settings, out, batch_size: int, force: bool) -> dict[str, int]:
-    from rci.inference.encoders import VideoInput
-    from rci.media.decode import decode_media
-    from rci.media.errors import MediaRejected
-    from rci.media.fetch import fetch_media
-    from rci.core.logs import bind_video, get_logger
+def _feature_pipeline(
+    bundle: EncoderBundle, settings: Settings, source: Path, out: Path | None, *, needs_s3: bool
+) -> FeaturePipeline:
+    """The features path for this command: --out or the configured store; a media folder is allowed."""
+    from rci.inference.encoders import FeatureExtractor
+    from rci.media.policy import media_policy
     from rci.features.cache import FeatureCache
+    from rci.features.pipeline import FeaturePipeline
     from rci.storage.objects import LocalObjectStore, make_object_store
     from rci.storage.s3 import S3Client, s3_config
 
-    log = get_logger(__name__)
+    policy = media_policy(settings)
+    if source.is_dir():  # the operator named this folder: its files are allowed media
+        policy = policy.admitting([source.absolute().as_uri() + "/"])
     store = LocalObjectStore(out) if out else make_object_store(settings)
-    cache = FeatureCache(store)  # with --out: <out>/features/<encoder_version>/<video_id>.npz
-    needs_s3 = any(e.media_uri.startswith("s3://") for e in events)
     s3 = S3Client(s3_config(settings)) if needs_s3 else None
-    counts = {"videos": len(events), "encoded": 0, "already cached": 0, "rejected": 0}
-    try:
-        with _progress() as bar:
-            task = bar.add_task("extract features", total=len(events), status="")
-            todo = []
-            for event in events:
-                if not force and await cache.get(event.video_id, extractor.version) is not None:
-                    counts["already cached"] += 1
-                    bar.advance(task)
-                else:
-                    todo.append(event)
-            for start in range(0, len(todo), batch_size):
-                inputs = []
-                for event in todo[start : start + batch_size]:
-                    with bind_video(event.video_id):
-                        try:
-                            media = await fetch_media(event.media_uri, policy, s3)
-                            decoded = await asyncio.to_thread(decode_media, media, policy)
-                        except MediaRejected as exc:
-                            log.warning("media rejected", code=exc.code.value, detail=exc.detail)
-                            counts["rejected"] += 1
-                            bar.advance(task)
-                            continue
-                    inputs.append(VideoInput(event.video_id, decoded, event.text))
-                features = await asyncio.to_thread(extractor.encode_videos, inputs)
-                await asyncio.gather(*(cache.put(f) for f in features))
-                counts["encoded"] += len(features)
-                bar.update(task, advance=len(features), status=f"{counts['rejected']} rejected")
-    finally:
-        await store.close()
-        if s3 is not None:
-            await s3.close()
-    return counts
+    # with --out: <out>/features/<encoder_version>/<video_id>.npz
+    return FeaturePipeline(FeatureExtractor(bundle), FeatureCache(store), policy, s3)
 
 
 def _size(value: str) -> Literal["small", "paper"]:

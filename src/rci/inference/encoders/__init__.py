@@ -15,16 +15,16 @@ from rci.inference.encoders.base import (
 )
 from rci.inference.encoders.bundle import EncoderBundle, build_default_encoders, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir, load_encoder, save_encoder
-from rci.inference.encoders.extract import FeatureExtractor, VideoInput
+from rci.inference.encoders.extract import EncoderInput, FeatureExtractor
 
 __all__ = [
     "AudioEncoder",
     "Encoder",
     "EncoderBundle",
+    "EncoderInput",
     "EncoderInputError",
     "FeatureExtractor",
     "TextEncoder",
-    "VideoInput",
     "VisualEncoder",
     "build_default_encoders",
     "encoders_dir",

@@ -20,7 +20,10 @@ from rci.media.decoded import DecodedMedia
 
 
 @dataclass(frozen=True)
-class VideoInput:
+class EncoderInput:
+    """One decoded video as the frozen encoders take it (MatchLM's own input is
+    `rci.inference.matchlm.processor.VideoInput`: frames, title and sticker text, Whisper audio)."""
+
     video_id: str
     media: DecodedMedia
     text: str = ""  # title + sticker text, composed as PublishedEvent.text does
@@ -38,9 +41,9 @@ class FeatureExtractor:
         return self.encoders.feature_spec(max_frames)
 
     def encode_video(self, video_id: str, media: DecodedMedia, text: str = "") -> VideoFeatures:
-        return self.encode_videos([VideoInput(video_id, media, text)])[0]
+        return self.encode_videos([EncoderInput(video_id, media, text)])[0]
 
-    def encode_videos(self, items: Sequence[VideoInput]) -> list[VideoFeatures]:
+    def encode_videos(self, items: Sequence[EncoderInput]) -> list[VideoFeatures]:
         for item in items:
             _check_media(item)
         visual = self._visual(items)
@@ -61,7 +64,7 @@ class FeatureExtractor:
             for i, item in enumerate(items)
         ]
 
-    def _visual(self, items: Sequence[VideoInput]) -> list[np.ndarray]:
+    def _visual(self, items: Sequence[EncoderInput]) -> list[np.ndarray]:
         # One encoder pass over the real frames of all videos, then scatter back to [M, D] each.
         masks = [item.media.frame_mask.astype(bool) for item in items]
         real = [item.media.frames[mask] for item, mask in zip(items, masks, strict=True)]
@@ -75,7 +78,7 @@ class FeatureExtractor:
             out.append(rows)
         return out
 
-    def _audio(self, items: Sequence[VideoInput]) -> tuple[np.ndarray, list[bool]]:
+    def _audio(self, items: Sequence[EncoderInput]) -> tuple[np.ndarray, list[bool]]:
         has_audio = [item.media.log_mel is not None for item in items]
         out = np.zeros((len(items), self.encoders.audio.output_dim), dtype=np.float32)
         with_audio = [i for i, ok in enumerate(has_audio) if ok]
@@ -84,7 +87,7 @@ class FeatureExtractor:
         return out, has_audio
 
 
-def _check_media(item: VideoInput) -> None:
+def _check_media(item: EncoderInput) -> None:
     frames, mask = item.media.frames, item.media.frame_mask
     if frames.ndim != 4 or frames.shape[0] != mask.shape[0]:
         raise EncoderInputError(
