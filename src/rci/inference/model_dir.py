@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ import torch
 from rci.inference.checkpoint import save_checkpoint
 from rci.inference.encoders.bundle import EncoderBundle, build_default_encoders
 from rci.inference.matchlite import MatchLite, MatchLiteConfig
-from rci.inference.onnx_export import export_onnx
+from rci.inference.onnx_export import export_and_verify
 
 MATCHLITE_CHECKPOINT = Path("matchlite/model.pt")
 MATCHLITE_ONNX = Path("matchlite/model.onnx")
@@ -37,11 +38,18 @@ def matchlm_dir(model_dir: Path) -> Path:
     return model_dir / MATCHLM_DIR
 
 
-def publish_matchlite(model_dir: Path, model: MatchLite, meta: dict) -> dict:
-    """Install a MatchLite for serving: checkpoint plus its checked ONNX export, same meta."""
+@dataclass(frozen=True)
+class PublishedMatchLite:
+    meta: dict  # as saved in the checkpoint and the ONNX metadata: model_version, threshold, ...
+    onnx_max_abs_diff: float  # worst |ONNX Runtime - torch| over the serving outputs (within the gate's 1e-4)
+
+
+def publish_matchlite(model_dir: Path, model: MatchLite, meta: dict) -> PublishedMatchLite:
+    """Install a MatchLite for serving: checkpoint plus its ONNX export, which passes the same gate as
+    `rci export` (onnx.checker, parity with torch) before the worker can load it."""
     meta = save_checkpoint(matchlite_checkpoint(model_dir), model, meta)
-    export_onnx(model, matchlite_onnx(model_dir), meta=meta)
-    return meta
+    diffs = export_and_verify(model, matchlite_onnx(model_dir), meta=meta)
+    return PublishedMatchLite(meta, max(diffs.values()))
 
 
 def install_untrained_models(model_dir: Path, max_frames: int, seed: int = 0, threshold: float = 0.5) -> dict:
@@ -57,4 +65,4 @@ def install_untrained_models(model_dir: Path, max_frames: int, seed: int = 0, th
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MatchLite(config).eval()
-    return publish_matchlite(model_dir, model, {"threshold": threshold, "model_version": f"matchlite-untrained-{seed}"})
+    return publish_matchlite(model_dir, model, {"threshold": threshold, "model_version": f"matchlite-untrained-{seed}"}).meta

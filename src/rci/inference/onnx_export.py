@@ -223,3 +223,20 @@ def verify_parity(model: MatchLite, path: str | Path, atol: float = 1e-4) -> dic
     if not np.isfinite(worst) or worst > atol:
         raise ExportError(f"{path}: ONNX Runtime differs from torch by {worst:.3g} > {atol:g}: {diffs}")
     return diffs
+
+
+def export_and_verify(
+    model: MatchLite,
+    path: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    opset: int = MIN_OPSET,
+    fp16: bool = False,
+) -> dict[str, float]:
+    """The gate every served export passes: export, onnx.checker, then ONNX Runtime against torch.
+
+    fp32 must match torch within 1e-4 (ExportError otherwise); fp16 differences are returned, not
+    enforced (half precision drifts). Returns max |onnx - torch| per output.
+    """
+    export_onnx(model, path, meta=meta, opset=opset, fp16=fp16)
+    return onnx_parity(model, path) if fp16 else verify_parity(model, path)

@@ -41,7 +41,6 @@ from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.matchlm.config import MatchLMConfig
 from rci.inference.matchlm.loader import read_matchlm_config
 from rci.inference.model_dir import matchlite_onnx, matchlm_dir, publish_matchlite
-from rci.inference.onnx_export import verify_parity
 from rci.media.policy import MediaPolicy
 from rci.core.logs import get_logger
 from rci.training.corpus.generate import make_corpus
@@ -309,10 +308,9 @@ def _evaluate_all(
 def export_for_serving(checkpoint: Path, model_dir: Path) -> dict[str, Any]:
     """Install a MatchLite checkpoint (meta: model_version, threshold) as the model dir's served model."""
     model, meta = load_checkpoint(checkpoint)
-    meta = publish_matchlite(model_dir, model, meta)
-    diffs = verify_parity(model, matchlite_onnx(model_dir))
-    return {"model_version": meta["model_version"], "threshold": meta["threshold"],
-            "onnx": str(matchlite_onnx(model_dir)), "max_abs_diff_vs_torch": max(diffs.values())}
+    published = publish_matchlite(model_dir, model, meta)
+    return {"model_version": published.meta["model_version"], "threshold": published.meta["threshold"],
+            "onnx": str(matchlite_onnx(model_dir)), "max_abs_diff_vs_torch": published.onnx_max_abs_diff}
 
 
 def _setup(

@@ -122,7 +122,7 @@ def train_serving_models(
         "encoder_version": extractor.version,
         "stage": "stage1",
         "variant": "V+A+T",
-    })
+    }).meta
     (model_dir / STAMP).write_text(json.dumps({**stamp, "meta": meta}, indent=2, default=str) + "\n")
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])

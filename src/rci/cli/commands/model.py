@@ -19,13 +19,11 @@ def export(
     """Export MatchLite to ONNX (dynamic batch and frame axes), check it, and verify parity with torch."""
     settings_from_env()  # logging set-up; export itself needs no settings
     from rci.inference.checkpoint import load_checkpoint
-    from rci.inference.onnx_export import export_onnx, onnx_parity, verify_parity
+    from rci.inference.onnx_export import export_and_verify
 
     try:
         model, meta = load_checkpoint(checkpoint)
-        export_onnx(model, out, meta=meta, opset=opset, fp16=fp16)
-        # fp32 must match torch to 1e-4; fp16 is reported, not enforced (half precision drifts).
-        diffs = onnx_parity(model, out) if fp16 else verify_parity(model, out)
+        diffs = export_and_verify(model, out, meta=meta, opset=opset, fp16=fp16)
     except ModelError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
