@@ -45,17 +45,10 @@ from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import FeatureSpec, VideoFeatures
 from rci.inference.matchlite import MatchLite, MatchLiteConfig
 from rci.inference.matchlm.config import MatchLMConfig
-from rci.inference.matchlm.loader import (
-    CONFIG_FILE,
-    MATCHLM_SUBDIR,
-    init_matchlm,
-    load_backbone,
-    load_frozen_matchlm,
-    load_matchlm_model,
-    save_matchlm,
-)
+from rci.inference.matchlm.loader import init_matchlm, load_frozen_matchlm, load_matchlm_model, save_matchlm
 from rci.inference.matchlm.model import MatchLM
 from rci.inference.matchlm.processor import MatchLMProcessor
+from rci.inference.matchlm.saving import holds_matchlm, is_lora_weight, update_matchlm_meta, write_backbone
 from rci.inference.matchlm.tiny import build_tiny_matchlm
 from rci.media.policy import MediaPolicy
 from rci.core.errors import RCIError
@@ -235,22 +228,10 @@ def unfreeze_backbone(model: MatchLM) -> int:
     """Make the backbone's own weights trainable (LoRA adapters already are); returns how many tensors."""
     count = 0
     for name, param in model.llava.named_parameters():
-        if "lora_" not in name and not param.requires_grad:
+        if not is_lora_weight(name) and not param.requires_grad:
             param.requires_grad_(True)
             count += 1
     return count
-
-
-def write_backbone(model: MatchLM, base_dir: Path) -> None:
-    """Write the backbone's current base weights (LoRA layers excluded) as `base_dir`'s LLaVA-OneVision."""
-    state = {
-        name.replace(".base_layer.", "."): tensor
-        for name, tensor in model.llava.state_dict().items()
-        if ".lora_" not in name
-    }
-    fresh = load_backbone(base_dir)
-    fresh.load_state_dict(state, strict=True)
-    fresh.save_pretrained(base_dir)
 
 
 def new_teacher_dir(teacher_dir: Path, config: MatchLMConfig | None = None, seed: int = 0) -> Path:
@@ -266,7 +247,7 @@ def prepare_teacher_dir(teacher_dir: Path, config: MatchLMConfig | None = None, 
     and heads; anything else becomes a new tiny MatchLM.
     """
     teacher_dir = Path(teacher_dir)
-    if (teacher_dir / MATCHLM_SUBDIR / CONFIG_FILE).exists():
+    if holds_matchlm(teacher_dir):
         return "matchlm"
     if (teacher_dir / "config.json").exists():
         model, _ = init_matchlm(teacher_dir, config or MatchLMConfig(), seed=seed)
@@ -316,17 +297,6 @@ def train_matchlm_run(
         **(extra or {}),
     }
     return save_matchlm(model, teacher_dir, json.loads(json.dumps(meta)))
-
-
-def update_matchlm_meta(teacher_dir: Path, updates: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `updates` into a saved MatchLM's meta (e.g. its threshold); returns the new meta."""
-    path = Path(teacher_dir) / MATCHLM_SUBDIR / CONFIG_FILE
-    payload = json.loads(path.read_text())
-    payload["meta"] = {**payload["meta"], **json.loads(json.dumps(dict(updates)))}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
-    return payload["meta"]
 
 
 def load_teacher(teacher_dir: Path, device: torch.device | str = "cpu") -> tuple[MatchLM, MatchLMProcessor, dict[str, Any]]:

@@ -6,5 +6,6 @@
 Modules: config (hyper-parameters), frames (dynamic frame allocation, pixel preprocessing),
 audio (saliency pooling, projector), prompt (the two-video prompt and its placeholders),
 processor (VideoInput pairs -> tensors), model (the nn.Module), teacher (scoring wrapper),
-tiny (CPU-sized model built from scratch), loader (all file I/O).
+tiny (CPU-sized model built from scratch), loader (file I/O: load and save), saving (what training
+adds to a saved directory: trained base weights, meta updates, in the loader's layout).
 """
