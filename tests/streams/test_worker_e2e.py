@@ -12,11 +12,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from rci.cli.demo import publication_waves, reproduction_truth, roc_auc
+from rci.cli.demo import publication_waves, reproduction_truth
 from rci.core.errors import RejectCode
 from rci.core.settings import Settings
 from rci.streams.contracts import PublishedEvent
 from rci.streams.processes import ChildProcess
+from rci.training.metrics import roc_auc
 from tests.streams.worker_harness import (
     produce,
     published_event,

@@ -13,6 +13,7 @@ from rci.training.metrics import (
     pr_curve,
     precision_recall_at,
     recall_at_precision,
+    roc_auc,
     summarize,
     threshold_at_precision,
 )
@@ -143,3 +144,27 @@ def test_summary_and_validation():
         average_precision(np.zeros(2), np.array([0, 2]))
     with pytest.raises(ValueError, match="NaN"):
         average_precision(np.array([np.nan, 0.1]), np.array([0, 1]))
+
+
+def brute_force_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Every positive against every negative: a win counts 1, a tie 1/2."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_roc_auc_counts_wins_and_half_ties() -> None:
+    assert roc_auc(SCORES, LABELS) == pytest.approx(3 / 6)  # 0.9 beats both, 0.7 one, 0.5 none
+    assert roc_auc(np.array([0.5, 0.5, 0.9]), np.array([1, 0, 0])) == pytest.approx(0.25)
+    assert roc_auc(np.array([0.2, 0.8]), np.array([0, 1])) == 1.0
+    assert roc_auc(np.array([0.2, 0.8]), np.array([1, 1])) is None  # undefined without negatives
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1)), min_size=2, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_roc_auc_matches_brute_force(pairs: list[tuple[int, int]]) -> None:
+    scores = np.array([s / 5 for s, _ in pairs])  # few distinct values: many ties
+    labels = np.array([y for _, y in pairs])
+    if labels.min() == labels.max():
+        assert roc_auc(scores, labels) is None
+    else:
+        assert roc_auc(scores, labels) == pytest.approx(brute_force_auc(scores, labels))

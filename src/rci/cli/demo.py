@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +26,12 @@ from rich.table import Table
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
-from rci.streams.contracts import DeadLetterRecord, ScoreRecord
+from rci.streams.contracts import DeadLetterRecord, PublishedEvent, ScoreRecord
+from rci.training.metrics import roc_auc
+
+if TYPE_CHECKING:  # the corpus and media modules load on use, so `rci --help` stays quick
+    from rci.media.policy import MediaPolicy
+    from rci.training.corpus.manifest import CorpusManifest
 
 log = get_logger(__name__)
 
@@ -52,7 +58,7 @@ class DemoResult:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def cached_corpus(root: Path, sources: int, seed: int) -> object:
+def cached_corpus(root: Path, sources: int, seed: int) -> CorpusManifest:
     """The corpus at `root` if it was made with these parameters, else a freshly generated one."""
     from rci.training.corpus.generate import make_corpus
     from rci.training.corpus.manifest import CorpusManifest
@@ -65,7 +71,7 @@ def cached_corpus(root: Path, sources: int, seed: int) -> object:
     return make_corpus(root, n_sources=sources, seed=seed, min_duration_s=4.0, max_duration_s=8.0)
 
 
-def publication_waves(manifest: object) -> list[list]:
+def publication_waves(manifest: CorpusManifest) -> list[list[PublishedEvent]]:
     """The originals first, then what derives from them: a reproduction goes live after its source.
 
     All sample events are published within seconds, while a real source precedes its copies by
@@ -78,7 +84,7 @@ def publication_waves(manifest: object) -> list[list]:
     return [wave for wave in (originals, derived) if wave]
 
 
-def reproduction_truth(manifest: object) -> dict[str, str | None]:
+def reproduction_truth(manifest: CorpusManifest) -> dict[str, str | None]:
     """video_id -> the earlier video it reproduces (a positive pair's candidate), else None."""
     truth: dict[str, str | None] = {e.video_id: None for e in manifest.events}
     for pair in manifest.pairs:
@@ -87,17 +93,7 @@ def reproduction_truth(manifest: object) -> dict[str, str | None]:
     return truth
 
 
-def roc_auc(scores: list[float], labels: list[int]) -> float | None:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
-def prepare_models(model_dir: Path, policy: object, options: DemoOptions = DemoOptions(),
+def prepare_models(model_dir: Path, policy: MediaPolicy, options: DemoOptions = DemoOptions(),
                    *, progress: bool = True) -> dict:
     """The demo's serving models in `model_dir`: trained once on a corpus of their own (other seed,
     other sources, so the demo never scores training data), reused while their inputs are unchanged."""
@@ -162,10 +158,10 @@ class Demo:
             elif path.exists():
                 path.unlink()
 
-    def _make_corpus(self) -> object:
+    def _make_corpus(self) -> CorpusManifest:
         return cached_corpus(self.settings.media_dir / "corpus", self.options.sources, self.options.seed)
 
-    def _prepare_models(self, _published: object) -> None:
+    def _prepare_models(self, _published: CorpusManifest) -> None:
         from rci.media.policy import media_policy
 
         meta = prepare_models(self.settings.resolved_model_dir, media_policy(self.settings), self.options)
@@ -183,7 +179,7 @@ class Demo:
         if report.unacknowledged or report.failed:
             raise RuntimeError("the broker did not acknowledge every published event")
 
-    def _score_all(self, manifest: object) -> tuple[dict[str, ScoreRecord], list[DeadLetterRecord]]:
+    def _score_all(self, manifest: CorpusManifest) -> tuple[dict[str, ScoreRecord], list[DeadLetterRecord]]:
         from rci.streams.processes import ChildProcess
         from rci.streams.readback import read_until
 

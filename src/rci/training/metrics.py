@@ -10,6 +10,7 @@ because no threshold can separate them.
     best_f1(scores, labels)               # (f1, threshold) maximising F1 over the curve
     recall_at_precision(scores, labels, 0.8)      # R@P80
     threshold_at_precision(scores, labels, 0.8)   # the operating point chosen on validation data
+    roc_auc(scores, labels)               # P(a random positive outscores a random negative)
 
 Numpy only, so evaluation never needs torch.
 """
@@ -145,6 +146,27 @@ def recall_at_precision(scores: np.ndarray, labels: np.ndarray, min_precision: f
 def threshold_at_precision(scores: np.ndarray, labels: np.ndarray, min_precision: float = 0.8) -> float:
     """The operating threshold for `score >= threshold` (see `operating_point`)."""
     return operating_point(scores, labels, min_precision).threshold
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Probability that a random positive outscores a random negative, ties counting half
+    (the Mann-Whitney U statistic over positives x negatives); None without both classes."""
+    scores, labels = _check(scores, labels)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    rank_sum = float(_midranks(scores)[labels == 1].sum())
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def _midranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of ascending scores; tied scores share the mean of the ranks they span."""
+    order = np.argsort(scores, kind="stable")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
 
 
 @dataclass(frozen=True)
