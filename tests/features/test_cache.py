@@ -25,6 +25,7 @@ def make_features(video_id: str, encoder_version: str = "enc-1", seed: int = 0) 
         text=rng.standard_normal((SPEC.text_tokens, SPEC.text_dim)).astype(np.float32),
         text_mask=np.array([True, True, False]),
         duration_s=3.25,
+        audio_fingerprint=rng.integers(0, 2**32, size=20, dtype=np.uint32),
     )
 
 
@@ -44,8 +45,9 @@ class CountingEncoder:
 def assert_same(a: VideoFeatures, b: VideoFeatures) -> None:
     for name in ("video_id", "encoder_version", "has_audio", "duration_s"):
         assert getattr(a, name) == getattr(b, name)
-    for name in ("visual", "visual_mask", "audio", "text", "text_mask"):
+    for name in ("visual", "visual_mask", "audio", "text", "text_mask", "audio_fingerprint"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert b.audio_fingerprint.dtype == np.uint32
 
 
 def test_key_layout() -> None:

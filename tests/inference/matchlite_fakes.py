@@ -11,6 +11,7 @@ import torch
 from rci.inference.checkpoint import save_checkpoint
 from rci.inference.features import FeatureSpec, VideoFeatures
 from rci.inference.matchlite import MatchLite, MatchLiteConfig
+from rci.media.fingerprint import HOP_S
 
 SPEC = FeatureSpec()
 
@@ -41,7 +42,13 @@ def make_features(
         text=text,
         text_mask=np.arange(SPEC.text_tokens) < tokens,
         duration_s=float(frames),
+        audio_fingerprint=random_fingerprint(rng, frames) if audio else np.zeros(0, np.uint32),
     )
+
+
+def random_fingerprint(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Chromaprint-shaped noise: one uint32 per HOP_S; two of them agree on about half their bits."""
+    return rng.integers(0, 2**32, size=int(seconds / HOP_S), dtype=np.uint32)
 
 
 def trimmed_copy(source: VideoFeatures, start: int, stop: int, seed: int, noise: float = 0.05) -> VideoFeatures:
@@ -49,7 +56,9 @@ def trimmed_copy(source: VideoFeatures, start: int, stop: int, seed: int, noise:
     rng = np.random.default_rng(seed)
     rows = source.visual[start:stop] + rng.normal(scale=noise, size=(stop - start, SPEC.visual_dim))
     copy = make_features(f"{source.video_id}-copy", seed, visual=rows.astype(np.float32))
-    return replace(copy, audio=source.audio, has_audio=source.has_audio, text=source.text, text_mask=source.text_mask)
+    fingerprint = source.audio_fingerprint[int(start / HOP_S) : int(stop / HOP_S)]
+    return replace(copy, audio=source.audio, has_audio=source.has_audio, text=source.text, text_mask=source.text_mask,
+                   audio_fingerprint=fingerprint)
 
 
 def small_model(seed: int = 0, **overrides: object) -> MatchLite:

@@ -87,34 +87,42 @@ def test_padded_rows_are_ignored_even_if_not_zero(model):
         mask = np.zeros(big[f"{side}_visual_mask"].shape, bool)
         mask[:, :m] = clean[f"{side}_visual_mask"]
         noisy[f"{side}_visual_mask"] = mask
+    garbage_map = np.random.default_rng(8).uniform(-1, 1, size=big["audio_map"].shape).astype(np.float32)
+    m, n = clean["audio_map"].shape[1:]
+    garbage_map[:, :m, :n] = clean["audio_map"]
+    noisy["audio_map"] = garbage_map
     with torch.no_grad():
         a, b = model(as_tensors(clean)), model(as_tensors(noisy))
     torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
-    "use_audio,use_text,modalities",
-    [(False, False, ("v",)), (True, False, ("v", "va", "a", "av")), (False, True, ("v", "vt", "t", "tv")),
-     (True, True, ("v", "va", "a", "av", "vt", "t", "tv"))],
+    "use_audio,use_text,audio_source,modalities",
+    [(False, False, "fingerprint", ("v",)), (True, False, "embedding", ("v", "va", "a", "av")),
+     (False, True, "fingerprint", ("v", "vt", "t", "tv")), (True, True, "embedding", ("v", "va", "a", "av", "vt", "t", "tv")),
+     (True, False, "fingerprint", ("v", "a")), (True, True, "fingerprint", ("v", "a", "vt", "t", "tv"))],
 )  # fmt: skip
-def test_ablation_configs(use_audio, use_text, modalities):
-    model = small_model(use_audio=use_audio, use_text=use_text)
+def test_ablation_configs(use_audio, use_text, audio_source, modalities):
+    model = small_model(use_audio=use_audio, use_text=use_text, audio_source=audio_source)
     config = model.config
     assert config.modalities == modalities
-    enhanced = 1 + use_audio + use_text
+    enhanced = 1 + (use_audio and audio_source == "embedding") + use_text
     assert config.fused_channels == enhanced * config.fusion_channels + len(modalities) + use_audio + use_text
     assert model.trunk.stem_conv.in_channels == config.fused_channels
     out = run(model, [(make_features("q", 1), make_features("c", 2))])
     assert torch.isfinite(out.logits).all()
 
 
-def test_modalities_change_the_score():
+@pytest.mark.parametrize("audio_source", ["fingerprint", "embedding"])
+def test_modalities_change_the_score(audio_source):
     """Audio and text are actually used: changing only the candidate's audio / text moves the score."""
-    model = small_model()
+    model = small_model(audio_source=audio_source)
     query = make_features("q", 1)
     candidate = make_features("c", 2)
     base = run(model, [(query, candidate)]).logits
-    other_audio = replace(candidate, audio=make_features("z", 50).audio)
+    other = make_features("z", 50)
+    other_audio = replace(candidate, audio=other.audio) if audio_source == "embedding" else replace(
+        candidate, audio_fingerprint=query.audio_fingerprint)  # the query's own sound
     other_text = replace(candidate, text=make_features("z", 51).text)
     assert (run(model, [(query, other_audio)]).logits - base).abs().max() > 1e-5
     assert (run(model, [(query, other_text)]).logits - base).abs().max() > 1e-5
@@ -180,4 +188,5 @@ def test_masked_blocks_keep_padding_at_zero():
 
 
 def test_input_names_cover_both_sides():
-    assert len(INPUT_NAMES) == 12 and INPUT_NAMES[0] == "q_visual" and INPUT_NAMES[6] == "c_visual"
+    assert len(INPUT_NAMES) == 13 and INPUT_NAMES[0] == "q_visual" and INPUT_NAMES[6] == "c_visual"
+    assert INPUT_NAMES[12] == "audio_map"  # the one per-pair input

@@ -45,7 +45,9 @@ def test_dynamic_batch_frame_and_token_axes(exported, batch, frames, tokens):
     inputs = example_inputs(model.config, batch=batch, frames=frames, tokens=tokens, seed=batch)
     diffs = onnx_parity(model, path, inputs)
     assert max(diffs.values()) <= 1e-4
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["visual_similarity"], inputs)[0]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    used = {i.name for i in session.get_inputs()}  # inputs the configuration does not read are pruned
+    got = session.run(["visual_similarity"], {k: v for k, v in inputs.items() if k in used})[0]
     assert got.shape == (batch, *frames)
 
 

@@ -8,7 +8,7 @@ Shapes use M = FeatureSpec.max_frames and L = FeatureSpec.text_tokens.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class VideoFeatures:
     text: np.ndarray  # [L, text_dim] float32, zero rows where text_mask is False
     text_mask: np.ndarray  # [L] bool
     duration_s: float
+    # [T] uint32 Chromaprint sub-fingerprints, one every ~0.124 s (rci.media.fingerprint); empty without audio
+    audio_fingerprint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
 
     @property
     def has_visual(self) -> bool:
@@ -72,6 +74,7 @@ class VideoFeatures:
             has_audio=np.array(self.has_audio),
             text=self.text.astype(np.float32),
             text_mask=self.text_mask.astype(bool),
+            audio_fingerprint=np.asarray(self.audio_fingerprint, dtype=np.uint32),
         )
         return buf.getvalue()
 
@@ -89,6 +92,7 @@ class VideoFeatures:
                 text=z["text"],
                 text_mask=z["text_mask"],
                 duration_s=float(duration),
+                audio_fingerprint=z["audio_fingerprint"] if "audio_fingerprint" in z.files else np.zeros(0, np.uint32),
             )
 
     def spec_dict(self) -> dict[str, int]:

@@ -11,7 +11,12 @@ depend on how far its batch was padded.
        E^m = ResBlockConv(D^m), D^m[i,j] = concat(f_q^m[i], f_c^m[j])   for m in v, va, vt
        S^m = cosine maps for all 7 modalities, brought to M x N:
          v, va, vt   frame x frame cosine.
-         a, av       one token per video: the single cosine is broadcast over the valid cells.
+         a           audio_source "fingerprint" (default): the Chromaprint per-second agreement map of the
+                     pair (an input, `audio_map`, computed by the collate from the two fingerprints;
+                     rci.media.fingerprint.second_similarity), which tolerates offsets and trims.
+         a, av       audio_source "embedding" (a Whisper clip vector per video, for users with Whisper
+                     weights): one token per video, the single cosine broadcast over the valid cells,
+                     and the va map from BiXT(v <-> a).
          t, tv       token x token cosine S_tok [Lq,Lc] pooled through the frames' attention over
                      their own text from BiXT(v <-> t): S[i,j] = p_q[i] . S_tok . p_c[j], where p_x[i]
                      is frame i's (head-mean) attention distribution over video x's text tokens.
@@ -38,9 +43,12 @@ from rci.inference.layers import BiXTBlock, ResBlockConv, ResNetTrunk, cosine_ma
 
 # Input tensors of a batch of pairs, in the order of the ONNX graph inputs.
 # Per side x in {q, c}: visual [B,M,Dv] f32, visual_mask [B,M] bool, audio [B,Da] f32,
-# has_audio [B] bool, text [B,L,Dt] f32, text_mask [B,L] bool.
+# has_audio [B] bool, text [B,L,Dt] f32, text_mask [B,L] bool. Per pair: audio_map [B,M,N] f32.
+# An input the configuration does not use is pruned from the ONNX graph (runtime passes only used ones).
 VIDEO_INPUTS = ("visual", "visual_mask", "audio", "has_audio", "text", "text_mask")
-INPUT_NAMES = tuple(f"{side}_{name}" for side in ("q", "c") for name in VIDEO_INPUTS)
+PAIR_INPUTS = ("audio_map",)
+INPUT_NAMES = tuple(f"{side}_{name}" for side in ("q", "c") for name in VIDEO_INPUTS) + PAIR_INPUTS
+AUDIO_SOURCES = ("fingerprint", "embedding")
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class MatchLiteConfig:
     # modalities (ablations: V, V+A, V+T, V+A+T)
     use_audio: bool = True
     use_text: bool = True
+    audio_source: str = "fingerprint"  # "fingerprint" (Chromaprint map, input audio_map) or "embedding"
     # multimodal perception
     bixt_heads: int = 8
     bixt_hidden: int = 64
@@ -86,12 +95,23 @@ class MatchLiteConfig:
         )
         return cls(**{**base, **overrides})
 
+    def __post_init__(self) -> None:
+        if self.audio_source not in AUDIO_SOURCES:
+            raise ValueError(f"audio_source must be one of {AUDIO_SOURCES}, not {self.audio_source!r}")
+
+    @property
+    def audio_tokens(self) -> bool:
+        """Audio enters as one vector per video through BiXT (else as the pair's fingerprint map)."""
+        return self.use_audio and self.audio_source == "embedding"
+
     @property
     def modalities(self) -> tuple[str, ...]:
         """The similarity maps the model computes, in channel order."""
         names = ["v"]
-        if self.use_audio:
+        if self.audio_tokens:
             names += ["va", "a", "av"]
+        elif self.use_audio:
+            names += ["a"]
         if self.use_text:
             names += ["vt", "t", "tv"]
         return tuple(names)
@@ -99,7 +119,7 @@ class MatchLiteConfig:
     @property
     def fused_channels(self) -> int:
         """Channels entering the ResNet stem: E maps + S maps + presence flags."""
-        enhanced = 1 + int(self.use_audio) + int(self.use_text)
+        enhanced = 1 + int(self.audio_tokens) + int(self.use_text)
         presence = int(self.use_audio) + int(self.use_text)
         return enhanced * self.fusion_channels + len(self.modalities) + presence
 
@@ -162,11 +182,11 @@ class MatchLite(nn.Module):
         self.config = config
         h = config.bixt_hidden
         bixt = dict(hidden=h, heads=config.bixt_heads, mlp_ratio=config.bixt_mlp_ratio, dropout=config.dropout)
-        self.bixt_va = BiXTBlock(config.visual_dim, config.audio_dim, **bixt) if config.use_audio else None
+        self.bixt_va = BiXTBlock(config.visual_dim, config.audio_dim, **bixt) if config.audio_tokens else None
         self.bixt_vt = BiXTBlock(config.visual_dim, config.text_dim, **bixt) if config.use_text else None
         c = config.fusion_channels
         self.enhance_v = ResBlockConv(config.visual_dim, c)
-        self.enhance_va = ResBlockConv(h, c) if config.use_audio else None
+        self.enhance_va = ResBlockConv(h, c) if config.audio_tokens else None
         self.enhance_vt = ResBlockConv(h, c) if config.use_text else None
         self.trunk = ResNetTrunk(config.fused_channels, config.resnet_layers, config.resnet_widths)
         self.dropout = nn.Dropout(config.dropout)
@@ -184,7 +204,7 @@ class MatchLite(nn.Module):
         text: torch.Tensor,  # [B,L,Dt]
         text_mask: torch.Tensor,  # [B,L] bool
     ) -> _VideoStreams:
-        out = _VideoStreams(v=visual, frame_mask=visual_mask)
+        out = _VideoStreams(v=visual, frame_mask=visual_mask, has_audio=has_audio)
         if self.bixt_va is not None:
             audio_tokens = audio[:, None, :]  # [B,1,Da]
             va, av, _ = self.bixt_va(visual, visual_mask, audio_tokens, has_audio[:, None])
@@ -197,7 +217,9 @@ class MatchLite(nn.Module):
 
     # --- 2. paired feature fusion -------------------------------------------------------------
 
-    def fuse(self, q: _VideoStreams, c: _VideoStreams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fuse(
+        self, q: _VideoStreams, c: _VideoStreams, audio_map: torch.Tensor | None = None  # [B,M,N]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> fused F [B,Cf,M,N], grid mask [B,1,M,N], visual similarity S^v [B,M,N]."""
         dtype = q.v.dtype
         grid = (q.frame_mask[:, :, None] & c.frame_mask[:, None, :]).to(dtype)  # [B,M,N]
@@ -213,6 +235,12 @@ class MatchLite(nn.Module):
             maps.append(cosine_map(q.va, c.va) * grid)
             maps.append(_token_cosine(q.a, c.a) * grid * both)  # broadcast the single audio cosine
             maps.append(_token_cosine(q.av, c.av) * grid * both)
+            presence.append(grid * both)
+        elif self.config.use_audio:
+            if audio_map is None:
+                raise ValueError("audio_source 'fingerprint' needs the audio_map input")
+            both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
+            maps.append(audio_map.to(dtype) * grid * both)
             presence.append(grid * both)
         if self.bixt_vt is not None:
             both = (q.has_text & c.has_text).to(dtype)[:, None, None]  # [B,1,1]
@@ -230,7 +258,7 @@ class MatchLite(nn.Module):
         """inputs: the tensors named in INPUT_NAMES (see `rci.inference.runtime.collate_pairs`)."""
         q = self.perceive(*(inputs[f"q_{name}"] for name in VIDEO_INPUTS))
         c = self.perceive(*(inputs[f"c_{name}"] for name in VIDEO_INPUTS))
-        fused, mask, s_v = self.fuse(q, c)
+        fused, mask, s_v = self.fuse(q, c, inputs.get("audio_map"))
         z = self.trunk(fused, mask)  # [B,d]
         zd = self.dropout(z)
         return MatchLiteOutput(

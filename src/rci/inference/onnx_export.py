@@ -72,6 +72,7 @@ def _dynamic_axes() -> dict[str, dict[int, str]]:
             f"{side}_text_mask": {0: "batch", 1: tokens},
         }
     axes |= {
+        "audio_map": {0: "batch", 1: "q_frames", 2: "c_frames"},
         "score": {0: "batch"},
         "logits": {0: "batch"},
         "embedding": {0: "batch"},
@@ -108,6 +109,9 @@ def example_inputs(
             f"{side}_text": text,
             f"{side}_text_mask": text_mask,
         }
+    grid = arrays["q_visual_mask"][:, :, None] & arrays["c_visual_mask"][:, None, :]
+    both_audio = (arrays["q_has_audio"] & arrays["c_has_audio"])[:, None, None]
+    arrays["audio_map"] = (rng.uniform(-1, 1, size=grid.shape) * grid * both_audio).astype(np.float32)
     return {name: arrays[name] for name in INPUT_NAMES}
 
 

@@ -27,6 +27,7 @@ from rci.inference.matchlite import INPUT_NAMES, MatchLiteConfig
 from rci.inference.onnx_export import OUTPUT_NAMES, read_metadata
 from rci.core.errors import ConfigError, ModelError
 from rci.core.logs import get_logger
+from rci.media.fingerprint import second_similarity
 
 log = get_logger(__name__)
 
@@ -77,6 +78,9 @@ def check_features(features: VideoFeatures, config: MatchLiteConfig) -> None:
         problems.append(f"text {features.text.shape}, expected [1..{config.text_tokens}, {config.text_dim}]")
     if features.text_mask.shape != (length,):
         problems.append(f"text_mask {features.text_mask.shape}, expected [{length}]")
+    fingerprint = np.asarray(features.audio_fingerprint)
+    if fingerprint.dtype != np.uint32 or fingerprint.ndim != 1:
+        problems.append(f"audio_fingerprint {fingerprint.dtype} {fingerprint.shape}, expected uint32 [T]")
     for name in ("visual", "audio", "text"):
         if not np.isfinite(getattr(features, name)).all():
             problems.append(f"{name} has NaN or infinite values")
@@ -119,11 +123,20 @@ def _stack_side(videos: Sequence[VideoFeatures], prefix: str) -> dict[str, np.nd
     }
 
 
+def _audio_maps(pairs: Sequence[Pair], m: int, n: int) -> np.ndarray:
+    """[B,M,N] Chromaprint per-second agreement of each pair (0 where either video has no audio)."""
+    out = np.zeros((len(pairs), m, n), np.float32)
+    for b, (query, candidate) in enumerate(pairs):
+        out[b] = second_similarity(query.audio_fingerprint, candidate.audio_fingerprint, m, n)
+    return out
+
+
 def collate_pairs(pairs: Sequence[Pair]) -> dict[str, np.ndarray]:
     """Stack pairs into the model inputs (INPUT_NAMES), trimmed to the batch's real lengths."""
     if not pairs:
         raise ValueError("collate_pairs needs at least one pair")
     arrays = _stack_side([q for q, _ in pairs], "q") | _stack_side([c for _, c in pairs], "c")
+    arrays["audio_map"] = _audio_maps(pairs, arrays["q_visual"].shape[1], arrays["c_visual"].shape[1])
     return {name: arrays[name] for name in INPUT_NAMES}
 
 

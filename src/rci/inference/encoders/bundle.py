@@ -32,6 +32,8 @@ log = get_logger(__name__)
 
 Size = Literal["small", "paper"]
 MODALITIES = ("visual", "audio", "text")
+# Chromaprint's default algorithm (TEST2) on 16 kHz mono: what VideoFeatures.audio_fingerprint holds.
+FINGERPRINT_VERSION = "fingerprint:chromaprint-test2@16k"
 
 
 def encoders_dir(model_dir: Path) -> Path:
@@ -46,12 +48,14 @@ class EncoderBundle:
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"visual": self.visual.version, "audio": self.audio.version, "text": self.text.version}
+        return {"visual": self.visual.version, "audio": self.audio.version, "text": self.text.version,
+                "fingerprint": FINGERPRINT_VERSION}
 
     @property
     def version(self) -> str:
-        """`enc-` + 12 hex chars identifying all three encoders (architecture, weights, tokenizer)."""
-        joined = "|".join(self.versions[m] for m in MODALITIES)
+        """`enc-` + 12 hex chars identifying the three encoders (architecture, weights, tokenizer) and the
+        audio fingerprinter."""
+        joined = "|".join(self.versions[m] for m in (*MODALITIES, "fingerprint"))
         return "enc-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
 
     def feature_spec(self, max_frames: int) -> FeatureSpec:

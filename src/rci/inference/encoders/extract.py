@@ -16,7 +16,8 @@ import numpy as np
 from rci.inference.encoders.base import EncoderInputError
 from rci.inference.encoders.bundle import EncoderBundle
 from rci.inference.features import FeatureSpec, VideoFeatures
-from rci.media.decoded import DecodedMedia
+from rci.media.decoded import SAMPLE_RATE, DecodedMedia
+from rci.media.fingerprint import fingerprint
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class FeatureExtractor:
                 text=text[i],
                 text_mask=text_mask[i],
                 duration_s=float(item.media.duration_s),
+                audio_fingerprint=_fingerprint(item.media),
             )
             for i, item in enumerate(items)
         ]
@@ -93,3 +95,10 @@ def _check_media(item: EncoderInput) -> None:
         raise EncoderInputError(
             f"{item.video_id}: frames {frames.shape} and frame_mask {mask.shape} do not describe [M, H, W, 3] + [M]"
         )
+
+
+def _fingerprint(media: DecodedMedia) -> np.ndarray:
+    """Chromaprint sub-fingerprints of the decoded audio (the first 30 s); empty without an audio track."""
+    if media.audio is None:
+        return np.zeros(0, np.uint32)
+    return fingerprint(media.audio, SAMPLE_RATE)
