@@ -247,3 +247,12 @@ def test_best_earlier_is_uncertain_when_a_full_list_may_hide_better_videos():
 
 def test_quote_escapes_milvus_string_literals():
     assert quote('a"b\\c') == '"a\\"b\\\\c"'
+
+
+def test_each_encoder_version_gets_its_own_collection() -> None:
+    from rci.retrieval.milvus import collection_name
+
+    assert collection_name("rci_videos", None) == "rci_videos"
+    first, second = collection_name("rci_videos", "enc-3fa9c0d1e2b4"), collection_name("rci_videos", "enc-000000000000")
+    assert first == "rci_videos_enc_3fa9c0d1e2b4" and first != second
+    assert all(c.isalnum() or c == "_" for c in first)  # Milvus names: letters, digits, underscores

@@ -23,6 +23,7 @@ rows so that searches hit indexed segments rather than a large brute-force memta
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +51,14 @@ _OUTPUT_FIELDS = ["video_id", "published_at_ms", "creator_id", "media_uri", "fea
 
 
 # --- backend choice ------------------------------------------------------------------------
+
+
+def collection_name(base: str, encoder_version: str | None) -> str:
+    """`rci_videos` + `_enc_3fa9...` : one collection per encoder version, so that vectors of different
+    encoders never meet in one search and a new encoder starts an index of its own (`rci index rebuild`)."""
+    if not encoder_version:
+        return base
+    return f"{base}_{re.sub(r'[^0-9A-Za-z_]', '_', encoder_version)}"
 
 
 def is_lite(uri: str) -> bool:
@@ -177,12 +186,13 @@ class MilvusVectorStore:
             raise
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> MilvusVectorStore:
-        """The store the service uses: RCI_MILVUS_URI (default <data_dir>/milvus.db), token, collection,
-        vector kind from RCI_RETRIEVAL_GRANULARITY."""
+    def from_settings(cls, settings: Settings, encoder_version: str | None = None, **overrides: Any) -> MilvusVectorStore:
+        """The store the service uses: RCI_MILVUS_URI (default <data_dir>/milvus.db), token, vector kind from
+        RCI_RETRIEVAL_GRANULARITY, and RCI_MILVUS_COLLECTION suffixed with `encoder_version` when given."""
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         overrides.setdefault("vector_kind", VectorSpec.from_settings(settings).kind)
-        return cls(settings.resolved_milvus_uri, token=token, collection=settings.milvus_collection, **overrides)
+        collection = collection_name(settings.milvus_collection, encoder_version)
+        return cls(settings.resolved_milvus_uri, token=token, collection=collection, **overrides)
 
     # --- VectorStore --------------------------------------------------------------------
 

