@@ -14,7 +14,6 @@ Everything here is numpy on uint32 arrays:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,22 +103,28 @@ def second_similarity(a: np.ndarray, b: np.ndarray, m: int, n: int, tolerance_s:
     b = b[: int(np.ceil(n / HOP_S)) + shift]
     if len(a) == 0 or len(b) == 0:
         return out
-    sec_a = _second_of(len(a))
-    # agree[k, d + len(b)]: agreement of a[k] with b[k + d], NaN where b has no such position
-    diagonals = np.arange(-len(a), len(b) + 1)
-    idx_b = np.arange(len(a))[:, None] + diagonals[None, :]
-    valid = (idx_b >= 0) & (idx_b < len(b))
-    agree = np.where(valid, agreement(a[:, None], b[np.clip(idx_b, 0, len(b) - 1)]), np.nan)
-    for i in range(min(m, int(sec_a[-1]) + 1)):
-        rows = agree[sec_a == i]  # [k, diagonals]
-        if len(rows) == 0:
-            continue
-        with warnings.catch_warnings():  # all-NaN columns (no overlap) are expected and stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_diagonal = np.nanmean(rows, axis=0)  # [diagonals]
-        for j in range(n):
-            centre = int(round((j - i) / HOP_S)) + len(a)
-            window = per_diagonal[max(0, centre - shift) : centre + shift + 1]
-            if window.size and not np.all(np.isnan(window)):
-                out[i, j] = (np.nanmax(window) - CHANCE) / (1.0 - CHANCE)
+    per_diagonal = _second_diagonal_means(a, b)  # [seconds of a, diagonals]: mean agreement, -inf = no overlap
+    rows = min(m, per_diagonal.shape[0])
+    i, j = np.meshgrid(np.arange(rows), np.arange(n), indexing="ij")
+    centre = np.rint((j - i) / HOP_S).astype(np.int64) + len(a)  # diagonal index of offset (j - i) s
+    best = np.full((rows, n), -np.inf)
+    for step in range(-shift, shift + 1):  # the best diagonal within the tolerance
+        column = centre + step
+        inside = (column >= 0) & (column < per_diagonal.shape[1])
+        best = np.maximum(best, np.where(inside, per_diagonal[i, np.clip(column, 0, per_diagonal.shape[1] - 1)], -np.inf))
+    out[:rows] = np.where(np.isinf(best), 0.0, (best - CHANCE) / (1.0 - CHANCE))
     return np.clip(out, -1.0, 1.0)
+
+
+def _second_diagonal_means(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[S, len(a) + len(b) + 1]: mean agreement of a[k] with b[k + d] over the k in each second of a,
+    for every diagonal d in [-len(a), len(b)] (column d + len(a)); -inf where no k of that second has a b[k + d]."""
+    diagonals = np.arange(-len(a), len(b) + 1)
+    idx_b = np.arange(len(a))[:, None] + diagonals[None, :]  # [k, diagonal]
+    valid = (idx_b >= 0) & (idx_b < len(b))
+    agree = np.where(valid, agreement(a[:, None], b[np.clip(idx_b, 0, len(b) - 1)]), 0.0)
+    starts = np.flatnonzero(np.diff(_second_of(len(a)), prepend=-1))  # first k of each second (all seconds occur)
+    sums = np.add.reduceat(agree, starts, axis=0)
+    counts = np.add.reduceat(valid.astype(np.float32), starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
