@@ -126,6 +126,8 @@ def report(result: dict[str, object]) -> str:
                             for e_ in f["hard_by_edit"].values()]])  # fmt: skip
         kind_rows.append([f["scorer"], *[f"{f['mean_score'][k]:.3f}" for k in ("easy", "hard", "unrelated", "template")],
                           "-" if f["threshold"] is None else f"{f['threshold']:.3f}"])  # fmt: skip
+    family = [f"{f['scorer']} {_pct(f['all']['family_retrieval'])}% (hard {_pct(f['hard']['family_retrieval'])}%)"
+              for f in result["scorers"] if f["all"]["family_retrieval"] != f["all"]["source_retrieval"]]
     first = result["scorers"][0]
     edits = list(first["hard_by_edit"])
     pools = s["pools"]["photo_pool"]
@@ -159,6 +161,8 @@ def report(result: dict[str, object]) -> str:
         + markdown_table(["scorer", "AP", "best F1", "F1@thr", "R@P80", "source retrieval", "easy-subset AP", "s"], rows),
         "Hard copies vs all negatives; per edit: mean score / source retrieval %:\n\n"
         + markdown_table(["scorer", "AP", "best F1", "F1@thr", "R@P80", "source retrieval", *edits], hard_rows),
+        *(["The worker indexes copies too, so its candidate may be another copy of the true source; counting those, "
+            "retrieval is " + "; ".join(family) + "."] if family else []),
         "Mean score per kind of query (templates and unrelated are negatives):\n\n"
         + markdown_table(["scorer", "easy", "hard", "unrelated", "template", "stored threshold"], kind_rows),
         setup,

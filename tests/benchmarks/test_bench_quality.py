@@ -145,3 +145,31 @@ def test_small_set_end_to_end(tmp_path: Path):
     # a sound-only matcher cannot tell a template from a copy: Chromaprint scores them as high as copies
     assert scorers["Chromaprint alone"]["mean_score"]["template"] > scorers["Chromaprint alone"]["mean_score"]["unrelated"] + 0.3
     assert result["matchlite"].startswith("not run")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+def test_small_set_through_the_real_worker(tmp_path: Path, trained_model_dir: Path):
+    """(c): the small set's events through the local stack and `rci worker` serving the demo's models;
+    every query comes back scored against an earlier video, at the model's stored threshold."""
+    from benchmarks import bench_quality
+    from benchmarks.quality.heldout import build_set, default_work_dir
+
+    out = tmp_path / "quality.json"
+    result = bench_quality.main(["--size", "small", "--no-record", "--matchlite-models", str(trained_model_dir),
+                                 "--json", str(out), "--plot", str(tmp_path / "quality.png")])  # fmt: skip
+    assert result["matchlite"] == "run"
+    [matchlite] = [f for f in json.loads(out.read_text())["scorers"] if f["scorer"].startswith("MatchLite")]
+    assert 0.0 < matchlite["threshold"] < 1.0 and matchlite["all"]["f1_at_threshold"] is not None
+    assert matchlite["all"]["queries"] == 16 and 0.0 <= matchlite["all"]["ap"] <= 1.0
+
+    dataset = build_set(default_work_dir(), "small", 0)
+    scores = [json.loads(line) for line in (dataset.root / "worker-scores.jsonl").read_text().splitlines()]
+    by_id = dataset.by_id
+    assert sorted(s["video_id"] for s in scores) == sorted(by_id)  # every event scored once, none dead-lettered
+    for score in scores:
+        assert 0.0 <= score["score"] <= 1.0 and score["threshold"] == matchlite["threshold"]
+        if score["candidate_id"] is not None:  # retrieval only ever returns an earlier video
+            assert by_id[score["candidate_id"]].published_at < by_id[score["video_id"]].published_at
+    assert all(s["candidate_id"] is not None for s in scores if by_id[s["video_id"]].kind != "library")
