@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from rci import __version__
-from rci.cli.commands import corpus, demo, features, model, services, shadow, stream, training, worker
+from rci.cli.commands import corpus, demo, features, index, model, services, shadow, stream, training, worker
 
 app = typer.Typer(
     name="rci",
@@ -48,6 +48,7 @@ app.add_typer(services.app, name="services")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(features.encoders_app, name="encoders")
 app.add_typer(features.features_app, name="features")
+app.add_typer(index.app, name="index")
 training.register(app)
 
 if __name__ == "__main__":

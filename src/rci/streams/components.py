@@ -146,24 +146,35 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
     encoders = EncoderBundle.load(settings.resolved_model_dir, device=settings.device)
     scorer = load_matchlite(settings)
-    s3 = S3Client(s3_config(settings)) if _needs_s3(settings) else None
-    cache = FeatureCache(make_object_store(settings))
-    extractor = FeatureExtractor(encoders)
-    store = MilvusVectorStore.from_settings(settings, encoder_version=extractor.version,
-                                            dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
-    index = MilvusCandidateIndex(store, VectorSpec.from_settings(settings), extractor.version, settings.retrieval_top_k)
+    features = open_feature_pipeline(settings, encoders, executor)
+    index = open_candidate_index(settings, encoders)
     batcher = MicroBatcher(scorer, settings.batch_max_size, settings.batch_max_wait_ms)
     info = ModelInfo(model_version=model_version(scorer, encoders), threshold=float(scorer.threshold))
     log.info("serving parts ready", model_version=info.model_version, threshold=info.threshold,
              runtime=settings.runtime, milvus=settings.resolved_milvus_uri, object_store=settings.object_store)
     return ServingParts(
-        features=FeaturePipeline(extractor, cache, media_policy(settings), s3, executor),
+        features=features,
         index=index,
         scorer=BatchedPairScorer(batcher),
         model=info,
-        cache=cache,
+        cache=features.cache,
         executor=executor,
     )
+
+
+def open_feature_pipeline(settings: Settings, encoders: EncoderBundle, executor: Executor | None = None) -> FeaturePipeline:
+    """The features path the worker serves with (also `rci index rebuild`): the configured feature cache,
+    the media allow-list, an S3 client when media or features live in S3. `aclose()` it when done."""
+    s3 = S3Client(s3_config(settings)) if _needs_s3(settings) else None
+    cache = FeatureCache(make_object_store(settings))
+    return FeaturePipeline(FeatureExtractor(encoders), cache, media_policy(settings), s3, executor)
+
+
+def open_candidate_index(settings: Settings, encoders: EncoderBundle) -> MilvusCandidateIndex:
+    """Retrieval on the Milvus collection of these encoders' version (`<RCI_MILVUS_COLLECTION>_enc_<12 hex>`)."""
+    store = MilvusVectorStore.from_settings(settings, encoder_version=encoders.version,
+                                            dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
+    return MilvusCandidateIndex(store, VectorSpec.from_settings(settings), encoders.version, settings.retrieval_top_k)
 
 
 def _needs_s3(settings: Settings) -> bool:
