@@ -64,3 +64,22 @@ def test_agreement_counts_equal_bits() -> None:
     a = np.array([0, 0xFFFFFFFF, 0x0000FFFF], dtype=np.uint32)
     b = np.array([0, 0, 0xFFFF0000], dtype=np.uint32)
     np.testing.assert_allclose(agreement(a, b), [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("speed", [0.87, 1.18])
+def test_a_sped_up_or_slowed_copy_still_lines_up(tune: np.ndarray, tmp_path: Path, speed: float) -> None:
+    """atempo keeps the pitch and changes the tempo, as re-uploaders do; the map follows the slope."""
+    import subprocess
+
+    from rci.training.corpus.audio import read_wav, write_wav
+
+    write_wav(tmp_path / "tune.wav", tune)
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(tmp_path / "tune.wav"), "-af", f"atempo={speed}",
+                    str(tmp_path / "copy.wav")], check=True)
+    copy = fingerprint(read_wav(tmp_path / "copy.wav"), SAMPLE_RATE)
+    grid = second_similarity(copy, fingerprint(tune, SAMPLE_RATE), 20, 20)
+    rows = range(1, 10)
+    expected = [round(i * speed) for i in rows]  # copy second i plays the source's second i * speed
+    assert sum(abs(int(np.argmax(grid[i])) - e) <= 1 for i, e in zip(rows, expected)) >= 7, grid.argmax(axis=1)
+    unrelated = second_similarity(copy, fingerprint(synth_music(2, 20.0), SAMPLE_RATE), 20, 20)
+    assert np.mean([grid[i].max() for i in rows]) > unrelated.max(axis=1)[: len(rows)].mean() + 0.25
