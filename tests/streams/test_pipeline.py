@@ -9,12 +9,12 @@ import pytest
 
 from rci.inference.features import VideoFeatures
 from rci.core.errors import RejectCode, RejectedEvent, TransientError
+from rci.inference.runtime import PairScore
 from rci.streams.pipeline import (
     Candidate,
     best_candidate,
     InputRecord,
     ModelInfo,
-    PairResult,
     ScoringPipeline,
     published_ms,
 )
@@ -93,7 +93,7 @@ class ExactIndex:
 class CosineScorer:
     async def score(self, query, candidate):
         sim = float(query.video_embedding() @ candidate.video_embedding())
-        return PairResult(score=(sim + 1) / 2, matched_segments=[[0.0, 1.0, 0.0, 1.0]])
+        return PairScore(score=(sim + 1) / 2, matched_segments=[[0.0, 1.0, 0.0, 1.0]])
 
 
 def event_record(video_id: str, offset: int, second: int, **overrides) -> InputRecord:

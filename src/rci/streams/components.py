@@ -21,7 +21,7 @@ from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.inference.runtime import PairScorer as ModelScorer
-from rci.inference.runtime import make_scorer
+from rci.inference.runtime import PairScore, make_scorer
 from rci.media.policy import media_policy
 from rci.core.errors import ModelError
 from rci.core.logs import get_logger
@@ -35,7 +35,7 @@ from rci.storage.errors import ObjectNotFound
 from rci.storage.objects import ObjectStore, make_object_store
 from rci.storage.s3 import S3Client, s3_config
 from rci.streams.contracts import PublishedEvent, ScoreRecord
-from rci.streams.pipeline import Candidate, ModelInfo, PairResult, best_candidate
+from rci.streams.pipeline import Candidate, ModelInfo, best_candidate
 
 TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (rci.streams.pipeline.rank_key)
 
@@ -99,9 +99,8 @@ class BatchedPairScorer:
     def __init__(self, batcher: MicroBatcher) -> None:
         self._batcher = batcher
 
-    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairResult:
-        result = await self._batcher.score(query, candidate)
-        return PairResult(score=float(result.score), matched_segments=[list(s) for s in result.matched_segments])
+    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairScore:
+        return await self._batcher.score(query, candidate)
 
     async def aclose(self) -> None:
         await self._batcher.aclose()

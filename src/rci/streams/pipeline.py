@@ -18,12 +18,13 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from rci.inference.features import VideoFeatures
+from rci.inference.runtime import PairScore
 from rci.core import rfc3339
 from rci.core.errors import RejectCode, RejectedEvent
 from rci.core.logs import bind_video, get_logger
@@ -96,17 +97,11 @@ class CandidateIndex(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PairResult:
-    score: float
-    matched_segments: list[list[float]] = field(default_factory=list)
-
-
 class AsyncPairScorer(Protocol):
     """MatchLite behind the micro-batcher: one awaitable per pair. Not `rci.inference.runtime.PairScorer`,
     the synchronous batch model that the micro-batcher itself drives."""
 
-    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairResult: ...
+    async def score(self, query: VideoFeatures, candidate: VideoFeatures) -> PairScore: ...
 
 
 # --- records in, outcomes out -------------------------------------------------------------
@@ -150,7 +145,7 @@ class _Pending:
     features: VideoFeatures | None = None
     candidate: Candidate | None = None
     candidate_features: VideoFeatures | None = None
-    result: PairResult | None = None
+    result: PairScore | None = None
     rejection: RejectedEvent | None = None
     memo: ScoreRecord | None = None  # the score a previous delivery computed
 
