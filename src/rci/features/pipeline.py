@@ -22,11 +22,10 @@ from rci.core.logs import bind_video, get_logger
 from rci.features.cache import FeatureCache
 from rci.inference.encoders.extract import EncoderInput, FeatureExtractor
 from rci.inference.features import VideoFeatures
-from rci.media.decode import decode_media
 from rci.media.decoded import DecodedMedia
 from rci.media.errors import MediaRejected
-from rci.media.fetch import fetch_media
 from rci.media.policy import MediaPolicy
+from rci.media.reader import MediaReader
 from rci.storage.s3 import S3Client
 
 log = get_logger(__name__)
@@ -77,8 +76,7 @@ class FeaturePipeline:
     ) -> None:
         self.extractor = extractor
         self.cache = cache
-        self.policy = policy
-        self.s3 = s3
+        self.media = MediaReader(policy, s3, executor)
         self._executor = executor
 
     @property
@@ -129,12 +127,15 @@ class FeaturePipeline:
     async def aclose(self) -> None:
         """Close the clients the pipeline was given (the feature store's and the media S3 client)."""
         await self.cache.store.close()
-        if self.s3 is not None:
-            await self.s3.close()
+        if self.media.s3 is not None:
+            await self.media.s3.close()
+
+    @property
+    def policy(self) -> MediaPolicy:
+        return self.media.policy
 
     async def _decode(self, video: PublishedVideo) -> DecodedMedia:
-        source = await fetch_media(video.media_uri, self.policy, self.s3)
-        return await self._off_loop(decode_media, source, self.policy)
+        return await self.media.decode(video.media_uri)
 
     async def _encode_one(self, video: PublishedVideo) -> VideoFeatures:
         decoded = await self._decode(video)

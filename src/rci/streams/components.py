@@ -10,7 +10,6 @@ executors so the event loop keeps the consumer's group membership alive.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from rci.media.policy import media_policy
 from rci.core.errors import ModelError
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.core.threads import OwnThread
 from rci.retrieval.milvus import MilvusVectorStore
 from rci.retrieval.store import SearchQuery, VectorStore, VideoRecord, to_epoch_ms
 from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
@@ -50,7 +50,7 @@ class MilvusCandidateIndex:
         self._spec = spec
         self._encoder_version = encoder_version
         self._top_k = top_k
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="milvus")
+        self._thread = OwnThread("milvus")
 
     async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[Candidate | None]:
         search = [
@@ -58,7 +58,7 @@ class MilvusCandidateIndex:
             for event, f in queries
         ]
         # a few more than top-1, so near-ties are broken by the pipeline's canonical rule, not by the index
-        hits = await self._run(self._store.search, search, max(self._top_k, TIE_POOL))
+        hits = await self._thread.run(self._store.search, search, max(self._top_k, TIE_POOL))
         return [
             best_candidate(Candidate(h.video_id, float(h.similarity), to_epoch_ms(h.published_at)) for h in found)
             for found in hits
@@ -83,13 +83,10 @@ class MilvusCandidateIndex:
             if f.has_visual
         ]
         if records:
-            await self._run(self._store.upsert, records)
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+            await self._thread.run(self._store.upsert, records)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._thread.close()
         self._store.close()
 
 

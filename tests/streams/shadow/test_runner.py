@@ -71,9 +71,10 @@ class FakeMedia:
         self.rejected = rejected
         self.decoded: list[str] = []
 
-    async def decode(self, ev: PublishedEvent) -> DecodedMedia:
-        self.decoded.append(ev.video_id)
-        if ev.video_id in self.rejected:
+    async def decode(self, media_uri: str) -> DecodedMedia:
+        video_id = media_uri.rsplit("/", 1)[-1].removesuffix(".mp4")  # the events' file:///media/<id>.mp4
+        self.decoded.append(video_id)
+        if video_id in self.rejected:
             raise MediaRejected(RejectCode.MEDIA_UNDECODABLE, "broken on purpose")
         frames = np.zeros((3, 8, 8, 3), dtype=np.uint8)
         return DecodedMedia(frames=frames, frame_mask=np.array([True, True, False]), audio=None, log_mel=None,

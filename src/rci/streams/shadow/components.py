@@ -1,24 +1,19 @@
 """The shadow runner's concrete parts (as `rci.streams.components` holds the worker's):
 
 * `CatalogLookup`: published events from `rci.streams.catalog`, catching up once on a miss;
-* `FetchingMediaReader`: media fetched under the media policy, decoded on a small pool;
 * `KafkaShadowWriter`: `rci.shadow` records through the worker's acknowledged write path (`rci.streams.sink`);
 * `load_installed_teacher`: the MatchLM teacher of the model directory.
+
+Media is read by `rci.media.reader.MediaReader`, as the worker's features path reads it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from rci.core.settings import Settings
-from rci.media.decode import decode_media
-from rci.media.decoded import DecodedMedia
-from rci.media.fetch import fetch_media
-from rci.media.policy import MediaPolicy
-from rci.storage.s3 import S3Client
+from rci.core.threads import OwnThread
 from rci.streams.catalog import PublishedCatalog
 from rci.streams.contracts import PublishedEvent, ShadowRecord
 from rci.streams.sink import AcknowledgedWriter
@@ -36,37 +31,21 @@ class CatalogLookup:
 
     def __init__(self, catalog: PublishedCatalog) -> None:
         self._catalog = catalog
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._thread = OwnThread("catalog")
 
     async def events(self, video_ids: set[str]) -> dict[str, PublishedEvent]:
-        found = await self._run(self._catalog.get, video_ids)
+        found = await self._thread.run(self._catalog.get, video_ids)
         if len(found) < len(video_ids):
-            await self._run(self._catalog.catch_up)
-            found = await self._run(self._catalog.get, video_ids)
+            await self._thread.run(self._catalog.catch_up)
+            found = await self._thread.run(self._catalog.get, video_ids)
         return found
 
     async def catch_up(self) -> int:
-        return await self._run(self._catalog.catch_up)
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self._thread.run(self._catalog.catch_up)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._thread.close()
         self._catalog.close()
-
-
-class FetchingMediaReader:
-    """Fetch under the media policy (allow-list, size), decode on a small pool (PyAV frees the GIL)."""
-
-    def __init__(self, policy: MediaPolicy, s3: S3Client | None, executor: Executor) -> None:
-        self._policy = policy
-        self._s3 = s3
-        self._executor = executor
-
-    async def decode(self, event: PublishedEvent) -> DecodedMedia:
-        source = await fetch_media(event.media_uri, self._policy, self._s3)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, decode_media, source, self._policy)
 
 
 class KafkaShadowWriter:

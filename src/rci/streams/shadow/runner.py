@@ -37,8 +37,10 @@ class VideoLookup(Protocol):
 
 
 class MediaReader(Protocol):
-    async def decode(self, event: PublishedEvent) -> DecodedMedia:
-        """The event's media, decoded; MediaRejected when it cannot be, TransientError for infra."""
+    """rci.media.reader.MediaReader: fetch under the media policy, decode off the loop."""
+
+    async def decode(self, media_uri: str) -> DecodedMedia:
+        """The media, decoded; MediaRejected when it cannot be, TransientError for infra."""
         ...
 
 
@@ -153,7 +155,7 @@ class ShadowRunner:
     async def _decode(self, event: PublishedEvent) -> DecodedMedia | None:
         with bind_video(event.video_id):
             try:
-                return await self.media.decode(event)
+                return await self.media.decode(event.media_uri)
             except MediaRejected as exc:
                 log.warning("shadow.media_rejected", code=exc.code.value, detail=exc.detail)
                 return None

@@ -15,7 +15,8 @@ from rci.streams.catalog import PublishedCatalog
 from rci.streams.kafka import make_consumer, make_producer
 from rci.streams.metrics import serve_metrics
 from rci.streams.retry import retry_transient
-from rci.streams.shadow.components import CatalogLookup, FetchingMediaReader, KafkaShadowWriter, load_installed_teacher
+from rci.media.reader import MediaReader
+from rci.streams.shadow.components import CatalogLookup, KafkaShadowWriter, load_installed_teacher
 from rci.streams.shadow.loop import ShadowLoop
 from rci.streams.shadow.metrics import ShadowMetrics
 from rci.streams.shadow.runner import ShadowRunner
@@ -37,7 +38,7 @@ async def serve_shadow(settings: Settings, stop: asyncio.Event, metrics: ShadowM
     decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
     s3 = S3Client(s3_config(settings)) if any(p.startswith("s3://") for p in settings.resolved_media_prefixes) else None
     writer = KafkaShadowWriter(AcknowledgedWriter(make_producer(settings)), settings.topic_shadow)
-    runner = ShadowRunner(lookup, FetchingMediaReader(media_policy(settings), s3, decode_pool), teacher, writer,
+    runner = ShadowRunner(lookup, MediaReader(media_policy(settings), s3, decode_pool), teacher, writer,
                           metrics, settings.shadow_sample_rate)  # fmt: skip
     consumer = make_consumer(settings, settings.shadow_group, max_poll_interval_ms=MAX_POLL_INTERVAL_MS)
     shadow_loop = ShadowLoop(consumer, runner, settings.batch_max_size)
