@@ -41,6 +41,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     for modality in ("visual", "audio", "text"):
         assert (root / "encoders" / modality / "encoder.json").is_file()
+    assert "visual:sscd@224-" in result.output and "fingerprint:chromaprint" in result.output
     return root
 
 
@@ -106,7 +107,8 @@ def test_extract_media_folder_fills_the_cache_once_and_counts_bad_files(model_di
     assert sorted(p.name for p in (store / "features" / version).iterdir()) == ["clip_a.npz", "clip_b.npz"]
     a, b = _features(store, version, "clip_a"), _features(store, version, "clip_b")
     assert a.encoder_version == version
-    assert a.visual.shape == (8, 128) and a.visual_mask.tolist() == [True] * 3 + [False] * 5  # 3 s at 1 fps
+    # SSCD (the default visual encoder): 512-d per frame; 3 s at 1 fps
+    assert a.visual.shape == (8, 512) and a.visual_mask.tolist() == [True] * 3 + [False] * 5
     assert b.visual_mask.sum() == 2
     np.testing.assert_allclose(np.linalg.norm(a.visual[:3], axis=1), 1.0, rtol=1e-5)
     assert not a.visual[3:].any()

