@@ -28,7 +28,7 @@ fi
 # Photos for the training/demo corpus (never the packages reserved for held-out evaluation).
 bash src/rci/training/corpus/install_photos.sh
 
-command -v uv >/dev/null || python3 -m pip install -q --user uv
+command -v uv >/dev/null || [ -x "$HOME/.local/bin/uv" ] || python3 -m pip install -q --user uv
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 PYTHON="$(bash scripts/find_python.sh)"
 if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
