@@ -246,8 +246,8 @@ def matchlite_worker(dataset: HeldoutSet, model_dir: Path, work_dir: Path, timeo
         {q: float(scores[q].score) if q in scores else 0.0 for q in queries},
         threshold=float(records[0].threshold) if records else None,
         seconds=time.perf_counter() - started,
-        notes=f"{model_version} from {model_dir}; Milvus retrieval over every earlier video; dead letters {len(dead)}",
-        extra={"model_version": model_version, "dead_letters": dead, "model_dir": str(model_dir)},
+        notes=f"{model_version}; Milvus retrieval over every earlier video; dead letters {len(dead)}",
+        extra={"model_version": model_version, "dead_letters": dead},
     )
 
 
