@@ -173,3 +173,24 @@ def test_small_set_through_the_real_worker(tmp_path: Path, trained_model_dir: Pa
         if score["candidate_id"] is not None:  # retrieval only ever returns an earlier video
             assert by_id[score["candidate_id"]].published_at < by_id[score["video_id"]].published_at
     assert all(s["candidate_id"] is not None for s in scores if by_id[s["video_id"]].kind != "library")
+
+
+def test_a_versioned_sibling_of_a_reserved_package_is_refused_by_dpkg_ownership(tmp_path: Path):
+    """lomiri-wallpapers-20.04 puts its pictures in /usr/share/backgrounds/ (no path marker): refused because
+    dpkg says a reserved package's versioned sibling installed them. (The test's name keeps "lomiri", a path
+    marker, out of tmp_path.)"""
+    from rci.training.corpus.sources import check_photo_allowed, reserved_files
+
+    picture = tmp_path / "backgrounds" / "Fossa_by_Jasper_Roks.jpg"
+    picture.parent.mkdir()
+    picture.write_bytes(b"\xff\xd8\xff")
+    dpkg = tmp_path / "dpkg-info"
+    dpkg.mkdir()
+    (dpkg / "lomiri-wallpapers-20.04.list").write_text(f"/.\n{picture.parent}\n{picture}\n")
+    reserved_files.cache_clear()
+    try:
+        with pytest.raises(ReservedMediaError, match="reserved package"):
+            check_photo_allowed(picture, dpkg_info_dir=dpkg)
+        assert check_photo_allowed(picture, dpkg_info_dir=tmp_path / "no-dpkg") == picture
+    finally:
+        reserved_files.cache_clear()

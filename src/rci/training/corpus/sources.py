@@ -291,13 +291,14 @@ MIN_PHOTO_SIDE = 480  # smaller images are icons and logos, not scenes
 
 @functools.cache
 def reserved_files(dpkg_info_dir: Path = DPKG_INFO_DIR) -> frozenset[str]:
-    """Every file dpkg says a reserved package installed (empty where none is installed)."""
+    """Every file dpkg says a reserved package installed (empty where none is installed), versioned
+    siblings included: lomiri-wallpapers-20.04 installs into /usr/share/backgrounds/, where no path
+    marker would catch it."""
     owned: set[str] = set()
     for package in RESERVED_PACKAGES:
-        for listing in dpkg_info_dir.glob(f"{package}.list") if dpkg_info_dir.is_dir() else ():
-            owned.update(line.strip() for line in listing.read_text().splitlines() if line.strip())
-        for listing in dpkg_info_dir.glob(f"{package}:*.list") if dpkg_info_dir.is_dir() else ():
-            owned.update(line.strip() for line in listing.read_text().splitlines() if line.strip())
+        for pattern in (f"{package}.list", f"{package}:*.list", f"{package}-*.list"):
+            for listing in dpkg_info_dir.glob(pattern) if dpkg_info_dir.is_dir() else ():
+                owned.update(line.strip() for line in listing.read_text().splitlines() if line.strip())
     return frozenset(owned)
 
 
