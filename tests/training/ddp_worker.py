@@ -26,7 +26,7 @@ from rci.training.stage1 import train_matchlite, variant_config
 
 from tests.training.synthetic_pairs import synthetic_dataset, tiny_config
 
-PAIRS, BATCH, EPOCHS = 8, 2, 3
+PAIRS, BATCH, EPOCHS = 8, 2, 6
 
 
 def parameters_digest(model: torch.nn.Module) -> str:
