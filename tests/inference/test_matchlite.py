@@ -13,7 +13,7 @@ from rci.inference.features import FeatureSpec
 from rci.inference.layers import PairwiseConcatConv, ResBlockConv, ResNetTrunk
 from rci.inference.matchlite import INPUT_NAMES, MatchLite, MatchLiteConfig, count_parameters
 from rci.inference.runtime import collate_pairs
-from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
+from tests.inference.matchlite_fakes import SPEC, make_features, small_model, trimmed_copy
 
 
 def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -190,3 +190,34 @@ def test_masked_blocks_keep_padding_at_zero():
 def test_input_names_cover_both_sides():
     assert len(INPUT_NAMES) == 13 and INPUT_NAMES[0] == "q_visual" and INPUT_NAMES[6] == "c_visual"
     assert INPUT_NAMES[12] == "audio_map"  # the one per-pair input
+
+
+@pytest.mark.parametrize("audio_source", ["fingerprint", "embedding"])
+def test_similarity_maps_only_never_sees_the_features_themselves(audio_source):
+    """pair_features=False: the score depends on the videos only through their similarities, so
+    rotating every feature space (same cosines, other vectors) leaves it unchanged."""
+    model = small_model(pair_features=False, audio_source=audio_source)
+    assert model.config.modalities == ("v", "vc", "a", "t") and model.config.fused_channels == 4 + 2
+    query, candidate = make_features("q", 1), make_features("c", 2)
+    rng = np.random.default_rng(3)
+
+    def rotate(f, rotations):
+        return replace(f, **{name: (getattr(f, name) @ r).astype(np.float32) for name, r in rotations.items()})
+
+    rotations = {name: np.linalg.qr(rng.normal(size=(dim, dim)))[0] for name, dim in
+                 (("visual", SPEC.visual_dim), ("audio", SPEC.audio_dim), ("text", SPEC.text_dim))}
+    base = run(model, [(query, candidate)]).logits
+    turned = run(model, [(rotate(query, rotations), rotate(candidate, rotations))]).logits
+    torch.testing.assert_close(base, turned, atol=1e-4, rtol=0)
+    other_text = replace(candidate, text=make_features("z", 51).text)
+    assert (run(model, [(query, other_text)]).logits - base).abs().max() > 1e-6
+
+
+def test_chamfer_channel_is_the_mean_best_match_both_ways():
+    from rci.inference.matchlite import _chamfer
+
+    s = torch.tensor([[[0.9, 0.1, 0.0], [0.2, 0.5, 0.0], [0.0, 0.0, 0.0]]])  # 2 x 2 real frames, padded to 3 x 3
+    grid = torch.zeros(1, 3, 3)
+    grid[0, :2, :2] = 1
+    expected = 0.5 * ((0.9 + 0.5) / 2 + (0.9 + 0.5) / 2)
+    torch.testing.assert_close(_chamfer(s * grid, grid), torch.tensor([expected]))

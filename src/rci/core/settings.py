@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     milvus_collection: str = "rci_videos"
     retrieval_granularity: Literal["clip", "video"] = Field(
-        "clip", description="Retrieval vectors per video: 4-frame clip means (default) or one video mean."
+        "clip", description="Retrieval vectors per video: clip means (default) or one video mean."
+    )
+    retrieval_clip_frames: int = Field(
+        4, ge=1, le=32, description="Frames per retrieval clip (1 = every frame is a vector); queries slide by half."
     )
 
     # --- object store (media and feature cache) -----------------------------------------

@@ -65,6 +65,10 @@ class MatchLiteConfig:
     use_audio: bool = True
     use_text: bool = True
     audio_source: str = "fingerprint"  # "fingerprint" (Chromaprint map, input audio_map) or "embedding"
+    # True: the paper's model (E maps from the concatenated features, BiXT perception). False: the
+    # decision sees only similarity maps (S^v, the audio map, the text cosine), never the features
+    # themselves, so it cannot learn what its training pictures look like, only how copies align.
+    pair_features: bool = True
     # multimodal perception
     bixt_heads: int = 8
     bixt_hidden: int = 64
@@ -102,11 +106,13 @@ class MatchLiteConfig:
     @property
     def audio_tokens(self) -> bool:
         """Audio enters as one vector per video through BiXT (else as the pair's fingerprint map)."""
-        return self.use_audio and self.audio_source == "embedding"
+        return self.pair_features and self.use_audio and self.audio_source == "embedding"
 
     @property
     def modalities(self) -> tuple[str, ...]:
         """The similarity maps the model computes, in channel order."""
+        if not self.pair_features:  # "vc": S^v's symmetric Chamfer similarity, broadcast over the grid
+            return ("v", "vc") + (("a",) if self.use_audio else ()) + (("t",) if self.use_text else ())
         names = ["v"]
         if self.audio_tokens:
             names += ["va", "a", "av"]
@@ -119,7 +125,7 @@ class MatchLiteConfig:
     @property
     def fused_channels(self) -> int:
         """Channels entering the ResNet stem: E maps + S maps + presence flags."""
-        enhanced = 1 + int(self.audio_tokens) + int(self.use_text)
+        enhanced = (1 + int(self.audio_tokens) + int(self.use_text)) if self.pair_features else 0
         presence = int(self.use_audio) + int(self.use_text)
         return enhanced * self.fusion_channels + len(self.modalities) + presence
 
@@ -183,11 +189,12 @@ class MatchLite(nn.Module):
         h = config.bixt_hidden
         bixt = dict(hidden=h, heads=config.bixt_heads, mlp_ratio=config.bixt_mlp_ratio, dropout=config.dropout)
         self.bixt_va = BiXTBlock(config.visual_dim, config.audio_dim, **bixt) if config.audio_tokens else None
-        self.bixt_vt = BiXTBlock(config.visual_dim, config.text_dim, **bixt) if config.use_text else None
+        text_tokens = config.pair_features and config.use_text
+        self.bixt_vt = BiXTBlock(config.visual_dim, config.text_dim, **bixt) if text_tokens else None
         c = config.fusion_channels
-        self.enhance_v = ResBlockConv(config.visual_dim, c)
+        self.enhance_v = ResBlockConv(config.visual_dim, c) if config.pair_features else None
         self.enhance_va = ResBlockConv(h, c) if config.audio_tokens else None
-        self.enhance_vt = ResBlockConv(h, c) if config.use_text else None
+        self.enhance_vt = ResBlockConv(h, c) if text_tokens else None
         self.trunk = ResNetTrunk(config.fused_channels, config.resnet_layers, config.resnet_widths)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.embedding_dim, 2)
@@ -204,7 +211,7 @@ class MatchLite(nn.Module):
         text: torch.Tensor,  # [B,L,Dt]
         text_mask: torch.Tensor,  # [B,L] bool
     ) -> _VideoStreams:
-        out = _VideoStreams(v=visual, frame_mask=visual_mask, has_audio=has_audio)
+        out = _VideoStreams(v=visual, frame_mask=visual_mask, has_audio=has_audio, a=audio)
         if self.bixt_va is not None:
             audio_tokens = audio[:, None, :]  # [B,1,Da]
             va, av, _ = self.bixt_va(visual, visual_mask, audio_tokens, has_audio[:, None])
@@ -212,7 +219,10 @@ class MatchLite(nn.Module):
         if self.bixt_vt is not None:
             vt, tv, frame_to_text = self.bixt_vt(visual, visual_mask, text, text_mask)
             out.vt, out.t, out.tv, out.frame_to_text = vt, text, tv, frame_to_text
-            out.has_text = text_mask.any(dim=-1)
+        elif self.config.use_text:  # similarity maps only: the masked mean of the token embeddings
+            weights = text_mask.to(text.dtype)[..., None]  # [B,L,1]
+            out.t = (text * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # [B,Dt]
+        out.has_text = text_mask.any(dim=-1)
         return out
 
     # --- 2. paired feature fusion -------------------------------------------------------------
@@ -225,9 +235,11 @@ class MatchLite(nn.Module):
         grid = (q.frame_mask[:, :, None] & c.frame_mask[:, None, :]).to(dtype)  # [B,M,N]
         mask = grid[:, None]  # [B,1,M,N]
 
-        enhanced = [self.enhance_v(q.v, c.v, mask)]  # each [B,C,M,N]
+        enhanced = [self.enhance_v(q.v, c.v, mask)] if self.enhance_v is not None else []  # each [B,C,M,N]
         s_v = cosine_map(q.v, c.v) * grid  # [B,M,N]
         maps = [s_v]  # each [B,M,N], order = config.modalities
+        if not self.config.pair_features:
+            maps.append(_chamfer(s_v, grid)[:, None, None] * grid)
         presence = []
         if self.bixt_va is not None:
             both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
@@ -237,10 +249,13 @@ class MatchLite(nn.Module):
             maps.append(_token_cosine(q.av, c.av) * grid * both)
             presence.append(grid * both)
         elif self.config.use_audio:
-            if audio_map is None:
-                raise ValueError("audio_source 'fingerprint' needs the audio_map input")
             both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
-            maps.append(audio_map.to(dtype) * grid * both)
+            if self.config.audio_source == "embedding":
+                maps.append(_token_cosine(q.a, c.a) * grid * both)
+            elif audio_map is None:
+                raise ValueError("audio_source 'fingerprint' needs the audio_map input")
+            else:
+                maps.append(audio_map.to(dtype) * grid * both)
             presence.append(grid * both)
         if self.bixt_vt is not None:
             both = (q.has_text & c.has_text).to(dtype)[:, None, None]  # [B,1,1]
@@ -248,6 +263,10 @@ class MatchLite(nn.Module):
             maps.append(cosine_map(q.vt, c.vt) * grid)
             maps.append(_text_on_grid(q.t, c.t, q.frame_to_text, c.frame_to_text) * grid * both)
             maps.append(_text_on_grid(q.tv, c.tv, q.frame_to_text, c.frame_to_text) * grid * both)
+            presence.append(grid * both)
+        elif self.config.use_text:
+            both = (q.has_text & c.has_text).to(dtype)[:, None, None]  # [B,1,1]
+            maps.append(_token_cosine(q.t, c.t) * grid * both)  # one title+sticker cosine, broadcast
             presence.append(grid * both)
         fused = torch.cat([*enhanced, torch.stack(maps + presence, dim=1)], dim=1)  # [B,Cf,M,N]
         return fused, mask, s_v
@@ -267,6 +286,17 @@ class MatchLite(nn.Module):
             embedding=z,
             visual_similarity=s_v,
         )
+
+
+def _chamfer(s: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """[B,M,N] similarities, [B,M,N] valid cells -> [B] symmetric Chamfer similarity: the mean over each
+    video's real frames of its best match in the other, averaged over both directions (video copy
+    detection's frame-set similarity; SSCD with it alone is a strong copy detector)."""
+    masked = s.masked_fill(grid == 0, -2.0)
+    rows, cols = grid.amax(dim=2), grid.amax(dim=1)  # [B,M], [B,N]: real frames of each side
+    row_best = (masked.amax(dim=2) * rows).sum(dim=1) / rows.sum(dim=1).clamp(min=1.0)
+    col_best = (masked.amax(dim=1) * cols).sum(dim=1) / cols.sum(dim=1).clamp(min=1.0)
+    return 0.5 * (row_best + col_best)
 
 
 def _token_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,9 @@ class VectorSpec:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VectorSpec:
-        """The spec the service runs with: RCI_RETRIEVAL_GRANULARITY (clip by default)."""
-        return cls(Granularity(settings.retrieval_granularity))
+        """The spec the service runs with: RCI_RETRIEVAL_GRANULARITY (clip by default), RCI_RETRIEVAL_CLIP_FRAMES."""
+        frames = settings.retrieval_clip_frames
+        return cls(Granularity(settings.retrieval_granularity), clip_frames=frames, query_stride=max(1, frames // 2))
 
     @property
     def kind(self) -> str:

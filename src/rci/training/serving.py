@@ -67,6 +67,9 @@ class ServingRecipe:
     lr: float = 1e-3  # higher than the paper's 1e-4: a few hundred steps from scratch on a CPU
     target_precision: float = 0.8
     seed: int = 0
+    # False: MatchLite decides from similarity maps alone (rci.inference.matchlite, pair_features), which
+    # is what carries from a generated corpus to real uploads (benchmarks.bench_quality).
+    pair_features: bool = False
     pairs: str = "labelled+copies+reposts+nearest-unrelated"  # which training pairs (implied_examples, retrieval_negatives)
 
 
@@ -110,7 +113,8 @@ def train_serving_models(
     train_ex += retrieval_negatives(manifest, train_ex, features)
     spec = extractor.feature_spec(policy.max_frames)
     config = variant_config(
-        MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim), "V+A+T"
+        MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim,
+                              pair_features=recipe.pair_features), "V+A+T"
     )
     train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                                          warmup_steps=10, seed=recipe.seed)
