@@ -25,6 +25,7 @@ from rci.inference.evidence import EvidenceParams, matched_segments
 from rci.inference.features import VideoFeatures
 from rci.inference.matchlite import INPUT_NAMES, MatchLiteConfig
 from rci.inference.onnx_export import OUTPUT_NAMES, read_metadata
+from rci.inference.ort_session import Device, open_session, resolve_device, session_device
 from rci.core.errors import ConfigError, ModelError
 from rci.core.logs import get_logger
 from rci.media.fingerprint import second_similarity
@@ -32,7 +33,6 @@ from rci.media.fingerprint import second_similarity
 log = get_logger(__name__)
 
 Pair = tuple[VideoFeatures, VideoFeatures]  # (query, candidate)
-Device = Literal["auto", "cpu", "cuda"]
 
 
 class InvalidFeatures(ModelError):
@@ -166,14 +166,6 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _resolve_device(device: Device) -> Literal["cpu", "cuda"]:
-    if device == "cuda" and not cuda_available():
-        raise ConfigError("RCI_DEVICE=cuda but no CUDA device is available")
-    if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
-    return device
-
-
 # --- ONNX Runtime -------------------------------------------------------------------------------
 
 
@@ -189,22 +181,12 @@ class OnnxPairScorer:
         evidence: EvidenceParams = EvidenceParams(),
     ) -> None:
         self._evidence = evidence
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads  # 0 = ONNX Runtime's default
-        options.inter_op_num_threads = inter_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if _resolve_device(device) == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self._session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load ONNX model {model_path}: {exc}") from exc
+        self._session = open_session(model_path, device, intra_op_threads, inter_op_threads)
         self.config, meta = read_metadata(self._session)
         self.model_version: str = meta["model_version"]
         self.threshold: float = meta["threshold"]
         self._inputs = {i.name for i in self._session.get_inputs()}  # unused inputs are pruned
-        self._device = "cuda" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._device = session_device(self._session)
         log.info(
             "onnx scorer ready",
             model=str(model_path),
@@ -245,7 +227,7 @@ class TorchPairScorer:
         dtype: Literal["fp32", "fp16", "bf16"] = "fp32",
         evidence: EvidenceParams = EvidenceParams(),
     ) -> None:
-        self._device = torch.device(_resolve_device(device))
+        self._device = torch.device(resolve_device(device))
         if dtype != "fp32" and self._device.type != "cuda":
             raise ConfigError(f"dtype {dtype} needs a CUDA device; use fp32 on CPU")
         self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
