@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.progress import Progress
 from torch.utils.data import Dataset
 
+from rci.inference.encoders.base import resize_square_uint8
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
 from rci.inference.matchlm.processor import MatchLMBatch, MatchLMProcessor
@@ -290,7 +290,7 @@ def teacher_videos(
         for vid in video_ids:
             event = manifest.event(vid)
             media = decode_media(manifest.media_path(vid), policy)
-            frames = _resize_uint8(media.frames[media.frame_mask], image_size)
+            frames = resize_square_uint8(media.frames[media.frame_mask], image_size)
             states = whisper(media.log_mel) if (whisper is not None and media.log_mel is not None) else None
             out[vid] = TeacherVideo(
                 frames=frames,
@@ -301,15 +301,6 @@ def teacher_videos(
             )
             bar.update(task, advance=1)
     return out
-
-
-def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [T,H,W,3] -> uint8 [T,size,size,3], the processor's resize (bilinear, antialiased)."""
-    if len(frames) == 0 or frames.shape[1:3] == (size, size):
-        return frames
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 @dataclass

