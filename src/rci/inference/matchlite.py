@@ -215,7 +215,7 @@ class MatchLite(nn.Module):
         if self.bixt_va is not None:
             audio_tokens = audio[:, None, :]  # [B,1,Da]
             va, av, _ = self.bixt_va(visual, visual_mask, audio_tokens, has_audio[:, None])
-            out.va, out.a, out.av, out.has_audio = va, audio, av[:, 0], has_audio  # av: [B,H]
+            out.va, out.av = va, av[:, 0]  # av: [B,H]
         if self.bixt_vt is not None:
             vt, tv, frame_to_text = self.bixt_vt(visual, visual_mask, text, text_mask)
             out.vt, out.t, out.tv, out.frame_to_text = vt, text, tv, frame_to_text
