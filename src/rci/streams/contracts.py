@@ -171,6 +171,14 @@ def parse_published(value: bytes | None, key: bytes | None = None) -> PublishedE
     return event
 
 
+def parse_published_record(value: bytes | None, key: bytes | None) -> PublishedEvent:
+    """A record read from `video.published`: the key is required (it carries per-video ordering,
+    CONTRACT.md) and must be the event's video_id; otherwise as `parse_published`."""
+    if key is None:
+        raise RejectedEvent(RejectCode.INVALID_KEY, "record has no key; the key must be the video_id")
+    return parse_published(value, key)
+
+
 def _summarise(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5]]
     return "; ".join(parts)

@@ -34,7 +34,7 @@ from rci.streams.contracts import (
     Evidence,
     PublishedEvent,
     ScoreRecord,
-    parse_published,
+    parse_published_record,
 )
 
 log = get_logger(__name__)
@@ -238,10 +238,7 @@ class ScoringPipeline:
     def _parse(pending: list[_Pending]) -> None:
         for p in pending:
             try:
-                if p.record.key is None:
-                    # Keys carry per-video ordering (CONTRACT.md): a keyless record breaks it.
-                    raise RejectedEvent(RejectCode.INVALID_KEY, "record has no key; the key must be the video_id")
-                p.event = parse_published(p.record.value, p.record.key)
+                p.event = parse_published_record(p.record.value, p.record.key)
             except RejectedEvent as rejection:
                 p.rejection = rejection
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.errors import RejectedEvent
 from rci.core.logs import bind_video, get_logger
 from rci.core.settings import Settings
 from rci.features.pipeline import FeaturePipeline
@@ -42,7 +42,7 @@ from rci.inference.features import VideoFeatures
 from rci.media.errors import MediaRejected
 from rci.retrieval.milvus import collection_name
 from rci.streams.components import MilvusCandidateIndex, open_candidate_index, open_feature_pipeline
-from rci.streams.contracts import PublishedEvent, parse_published
+from rci.streams.contracts import PublishedEvent, parse_published_record
 from rci.streams.kafka import BrokerUnavailable, KafkaClientError, make_consumer
 
 log = get_logger(__name__)
@@ -180,13 +180,6 @@ class TopicReplay:
             raise BrokerUnavailable(f"reading the offsets of {self.topic}: {exc.args[0] if exc.args else exc}") from exc
 
 
-def valid_event(msg: Message) -> PublishedEvent:
-    """The record as the worker reads it (ScoringPipeline._parse): the contract, and the key is the video_id."""
-    if msg.key() is None:
-        raise RejectedEvent(RejectCode.INVALID_KEY, "record has no key; the key must be the video_id")
-    return parse_published(msg.value(), msg.key())
-
-
 # --- the rebuild ----------------------------------------------------------------------------------
 class Reindexer:
     """Features and index writes for batches of valid events (the worker's own parts)."""
@@ -279,7 +272,7 @@ def _validate(batch: list[Message], summary: RebuildSummary) -> list[PublishedEv
     events = []
     for msg in batch:
         try:
-            events.append(valid_event(msg))
+            events.append(parse_published_record(msg.value(), msg.key()))  # as the worker reads it
         except RejectedEvent as rejection:
             summary.skipped_invalid += 1
             summary.invalid_codes[rejection.code.value] += 1
