@@ -13,13 +13,17 @@ Local files are returned as their resolved `Path` (decoded in place, no copy); S
 `bytes` (PyAV reads them from memory; `max_bytes` bounds that memory). Either is a
 `rci.media.decode.MediaSource`.
 
-S3 "not found" is MEDIA_NOT_FOUND (the event's fault); every other S3 failure (unreachable,
-5xx, throttled, credentials refused) is `StorageUnavailable`, a TransientError: retried.
+Failures are split by whose fault they are, because a TransientError is retried without limit:
+an error about this one path or key (missing, name too long, symlink loop, not a regular file,
+permission denied; S3 404, a malformed key, AccessDenied, an archived object) is the event's
+fault and a MediaRejected (dead-lettered); only the storage itself failing (EIO, stale NFS
+handle, timeouts; S3 unreachable, 5xx, throttled, credentials refused) is `StorageUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import stat
@@ -30,14 +34,23 @@ from urllib.parse import unquote, urlsplit
 from rci.media.decode import MediaSource
 from rci.media.errors import MediaRejected
 from rci.media.policy import MediaPolicy
-from rci.core.errors import ConfigError, RejectCode
+from rci.core.errors import ConfigError, RCIError, RejectCode
 from rci.core.logs import get_logger
 from rci.storage.errors import ObjectNotFound, StorageUnavailable
-from rci.storage.s3 import S3Client, s3_errors
+from rci.storage.s3 import ObjectRefused, S3Client, s3_errors
 
 log = get_logger(__name__)
 
 SCHEMES = ("file", "s3")
+# OSErrors that mean the filesystem itself is failing right now (a disk error, a network
+# filesystem gone away or busy), so the same stat may succeed later: retried. Every other errno is
+# an answer about this one path (no such file, name too long, symlink loop, a component that is
+# not a folder, ...) that no retry can change; retrying it would stall the worker forever.
+_TRANSIENT_ERRNOS = frozenset({
+    errno.EIO, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE,
+    errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.ENOTCONN, errno.EHOSTDOWN,
+    errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.ENOMEM, errno.ENFILE, errno.EMFILE,
+})
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -60,7 +73,8 @@ class S3Media:
 async def fetch_media(uri: str, policy: MediaPolicy, s3: S3Client | None = None) -> MediaSource:
     """The media behind `uri`: a resolved local Path or an S3 object's bytes.
 
-    Raises MediaRejected (disallowed, missing, empty, too large), StorageUnavailable (S3 down),
+    Raises MediaRejected (disallowed, missing, unreadable, empty, too large), StorageUnavailable
+    (the filesystem or S3 failing),
     ConfigError when an s3:// prefix is allowed but no S3 client was given.
     """
     target = parse_media_uri(uri, policy)
@@ -122,21 +136,28 @@ def _reject_relative_segments(path: str, uri: str) -> None:
 
 
 def _check_local_file(target: LocalMedia, policy: MediaPolicy) -> Path:
-    real = Path(os.path.realpath(target.path))
+    real = Path(os.path.realpath(target.path))  # non-strict: a loop or a long name fails in stat below
     if not real.is_relative_to(os.path.realpath(target.root)):
         raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} resolves outside its prefix (symlink)")
     try:
-        info = real.stat()
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no media file at {target.path}") from exc
-    except PermissionError as exc:
-        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media file {target.path} is not readable") from exc
-    except OSError as exc:  # EIO, stale NFS handle: the filesystem's fault
-        raise StorageUnavailable(f"cannot stat {target.path}: {exc}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} is not a regular file")
+        info = os.stat(real)  # never open(): opening a FIFO for reading blocks until a writer comes
+    except OSError as exc:
+        raise _local_error(exc, target.path) from exc
+    if not stat.S_ISREG(info.st_mode):  # a folder, FIFO, socket or device: never handed to the decoder
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} is {kind}")
     _check_size(info.st_size, policy, str(target.path))
     return real
+
+
+def _local_error(exc: OSError, path: PurePosixPath) -> RCIError:
+    """The typed error for an OSError on a local media path: the one place that decides."""
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return StorageUnavailable(f"cannot stat {path}: {exc}")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media file {path} is not readable")
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # e.g. "File name too long", "Too many levels of symbolic links"
+    return MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no usable media file at {path}: {reason}")
 
 
 async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes:
@@ -149,6 +170,9 @@ async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes
             async with response["Body"] as body:
                 _check_size(response["ContentLength"], policy, target.uri)
                 data = await body.read()
+    except ObjectRefused as exc:  # the same answer on every retry: the event's fault
+        code = RejectCode.MEDIA_NOT_ALLOWED if exc.code == "AccessDenied" else RejectCode.MEDIA_NOT_FOUND
+        raise MediaRejected(code, f"S3 refused {target.uri}: {exc.code}") from exc
     except ObjectNotFound as exc:
         raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no object at {target.uri}") from exc
     log.debug("media fetched", uri=target.uri, bytes=len(data))

@@ -20,6 +20,34 @@ from rci.core.settings import Settings
 from rci.storage.errors import ObjectNotFound, StorageUnavailable
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
+# Answers about one key that no retry can change, so retrying them would stall the record forever:
+# the key cannot name an object (400), this key may not be read (403 AccessDenied, which is also
+# what S3 answers for a missing key when the caller may not list the bucket), or the object is
+# archived and needs a restore first. Matched by error code, never by bare status: other 400s and
+# 403s (RequestTimeout, ExpiredToken, SignatureDoesNotMatch, RequestTimeTooSkewed) are about the
+# request or the credentials, not the key, and stay retried. A HEAD answer carries no code, only
+# "400"/"403", so it cannot be told apart and stays retried too.
+_REFUSED_CODES = frozenset({
+    "KeyTooLongError", "InvalidArgument", "InvalidURI", "XMinioInvalidObjectName",  # 400: the key itself
+    "AccessDenied",  # 403 for this key
+    "InvalidObjectState",  # 403: archived (Glacier, Deep Archive)
+})
+
+
+class ObjectRefused(ObjectNotFound):
+    """S3 will never return this key's object (malformed key, access denied, archived).
+
+    An `ObjectNotFound`, so every caller that handles "nothing readable under this key" (media
+    fetch dead-letters the event, the feature cache recomputes) handles it without a retry loop.
+    """
+
+    def __init__(self, key: str, code: str) -> None:
+        super().__init__(key)
+        self.args = (f"S3 refused {key!r}: {code}",)
+        self.code = code
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.key, self.code))
 
 
 @dataclass(frozen=True)
@@ -104,19 +132,30 @@ def is_not_found(exc: ClientError) -> bool:
     return status == 404 or error.get("Code") in _NOT_FOUND_CODES
 
 
+def classify_client_error(exc: ClientError, what: str) -> ObjectNotFound | StorageUnavailable:
+    """The typed error for an S3 error answer about `what`: the one place that decides.
+
+    404 -> ObjectNotFound; a per-key refusal (`_REFUSED_CODES`) -> ObjectRefused, both answers
+    about this key alone; anything else (5xx, SlowDown/throttling, refused credentials) ->
+    StorageUnavailable, the store's fault, retried rather than blamed on the record.
+    """
+    if is_not_found(exc):
+        return ObjectNotFound(what)
+    code = exc.response.get("Error", {}).get("Code", "?")
+    if code in _REFUSED_CODES:
+        return ObjectRefused(what, code)
+    return StorageUnavailable(f"S3 failed on {what}: {code}")
+
+
 @contextmanager
 def s3_errors(what: str) -> Iterator[None]:
-    """Translate S3 failures while doing `what`: 404 -> ObjectNotFound, the rest -> StorageUnavailable.
+    """Translate S3 failures while doing `what` (see `classify_client_error`).
 
-    Anything but "not found" (5xx, throttling, refused credentials, unreachable endpoint,
-    timeouts) is the infrastructure's fault, so it is retried rather than blamed on the event.
+    Connection failures and timeouts never reach an answer: always StorageUnavailable, retried.
     """
     try:
         yield
     except ClientError as exc:
-        if is_not_found(exc):
-            raise ObjectNotFound(what) from exc
-        code = exc.response.get("Error", {}).get("Code", "?")
-        raise StorageUnavailable(f"S3 failed on {what}: {code}") from exc
+        raise classify_client_error(exc, what) from exc
     except (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise StorageUnavailable(f"S3 unreachable on {what}: {exc}") from exc
