@@ -24,13 +24,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def parse(text: str) -> datetime:
     """An aware datetime; ValueError if `text` is not an RFC 3339 date-time with an offset, or is impossible
-    (2026-02-30, 25:00, an offset of 24 h or more). Digits past microseconds are truncated."""
+    (2026-02-30, 25:00, an offset of 24 h or more, a UTC value outside years 1-9999). Digits past
+    microseconds are truncated."""
     if not isinstance(text, str) or not _SHAPE.fullmatch(text):
         raise ValueError(f"{text!r} is not an RFC 3339 date-time")
     normal = f"{text[:10]}T{text[11:]}"
     if normal[-1] in "Zz":
         normal = normal[:-1] + "+00:00"
-    return datetime.fromisoformat(normal)
+    moment = datetime.fromisoformat(normal)
+    # 0001-01-01T00:00:00+23:59 is a valid local time whose UTC value is in year 0. Refused here,
+    # where the contract validates, instead of as an OverflowError wherever it is next converted
+    # to UTC (format, a store reading it back), which no caller expects.
+    try:
+        moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} falls outside years 1-9999 in UTC") from exc
+    return moment
 
 
 def epoch_ms(text: str) -> int:
