@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(0, ge=0, description="0 lets ONNX Runtime decide.")
     ort_inter_op_threads: int = Field(0, ge=0)
     batch_max_size: int = Field(16, ge=1)
-    batch_max_wait_ms: int = Field(50, ge=0)
+    batch_max_wait_ms: int = Field(
+        50, ge=1, description="Longest wait for a batch to fill, ms; at least 1 (faust reads 0 as wait forever)."
+    )
     retrieval_top_k: int = Field(1, ge=1)
 
     # --- shadow -------------------------------------------------------------------------------
