@@ -24,6 +24,7 @@ from rci.inference.runtime import PairScore, make_scorer
 from rci.media.policy import media_policy
 from rci.core.errors import ModelError
 from rci.core.logs import get_logger
+from rci.core.redact import redact_uri
 from rci.core.settings import Settings
 from rci.core.threads import OwnThread
 from rci.retrieval.milvus import MilvusVectorStore
@@ -147,7 +148,7 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
     batcher = MicroBatcher(scorer, settings.batch_max_size, settings.batch_max_wait_ms)
     info = ModelInfo(model_version=model_version(scorer, encoders), threshold=float(scorer.threshold))
     log.info("serving parts ready", model_version=info.model_version, threshold=info.threshold,
-             runtime=settings.runtime, milvus=settings.resolved_milvus_uri, object_store=settings.object_store)
+             runtime=settings.runtime, milvus=redact_uri(settings.resolved_milvus_uri), object_store=settings.object_store)
     return ServingParts(
         features=features,
         index=index,
