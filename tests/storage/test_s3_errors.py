@@ -57,5 +57,6 @@ def test_connection_errors_stay_retried() -> None:
 
 
 def test_refusal_survives_pickling() -> None:
-    again = pickle.loads(pickle.dumps(ObjectRefused("s3://b/k", "AccessDenied")))
-    assert (again.key, again.code, str(again)) == ("s3://b/k", "AccessDenied", str(ObjectRefused("s3://b/k", "AccessDenied")))
+    refused = ObjectRefused("s3://b/k", "AccessDenied")
+    again = pickle.loads(pickle.dumps(refused))
+    assert (again.key, again.code, str(again)) == (refused.key, refused.code, str(refused))

@@ -156,7 +156,7 @@ def _local_error(exc: OSError, path: PurePosixPath) -> RCIError:
         return StorageUnavailable(f"cannot stat {path}: {exc}")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media file {path} is not readable")
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # e.g. "File name too long", "Too many levels of symbolic links"
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # "File name too long", "Too many levels of ..."
     return MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no usable media file at {path}: {reason}")
 
 
