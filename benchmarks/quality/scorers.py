@@ -35,6 +35,7 @@ import numpy as np
 from benchmarks.quality.heldout import HeldoutSet, Video
 from benchmarks.quality.phash import phash, similarity as phash_similarity
 from rci.media.fingerprint import CHANCE, best_alignment, fingerprint
+from rci.retrieval.similarity import chamfer
 
 FEATURE_VERSION = 1
 MAX_FRAMES = 32  # the worker's default RCI_MEDIA_MAX_FRAMES: every second of a <= 20 s video
@@ -100,13 +101,6 @@ def _file_key(video: Video) -> str:
 
 
 # ---------------------------------------------------------------------------------- similarities
-
-
-def chamfer(sim: np.ndarray) -> float:
-    """Symmetric Chamfer similarity of an [A, B] frame similarity matrix (0 when either side is empty)."""
-    if sim.size == 0:
-        return 0.0
-    return float(0.5 * (sim.max(axis=1).mean() + sim.max(axis=0).mean()))
 
 
 def _rescale(value: float, chance: float) -> float:

@@ -26,10 +26,15 @@ def test_padding_frames_are_ignored_and_rows_are_unit():
     real = gen.video(9)
     frames = np.concatenate([real, np.zeros((23, real.shape[1]), np.float32)])  # zero-padded to 32
     mask = np.arange(32) < 9
-    vecs = index_vectors(frames, mask, VectorSpec())
+    spec = VectorSpec(clip_frames=4)
+    vecs = index_vectors(frames, mask, spec)
     assert vecs.shape == (3, 128)  # [0..3], [4..7], end-aligned [5..8]
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(vecs, index_vectors(real, np.ones(9, bool), VectorSpec()), rtol=1e-6)
+    np.testing.assert_allclose(vecs, index_vectors(real, np.ones(9, bool), spec), rtol=1e-6)
+    # the default: every real frame is its own vector
+    per_frame = index_vectors(frames, mask, VectorSpec())
+    assert per_frame.shape == (9, 128)
+    np.testing.assert_allclose(per_frame, real / np.linalg.norm(real, axis=1, keepdims=True), atol=1e-6)
 
 
 def test_query_vectors_slide_by_the_query_stride():

@@ -10,6 +10,7 @@ import pytest
 from rci.inference.features import VideoFeatures
 from rci.core.errors import RejectCode, RejectedEvent, TransientError
 from rci.inference.runtime import PairScore
+from rci.retrieval.similarity import frame_set_similarity
 from rci.streams.pipeline import (
     Candidate,
     best_candidate,
@@ -67,21 +68,17 @@ class ExactIndex:
         self.rows: dict[str, tuple[np.ndarray, int]] = {}
         self.adds = 0
 
-    def similarity(self, query, candidate):
-        return float(query.video_embedding() @ candidate.video_embedding())
-
     async def nearest(self, queries):
+        """Every earlier indexed video, most similar first (the pipeline re-ranks them itself)."""
         out = []
         for event, feats in queries:
             video_id, emb, at_ms = event.video_id, feats.video_embedding(), published_ms(event)
-            best = None
-            for other, (vec, other_ms) in self.rows.items():
-                if other == video_id or other_ms >= at_ms:
-                    continue
-                sim = float(vec @ emb)
-                if best is None or sim > best.similarity:
-                    best = Candidate(other, sim, other_ms)
-            out.append(best)
+            shortlist = [
+                Candidate(other, float(vec @ emb), other_ms)
+                for other, (vec, other_ms) in self.rows.items()
+                if other != video_id and other_ms < at_ms
+            ]
+            out.append(sorted(shortlist, key=lambda c: -c.similarity))
         return out
 
     async def add(self, items):
@@ -224,3 +221,34 @@ async def test_redelivery_after_the_index_changed_returns_the_first_score():
     assert again[0].score == first[0].score  # every field, scored_at included
     assert again[0].features is not None  # still indexed by the caller
     assert first[0].score.candidate_id == "src"  # "late" (identical to "copy") is indexed only afterwards
+
+
+class FixedShortlist:
+    """An index whose shortlist order is deliberately wrong: the decoy first."""
+
+    def __init__(self, shortlist: list[Candidate]) -> None:
+        self.shortlist = shortlist
+
+    async def nearest(self, queries):
+        return [list(self.shortlist) for _ in queries]
+
+    async def add(self, items):
+        pass
+
+
+async def test_the_shortlist_is_reranked_on_frame_sets_and_a_lost_candidate_is_skipped():
+    src = make_features("src", 1)
+    query = make_features("copy", 1, noise=0.05)
+    decoy = make_features("decoy", 9)
+    decoy.visual[0] = query.visual[0]  # one shared frame: the best single frame pair, a poor frame set
+    features = MemoryFeatures({"copy": query})
+    features.cache.update({"src": src, "decoy": decoy})
+    shortlist = [Candidate("decoy", 0.99, 1_000), Candidate("lost", 0.98, 1_000), Candidate("src", 0.10, 1_000)]
+    pipeline = ScoringPipeline(features, FixedShortlist(shortlist), CosineScorer(), ModelInfo("m1", 0.9))
+
+    [outcome] = await pipeline.process([event_record("copy", 0, 30)])
+
+    assert outcome.score.candidate_id == "src"
+    expected = frame_set_similarity(query, src)
+    assert outcome.score.retrieval_similarity == pytest.approx(expected, abs=1e-6)
+    assert expected > frame_set_similarity(query, decoy)

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         "clip", description="Retrieval vectors per video: clip means (default) or one video mean."
     )
     retrieval_clip_frames: int = Field(
-        4, ge=1, le=32, description="Frames per retrieval clip (1 = every frame is a vector); queries slide by half."
+        1, ge=1, le=32, description="Frames per retrieval clip (1, the default: every frame is a vector); queries slide by half."
     )
 
     # --- object store (media and feature cache) -----------------------------------------
@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         50, ge=1, description="Longest wait for a batch to fill, ms; at least 1 (faust reads 0 as wait forever)."
     )
-    retrieval_top_k: int = Field(1, ge=1)
+    retrieval_top_k: int = Field(
+        8, ge=1, le=64, description="Shortlist per query from the index, re-ranked on frame sets (rci.retrieval.similarity)."
+    )
 
     # --- shadow -------------------------------------------------------------------------------
     shadow_sample_rate: float = Field(0.01, ge=0.0, le=1.0)

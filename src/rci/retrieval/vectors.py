@@ -6,12 +6,15 @@ clip-level embeddings; MatchLM2Lite retrieves with one visual embedding per vide
 * ``clip`` (default): the mean of every `clip_frames` consecutive frames (L2-normalised).
   Stored videos get non-overlapping clips (sparse: C = ceil(frames / clip_frames)); queries
   slide their window by `query_stride` frames so a trimmed copy lines up with the source's
-  clip boundaries. A video's similarity is the best clip-to-clip cosine.
+  clip boundaries. The index ranks a video by its best clip-to-clip cosine.
 * ``video``: one L2-normalised mean of all frames (VideoFeatures.video_embedding()).
 
-Why clip is the default (benchmarks/RESULTS.md, "Retrieval granularity"; reproduce with
-`python -m benchmarks.bench_retrieval --only granularity`): procedural frame sequences
-(rci.retrieval.synthetic), 10k distractor videos, exact search, recall@1 of the source:
+The default clip is one frame (RCI_RETRIEVAL_CLIP_FRAMES=1): every decoded frame is a vector, so a
+picture-in-picture, a split-screen duet or a vertical re-crop, whose frames are each only partly
+like the source's, are not averaged away, and the index's shortlist (RCI_RETRIEVAL_TOP_K) is then
+re-ranked on whole frame sets (rci.retrieval.similarity). On procedural frame sequences without a
+re-rank, longer clips win (benchmarks/RESULTS.md, "Retrieval granularity";
+`python -m benchmarks.bench_retrieval --only granularity`):
 
     copies                          video mean   clip 4 / query stride 4   stride 2   stride 1
     full length, noise 0.35            1.00              1.00                1.00       1.00
@@ -19,8 +22,7 @@ Why clip is the default (benchmarks/RESULTS.md, "Retrieval granularity"; reprodu
     trim 10-20%, noise 0.9             0.53              0.97                0.98       0.985
     trim 10-20%, noise 1.2             0.42              0.85                0.95       0.965
 
-Clips cost ~6 stored vectors per video (12-32 frames) and 2-4 query vectors per copy;
-query stride 2 keeps most of stride 1's gain at two thirds of its query vectors.
+Frames cost one stored vector per decoded second (up to RCI_MEDIA_MAX_FRAMES) and as many query vectors.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class Granularity(StrEnum):
 @dataclass(frozen=True)
 class VectorSpec:
     granularity: Granularity = Granularity.CLIP
-    clip_frames: int = 4  # frames per clip (4 s at 1 fps)
-    query_stride: int = 2  # frames between consecutive query clips
+    clip_frames: int = 1  # frames per clip (1: every frame is a vector, at 1 fps one per second)
+    query_stride: int = 1  # frames between consecutive query clips
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VectorSpec:

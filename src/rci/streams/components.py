@@ -1,7 +1,7 @@
 """Concrete parts of the scoring pipeline, built from settings at the worker's start.
 
 * `FeaturePipeline` (rci.features.pipeline): feature cache, else fetch (allow-listed) -> decode -> frozen encoders.
-* `MilvusCandidateIndex`: retrieval on the Milvus store with the clip-level vectors.
+* `MilvusCandidateIndex`: retrieval's shortlist from the Milvus store (frame-level vectors by default).
 * `BatchedPairScorer`: MatchLite behind the asyncio micro-batcher.
 
 CPU-heavy work (decode, encoders, MatchLite, the synchronous Milvus client) runs in
@@ -36,9 +36,8 @@ from rci.storage.errors import ObjectNotFound
 from rci.storage.objects import ObjectStore, make_object_store
 from rci.storage.s3 import S3Client, s3_config
 from rci.streams.contracts import PublishedEvent, ScoreRecord
-from rci.streams.pipeline import Candidate, ModelInfo, best_candidate
+from rci.streams.pipeline import Candidate, ModelInfo
 
-TIE_POOL = 4  # candidates fetched per query so that near-ties are broken canonically (rci.streams.pipeline.rank_key)
 
 log = get_logger(__name__)
 
@@ -53,22 +52,14 @@ class MilvusCandidateIndex:
         self._top_k = top_k
         self._thread = OwnThread("milvus")
 
-    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[Candidate | None]:
+    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[list[Candidate]]:
         search = [
             SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec), event.published_at)
             for event, f in queries
         ]
-        # a few more than top-1, so near-ties are broken by the pipeline's canonical rule, not by the index
-        hits = await self._thread.run(self._store.search, search, max(self._top_k, TIE_POOL))
-        return [
-            best_candidate(Candidate(h.video_id, float(h.similarity), to_epoch_ms(h.published_at)) for h in found)
-            for found in hits
-        ]
-
-    def similarity(self, query: VideoFeatures, candidate: VideoFeatures) -> float:
-        q = query_vectors(query.visual, query.visual_mask, self._spec)  # [Cq, D]
-        c = index_vectors(candidate.visual, candidate.visual_mask, self._spec)  # [Cc, D]
-        return float((q @ c.T).max()) if len(q) and len(c) else -1.0
+        hits = await self._thread.run(self._store.search, search, self._top_k)
+        return [[Candidate(h.video_id, float(h.similarity), to_epoch_ms(h.published_at)) for h in found]
+                for found in hits]
 
     async def add(self, items: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> None:
         records = [

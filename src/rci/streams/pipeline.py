@@ -4,7 +4,8 @@ The faust agent in `rci.streams.worker` only iterates the stream and calls
 `ScoringPipeline.process(records)`; everything here can be tested with in-memory parts.
 
 Per batch (DESIGN.md, "Online path"):
-  parse -> features (cache, else fetch + decode + encode) -> batched retrieval
+  parse -> features (cache, else fetch + decode + encode) -> batched retrieval (index shortlist,
+  re-ranked on frame sets)
   -> batched MatchLite -> one `Outcome` per record, in input order.
 
 Errors follow rci.core.errors: a `RejectedEvent` turns that record's outcome into a dead letter
@@ -25,6 +26,7 @@ import numpy as np
 
 from rci.inference.features import VideoFeatures
 from rci.inference.runtime import PairScore
+from rci.retrieval.similarity import frame_set_similarity
 from rci.core import rfc3339
 from rci.core.errors import RejectCode, RejectedEvent
 from rci.core.logs import bind_video, get_logger
@@ -82,14 +84,11 @@ def best_candidate(candidates: Iterable[Candidate | None]) -> Candidate | None:
 
 
 class CandidateIndex(Protocol):
-    """Retrieval: earlier videos by visual similarity (Milvus in production)."""
+    """Retrieval's first stage: a shortlist of earlier videos by visual similarity (Milvus in production)."""
 
-    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[Candidate | None]:
-        """Top-1 indexed video published before each query, never the query itself."""
-        ...
-
-    def similarity(self, query: VideoFeatures, candidate: VideoFeatures) -> float:
-        """The retrieval similarity of two videos, as `nearest` measures it (for in-batch candidates)."""
+    async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[list[Candidate]]:
+        """Per query: up to RCI_RETRIEVAL_TOP_K indexed videos published before it (never itself), by the
+        index's own approximate similarity. The pipeline re-ranks them on their frame sets."""
         ...
 
     async def add(self, items: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> None:
@@ -263,37 +262,42 @@ class ScoringPipeline:
             return features
 
     async def _retrieve(self, pending: list[_Pending]) -> None:
+        """Shortlist from the index plus the batch's own earlier videos, re-ranked on frame sets
+        (rci.retrieval.similarity): the candidate is the earlier video most like the query."""
         live = [p for p in pending if p.features is not None and p.features.has_visual]
         if not live:
             return
-        found = await self._index.nearest([(p.event, p.features) for p in live])
-        in_batch = self._nearest_within_batch(live)
-        for p, indexed, local in zip(live, found, in_batch, strict=True):
-            p.candidate = best_candidate((indexed, local))
-        await self._load_candidate_features(live, {p.event.video_id: p.features for p in live})
+        shortlists = await self._index.nearest([(p.event, p.features) for p in live])
+        in_batch = {p.event.video_id: p for p in live}
+        for p, shortlist in zip(live, shortlists, strict=True):
+            if p.memo is not None:
+                continue  # scored before: only a candidate for the others
+            indexed = [(c.video_id, c.published_at_ms) for c in shortlist if c.video_id not in in_batch]
+            batch = [(o.event.video_id, published_ms(o.event)) for o in self._earlier_in_batch(p, live)]
+            found = await self._candidate_features([vid for vid, _ in indexed], p.event.video_id)
+            found.update({o.event.video_id: o.features for o in self._earlier_in_batch(p, live)})
+            reranked = (Candidate(vid, frame_set_similarity(p.features, found[vid]), at_ms)
+                        for vid, at_ms in indexed + batch if vid in found)
+            p.candidate = best_candidate(reranked)
+            p.candidate_features = found[p.candidate.video_id] if p.candidate else None
 
-    def _nearest_within_batch(self, live: list[_Pending]) -> list[Candidate | None]:
-        """Top-1 among the batch's own earlier videos: not indexed yet, but possibly the source."""
-        times = [published_ms(p.event) for p in live]
-        best: list[Candidate | None] = [None] * len(live)
-        for i, query in enumerate(live):
-            for j, other in enumerate(live):
-                if times[j] >= times[i] or other.event.video_id == query.event.video_id:
-                    continue
-                sim = float(self._index.similarity(query.features, other.features))
-                best[i] = best_candidate((best[i], Candidate(other.event.video_id, sim, times[j])))
-        return best
+    @staticmethod
+    def _earlier_in_batch(query: _Pending, live: list[_Pending]) -> list[_Pending]:
+        """The batch's videos published before the query: not indexed yet, but possibly its source."""
+        at_ms = published_ms(query.event)
+        return [o for o in live if published_ms(o.event) < at_ms and o.event.video_id != query.event.video_id]
 
-    async def _load_candidate_features(self, live: list[_Pending], batch_features: dict) -> None:
-        for p in live:
-            if p.candidate is None:
-                continue
-            feats = batch_features.get(p.candidate.video_id) or await self._features.cached(p.candidate.video_id)
+    async def _candidate_features(self, video_ids: list[str], query_id: str) -> dict[str, VideoFeatures]:
+        """Cached features of indexed candidates; one the cache lost is skipped (and logged), not fatal."""
+        loaded = await asyncio.gather(*(self._features.cached(vid) for vid in video_ids))
+        found = {}
+        for vid, feats in zip(video_ids, loaded, strict=True):
             if feats is None:
-                with bind_video(p.event.video_id):
-                    log.warning("candidate features missing from cache", candidate_id=p.candidate.video_id)
-                p.candidate = None
-            p.candidate_features = feats
+                with bind_video(query_id):
+                    log.warning("candidate features missing from cache", candidate_id=vid)
+            else:
+                found[vid] = feats
+        return found
 
     async def _score(self, pending: list[_Pending]) -> None:
         live = [p for p in pending if p.candidate_features is not None]
