@@ -21,7 +21,7 @@ import torch
 from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
 from rci.inference.encoders.base import AudioEncoder, FrozenEncoder, TextEncoder, VisualEncoder
 from rci.inference.encoders.checkpoint import is_encoder_dir, load_encoder, save_encoder
-from rci.inference.encoders.copy_detection import CopyDetectionConfig, CopyDetectionEncoder
+from rci.inference.encoders.copy_detection import NAMED_SOURCES, CopyDetectionConfig, CopyDetectionEncoder
 from rci.inference.encoders.text import TransformerTextEncoder, default_text_model_dir
 from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
 from rci.inference.features import FeatureSpec
@@ -143,7 +143,25 @@ def build_default_encoders(
         log.info("encoder created", modality=modality, version=encoder.version, size=size, path=str(root / modality))
         if modality == "visual" and visual == "swin":
             log.warning("visual encoder is randomly initialised; train it with `rci encoders train-visual`")
-    return EncoderBundle.load(model_dir, device=device)
+    bundle = EncoderBundle.load(model_dir, device=device)
+    _check_visual_kind(bundle.visual, visual, root / "visual")
+    return bundle
+
+
+def _check_visual_kind(encoder: VisualEncoder, wanted: str, directory: Path) -> None:
+    """A kept visual directory must hold the kind of encoder asked for: features of a stale Swin served
+    where SSCD was asked for (or the reverse) would silently change what every score means."""
+    if wanted == "swin":
+        ok = isinstance(encoder, SwinVisualEncoder)
+    elif isinstance(encoder, CopyDetectionEncoder) and encoder.config.is_packaged:
+        ok = encoder.config.source == CopyDetectionConfig.named(wanted).source
+    else:  # a user's file, copied into the directory under its own name
+        ok = isinstance(encoder, CopyDetectionEncoder) and wanted not in NAMED_SOURCES
+    if not ok:
+        raise ModelError(
+            f"{directory} holds the visual encoder {encoder.version!r}, not the {wanted!r} asked for: "
+            f"remove that directory to build {wanted!r}, or ask for the encoder it holds"
+        )
 
 
 def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
