@@ -32,6 +32,9 @@ class RejectCode(StrEnum):
     MEDIA_RESOLUTION_TOO_HIGH = "media_resolution_too_high"  # over RCI_MEDIA_MAX_PIXELS
     MEDIA_UNDECODABLE = "media_undecodable"  # not a container FFmpeg can read, truncated, corrupt
     MEDIA_NO_STREAMS = "media_no_streams"  # neither a video nor an audio track
+    # Not the event's fault as far as anyone knows: its processing raised something unexpected (a bug)
+    # RCI_POISON_MAX_ATTEMPTS times on its own; detail names the exception (rci.streams.isolation).
+    INTERNAL_ERROR = "internal_error"
 
 
 class RCIError(Exception):

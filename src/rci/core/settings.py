@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         50, ge=1, description="Longest wait for a batch to fill, ms; at least 1 (faust reads 0 as wait forever)."
     )
+    poison_max_attempts: int = Field(
+        3, ge=1, description="Unexpected failures of one record, alone, before it is dead-lettered as internal_error."
+    )
     retrieval_top_k: int = Field(
         8, ge=1, le=64, description="Shortlist per query from the index, re-ranked on frame sets (rci.retrieval.similarity)."
     )

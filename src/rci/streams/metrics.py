@@ -40,6 +40,10 @@ class WorkerMetrics(ProcessMetrics):
         self.scores_out = Counter("rci_scores_out", "rci.scores records written", ["deboost"], registry=r)
         self.dead_letters = Counter("rci_dead_letters", "records sent to the DLQ", ["code"], registry=r)
         self.retries = Counter("rci_transient_retries", "batches retried after a transient error", registry=r)
+        self.poison_records = Counter(
+            "rci_poison_records", "records dead-lettered as internal_error after failing alone (rci.streams.isolation)",
+            ["exception"], registry=r,
+        )
         self.stage_seconds = Histogram(
             "rci_stage_seconds", "time per pipeline stage per batch", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
         )

@@ -27,6 +27,6 @@ def run_scoring_worker(settings: Settings) -> None:
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
-        return BatchRunner(pipeline, sink, metrics)
+        return BatchRunner(pipeline, sink, metrics, poison_max_attempts=settings.poison_max_attempts)
 
     run_worker(settings, open_runner)

@@ -9,8 +9,12 @@ Delivery guarantees:
   indexed. faust then commits acked offsets, so a crash (even kill -9) re-delivers at most
   the batches in flight: at least once.
 * infrastructure failures (TransientError) are retried with backoff inside `handle`; the
-  batch is never acked while they last. Any other exception is a bug: the process exits
-  without acking, so the records are re-delivered to the restarted worker.
+  batch is never acked while they last.
+* any other exception raised while scoring is isolated (rci.streams.isolation): the batch is
+  split until the failing record is alone; a record that fails alone RCI_POISON_MAX_ATTEMPTS
+  times is dead-lettered with code `internal_error`, the rest of the batch is scored. An
+  unexpected exception anywhere else (writing, indexing) still exits the process without
+  acking, so the records are re-delivered to the restarted worker.
 * SIGTERM while a batch is in flight: the batch finishes (outputs written), then the
   worker stops; no new batch is started.
 """
@@ -24,26 +28,55 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import faust
 
+from rci.core.errors import RejectCode, RejectedEvent
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.streams.isolation import PoisonIsolator, describe_exception
 from rci.streams.metrics import WorkerMetrics
-from rci.streams.pipeline import InputRecord, Outcome, ScoringPipeline
+from rci.streams.pipeline import InputRecord, Outcome, ScoringPipeline, dead_letter
 from rci.streams.retry import retry_transient
 from rci.streams.sink import OutcomeSink
 
 log = get_logger(__name__)
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
 DRAIN_TIMEOUT_S = 40.0  # below the usual 60 s grace period of `docker stop` / ChildProcess.stop
+POISON_RETRY_DELAY_S = 0.2  # before a lone record's 2nd try, doubling after
+
+
+def record_identity(record: InputRecord) -> tuple[str, int, int]:
+    """What a record's unexpected failures are counted by: where it sits in the log."""
+    return (record.topic, record.partition, record.offset)
+
+
+def internal_error(record: InputRecord, exc: Exception, attempts: int) -> Outcome:
+    """The dead letter of a record whose processing kept raising something unexpected (CONTRACT.md)."""
+    detail = f"{describe_exception(exc)} (failed {attempts} times on its own)"
+    return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
 
 
 class BatchRunner:
-    """One micro-batch: score -> write and wait for acks -> index. Retries transient failures."""
+    """One micro-batch: score -> write and wait for acks -> index. Retries transient failures,
+    isolates records whose scoring raises anything else."""
 
-    def __init__(self, pipeline: ScoringPipeline, sink: OutcomeSink, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        pipeline: ScoringPipeline,
+        sink: OutcomeSink,
+        metrics: WorkerMetrics,
+        poison_max_attempts: int = 3,
+        poison_retry_delay_s: float = POISON_RETRY_DELAY_S,
+    ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
         self.in_flight = False
+        self.isolator: PoisonIsolator[InputRecord, Outcome] = PoisonIsolator(
+            key=record_identity,
+            poisoned=internal_error,
+            max_attempts=poison_max_attempts,
+            retry_delay_s=poison_retry_delay_s,
+            on_poison=lambda _record, exc: metrics.poison_records.labels(type(exc).__name__).inc(),
+        )
 
     async def handle(self, records: Sequence[InputRecord]) -> list[Outcome]:
         self.in_flight = True
@@ -51,7 +84,9 @@ class BatchRunner:
             self.metrics.events_in.inc(len(records))
             self.metrics.batch_size.observe(len(records))
             retried = lambda _exc: self.metrics.retries.inc()  # noqa: E731
-            outcomes = await retry_transient(lambda: self.pipeline.process(records), what="score", on_retry=retried)
+            outcomes = await retry_transient(
+                lambda: self.isolator.run(records, self.pipeline.process), what="score", on_retry=retried
+            )
             with self.metrics.stage("write"):
                 await retry_transient(lambda: self.sink.write(outcomes), what="write", on_retry=retried)
             self._count(outcomes)  # written and acknowledged: counted now, not after indexing

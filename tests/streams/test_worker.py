@@ -1,0 +1,77 @@
+"""The worker's BatchRunner with the real ScoringPipeline on in-memory parts (no broker): a record whose
+scoring raises something unexpected is dead-lettered as internal_error, the rest of its batch is scored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rci.core.errors import RejectCode, TransientError
+from rci.streams.metrics import WorkerMetrics
+from rci.streams.pipeline import Outcome, ScoringPipeline
+from rci.streams.worker import BatchRunner
+from tests.streams.test_pipeline import CosineScorer, ExactIndex, MemoryFeatures, ModelInfo, event_record, make_features
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.written: list[Outcome] = []
+
+    async def write(self, outcomes: Sequence[Outcome]) -> None:
+        self.written.extend(outcomes)
+
+
+class FlakyFeatures(MemoryFeatures):
+    """Raises `failures[video_id]`'s errors one per call, then serves the features."""
+
+    def __init__(self, table, failures: dict[str, list[Exception]]) -> None:
+        super().__init__(table)
+        self.failures = failures
+        self.calls: dict[str, int] = {}
+
+    async def features_for(self, event):
+        self.calls[event.video_id] = self.calls.get(event.video_id, 0) + 1
+        pending = self.failures.get(event.video_id)
+        if pending:
+            raise pending.pop(0)
+        return await super().features_for(event)
+
+
+def runner(features: MemoryFeatures, attempts: int = 3) -> tuple[BatchRunner, MemorySink, WorkerMetrics]:
+    metrics, sink = WorkerMetrics(), MemorySink()
+    pipeline = ScoringPipeline(features, ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9), metrics)
+    return BatchRunner(pipeline, sink, metrics, poison_max_attempts=attempts, poison_retry_delay_s=0), sink, metrics
+
+
+async def test_an_unexpected_error_on_one_record_dead_letters_it_and_scores_the_rest():
+    ids = [f"v{i}" for i in range(6)]
+    table = {vid: make_features(vid, i) for i, vid in enumerate(ids)}
+    table["v3"] = OverflowError("date value out of range")  # e.g. a time that overflows a conversion
+    features = MemoryFeatures(table)
+    run, sink, metrics = runner(features, attempts=3)
+    records = [event_record(vid, offset, second=offset) for offset, vid in enumerate(ids)]
+
+    outcomes = await run.handle(records)  # before isolation: OverflowError escaped, the worker exited 70
+
+    assert [o.record.offset for o in outcomes] == list(range(6)) and sink.written == outcomes
+    assert [o.score is not None for o in outcomes] == [True, True, True, False, True, True]
+    letter = outcomes[3].dead_letter
+    assert letter.error == RejectCode.INTERNAL_ERROR
+    assert letter.detail == "OverflowError: date value out of range (failed 3 times on its own)"
+    assert (letter.partition, letter.offset) == (0, 3)
+    assert metrics.poison_records.labels("OverflowError")._value.get() == 1
+    assert metrics.dead_letters.labels("internal_error")._value.get() == 1
+    assert outcomes[4].score.video_id == "v4"
+
+
+async def test_a_transient_error_still_retries_the_whole_batch_and_dead_letters_nothing():
+    ids = ["a", "b", "c"]
+    table = {vid: make_features(vid, i) for i, vid in enumerate(ids)}
+    features = FlakyFeatures(table, {"b": [TransientError("object store unreachable")] * 2})
+    run, sink, metrics = runner(features)
+
+    outcomes = await run.handle([event_record(vid, offset, second=offset) for offset, vid in enumerate(ids)])
+
+    assert all(o.score is not None for o in outcomes)
+    assert metrics.retries._value.get() == 2
+    assert features.calls["b"] == 3  # tried with its batch each time, never alone
+    assert len(run.isolator.ledger) == 0
