@@ -19,7 +19,7 @@ from rci.core.errors import TransientError
 from rci.services.ports import free_port
 from rci.core.settings import Settings
 from rci.retrieval.errors import RetrievalUnavailable, SchemaMismatch
-from rci.retrieval.milvus import MilvusVectorStore, _Row, best_earlier, quote
+from rci.retrieval.milvus import MAX_ID, MAX_URI, MilvusVectorStore, _Row, best_earlier, quote
 from rci.retrieval.retry import RetryPolicy
 from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
 from rci.retrieval.synthetic import FrameSequences
@@ -256,3 +256,46 @@ def test_each_encoder_version_gets_its_own_collection() -> None:
     first, second = collection_name("rci_videos", "enc-3fa9c0d1e2b4"), collection_name("rci_videos", "enc-000000000000")
     assert first == "rci_videos_enc_3fa9c0d1e2b4" and first != second
     assert all(c.isalnum() or c == "_" for c in first)  # Milvus names: letters, digits, underscores
+
+
+# --- values of many-byte characters (issue 15, item 4) ----------------------------------------------
+
+
+EMOJI = "\N{GRINNING FACE}"  # 4 bytes in UTF-8
+
+
+def emoji_round_trip(store: MilvusVectorStore) -> None:
+    """The longest values the contract lets through, in 4-byte characters, upsert and search back.
+
+    creator_id and media_uri are contract-valid like this; video_id is ASCII by contract, but the store
+    bounds it in characters only, so it is tried too (and makes vector_id 516 bytes). A Milvus server
+    counts VARCHAR bytes: before the fields were declared 4 bytes per character, this upsert failed there.
+    """
+    frames = FrameSequences(seed=17).video(8)
+    video_id, creator_id = EMOJI * MAX_ID, EMOJI * MAX_ID
+    media_uri = "file:///" + EMOJI * (MAX_URI - len("file:///"))
+    feature_key = "features/enc/" + EMOJI * (MAX_URI - len("features/enc/"))
+    for value, chars in ((video_id, MAX_ID), (creator_id, MAX_ID), (media_uri, MAX_URI), (feature_key, MAX_URI)):
+        assert len(value) == chars and len(value.encode()) > 3 * chars
+    stored = VideoRecord(video_id, index_vectors(frames, np.ones(len(frames), bool), SPEC), at(1),
+                         creator_id=creator_id, media_uri=media_uri, feature_key=feature_key)
+    store.upsert([stored])
+    hits = store.search([query("probe", frames, 10)], top_k=1)[0]
+    assert [(h.video_id, h.creator_id, h.media_uri, h.feature_key) for h in hits] == [
+        (video_id, creator_id, media_uri, feature_key)
+    ]
+    assert store.count() == 1
+
+
+def test_values_of_four_byte_characters_fit_every_field(tmp_path: Path):
+    with MilvusVectorStore(str(tmp_path / "emoji.db"), collection="emoji") as s:
+        emoji_round_trip(s)
+        client = MilvusClient(str(tmp_path / "emoji.db"))
+        try:
+            fields = {f["name"]: f for f in client.describe_collection("emoji")["fields"]}
+        finally:
+            client.close()
+    declared = {name: int(fields[name]["params"]["max_length"])
+                for name in ("vector_id", "video_id", "creator_id", "media_uri", "feature_key")}
+    assert declared == {"vector_id": 4 * (MAX_ID + 8), "video_id": 4 * MAX_ID, "creator_id": 4 * MAX_ID,
+                        "media_uri": 4 * MAX_URI, "feature_key": 4 * MAX_URI}

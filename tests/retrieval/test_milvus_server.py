@@ -52,3 +52,15 @@ def test_store_round_trip_on_a_server(server_uri: str):
                    for h in store.search([redelivered], top_k=5)[0])
     finally:
         store.drop()
+
+
+def test_values_of_four_byte_characters_fit_on_a_server(server_uri: str):
+    """A Milvus server counts VARCHAR bytes: 128 emoji (512 bytes) overflowed a VARCHAR(128) there."""
+    from tests.retrieval.test_milvus import emoji_round_trip
+
+    collection = f"rci_test_{uuid.uuid4().hex[:8]}"
+    store = MilvusVectorStore(server_uri, token=os.environ.get("RCI_TEST_MILVUS_TOKEN", ""), collection=collection)
+    try:
+        emoji_round_trip(store)
+    finally:
+        store.drop()

@@ -44,8 +44,35 @@ from rci.retrieval.vectors import VectorSpec
 T = TypeVar("T")
 log = get_logger(__name__)
 
-MAX_ID = 128  # CONTRACT.md: video_id is 1-128 chars
-MAX_URI = 2048
+MAX_ID = 128  # CONTRACT.md: video_id is 1-128 chars, creator_id at most 128
+MAX_URI = 2048  # CONTRACT.md: media_uri at most 2048 chars; feature_key (features/<enc>/<video_id>.npz) fits too
+CLIP_SUFFIX = 8  # vector_id is `<video_id>#<clip_index>`
+UTF8_MAX_BYTES = 4  # the most UTF-8 bytes one character (code point) takes
+
+
+def varchar_length(chars: int) -> int:
+    """A VARCHAR's `max_length` that holds any `chars` characters.
+
+    The limits above (and the checks in `_rows`, and the contract's) count characters, as Python and
+    Milvus Lite do; a Milvus server counts UTF-8 bytes, so 128 emoji (512 bytes) overflow a
+    VARCHAR(128) there and the upsert fails after the score was written. Each field is declared with
+    4 bytes per allowed character, so every contract-valid value fits either backend.
+
+    Collections created before this keep their narrower VARCHARs (a Milvus schema cannot be widened in
+    place; `_check_schema` logs it): each encoder version gets a new collection anyway
+    (`collection_name`), and `rci index rebuild` fills a new one from `video.published`.
+    """
+    return UTF8_MAX_BYTES * chars
+
+
+# field -> max_length in bytes
+_VARCHARS = {
+    "vector_id": varchar_length(MAX_ID + CLIP_SUFFIX),
+    "video_id": varchar_length(MAX_ID),
+    "creator_id": varchar_length(MAX_ID),
+    "media_uri": varchar_length(MAX_URI),
+    "feature_key": varchar_length(MAX_URI),
+}
 _KIND_PROPERTY = "rci.vector_kind"  # collection property: which rci.retrieval.vectors kind the rows hold
 _OUTPUT_FIELDS = ["video_id", "published_at_ms", "creator_id", "media_uri", "feature_key"]
 
@@ -288,14 +315,14 @@ class MilvusVectorStore:
     def _create_collection(self) -> None:
         client = self._live()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("vector_id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID + 8)
-        schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_ID)
+        schema.add_field("vector_id", DataType.VARCHAR, is_primary=True, max_length=_VARCHARS["vector_id"])
+        schema.add_field("video_id", DataType.VARCHAR, max_length=_VARCHARS["video_id"])
         schema.add_field("clip_index", DataType.INT64)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
         schema.add_field("published_at_ms", DataType.INT64)
-        schema.add_field("creator_id", DataType.VARCHAR, max_length=MAX_ID)
-        schema.add_field("media_uri", DataType.VARCHAR, max_length=MAX_URI)
-        schema.add_field("feature_key", DataType.VARCHAR, max_length=MAX_URI)
+        schema.add_field("creator_id", DataType.VARCHAR, max_length=_VARCHARS["creator_id"])
+        schema.add_field("media_uri", DataType.VARCHAR, max_length=_VARCHARS["media_uri"])
+        schema.add_field("feature_key", DataType.VARCHAR, max_length=_VARCHARS["feature_key"])
         index = client.prepare_index_params()
         index.add_index("embedding", index_type=self.profile.index_type, metric_type="COSINE",
                         params=self.profile.build_params)
@@ -318,6 +345,12 @@ class MilvusVectorStore:
                 f"collection {self.collection!r} holds {kind!r} vectors of dim {dim}; this store needs "
                 f"{self.vector_kind!r} of dim {self.dim}: use another collection name"
             )
+        narrow = {name: _max_length(fields.get(name, {})) for name, need in _VARCHARS.items()
+                  if _max_length(fields.get(name, {})) < need}
+        if narrow:  # an older collection: values of many-byte characters may not fit on a Milvus server
+            log.warning("milvus collection has VARCHARs narrower than 4 bytes per character; "
+                        "rebuild the index into a new collection to widen them",
+                        collection=self.collection, max_length=narrow)
 
     # --- rows in, hits out ---------------------------------------------------------------------
 
@@ -378,6 +411,13 @@ class MilvusVectorStore:
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         return call_with_retries(operation, what=what, policy=self._retry)
+
+
+def _max_length(field: dict[str, Any]) -> int:
+    try:
+        return int(field.get("params", {}).get("max_length", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _row(hit: Any) -> _Row:
