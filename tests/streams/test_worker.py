@@ -56,7 +56,7 @@ async def test_an_unexpected_error_on_one_record_dead_letters_it_and_scores_the_
     assert [o.score is not None for o in outcomes] == [True, True, True, False, True, True]
     letter = outcomes[3].dead_letter
     assert letter.error == RejectCode.INTERNAL_ERROR
-    assert letter.detail == "OverflowError: date value out of range (failed 3 times on its own)"
+    assert letter.detail == "failed 3 times on its own: OverflowError: date value out of range"
     assert (letter.partition, letter.offset) == (0, 3)
     assert metrics.poison_records.labels("OverflowError")._value.get() == 1
     assert metrics.dead_letters.labels("internal_error")._value.get() == 1

@@ -50,7 +50,7 @@ def record_identity(record: InputRecord) -> tuple[str, int, int]:
 
 def internal_error(record: InputRecord, exc: Exception, attempts: int) -> Outcome:
     """The dead letter of a record whose processing kept raising something unexpected (CONTRACT.md)."""
-    detail = f"{describe_exception(exc)} (failed {attempts} times on its own)"
+    detail = f"failed {attempts} times on its own: {describe_exception(exc)[:1500]}"
     return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
 
 
