@@ -8,7 +8,9 @@ with an error depends only on which branch it is on:
   worker carries on.
 * `TransientError`: the infrastructure's fault (broker, Milvus, object store down). It is
   retried with backoff and never dead-lettered.
-* anything else (`ConfigError`, `ModelError`, bugs): stop loudly.
+* anything else (`ConfigError`, `ModelError`, bugs): stop loudly at start-up. Raised while the
+  worker scores a batch, it is isolated to the record that raises it (rci.streams.isolation), which
+  after a bounded number of tries is dead-lettered as `internal_error`.
 """
 
 from __future__ import annotations
