@@ -25,7 +25,7 @@ from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
 from rci.retrieval.synthetic import FrameSequences
 from rci.retrieval.vectors import Granularity, VectorSpec, index_vectors, query_vectors
 
-SPEC = VectorSpec()  # the default: clip vectors
+SPEC = VectorSpec()  # the default: one vector per frame
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
 DISTRACTORS = 10_000
 COLLECTION = "videos"
@@ -161,7 +161,7 @@ def test_upserted_videos_are_visible_to_the_next_search(store: MilvusVectorStore
 def test_upserting_a_video_twice_leaves_one_video(db_path: str):
     gen = FrameSequences(seed=11)
     with MilvusVectorStore(db_path, collection="twice") as s:
-        first, second = gen.video(16), gen.video(6)  # 4 clips, then 2
+        first, second = gen.video(16), gen.video(6)  # 16 frame vectors, then 6
         s.upsert([record("dup", first, 1)])
         s.upsert([record("dup", second, 2), record("dup", second, 2)])
         assert s.count() == 1
@@ -170,7 +170,7 @@ def test_upserting_a_video_twice_leaves_one_video(db_path: str):
             rows = client.query("twice", filter='video_id == "dup"', output_fields=["clip_index", "published_at_ms"])
         finally:
             client.close()
-        assert sorted(r["clip_index"] for r in rows) == [0, 1]
+        assert sorted(r["clip_index"] for r in rows) == list(range(6))  # the first upsert's rows 6-15 are gone
         assert {r["published_at_ms"] for r in rows} == {T0 + 2000}
         hits = s.search([query("probe", second, 10)], top_k=5)[0]
         assert [h.video_id for h in hits] == ["dup"]
@@ -192,7 +192,10 @@ def test_data_survives_close_and_reopen(tmp_path: Path):
         before = s.search([query("probe", frames[7], 100)], top_k=2)
     with MilvusVectorStore.from_settings(settings) as s:  # a new embedded server re-reads the file
         assert s.count() == 51
-        assert s.search([query("probe", frames[7], 100)], top_k=2) == before
+        after = s.search([query("probe", frames[7], 100)], top_k=2)
+        # the same hits; the similarity may move in the last float bits (a segment indexed on reopen)
+        assert [(h.video_id, h.published_at) for h in after[0]] == [(h.video_id, h.published_at) for h in before[0]]
+        assert [h.similarity for h in after[0]] == pytest.approx([h.similarity for h in before[0]], abs=1e-5)
         assert before[0][0].video_id == "v7"
 
 
