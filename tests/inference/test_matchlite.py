@@ -221,3 +221,37 @@ def test_chamfer_channel_is_the_mean_best_match_both_ways():
     grid[0, :2, :2] = 1
     expected = 0.5 * ((0.9 + 0.5) / 2 + (0.9 + 0.5) / 2)
     torch.testing.assert_close(_chamfer(s * grid, grid), torch.tensor([expected]))
+
+
+def test_background_levels_take_frame_cosines_relative_to_unrelated_media(tmp_path):
+    """SSCD's score normalisation: two unrelated videos that share a generic look (here, one common
+    direction in every frame) are alike in raw cosine, not relative to a background of that look; the
+    background travels in the checkpoint and the ONNX graph."""
+    from rci.inference.checkpoint import load_checkpoint, save_checkpoint
+    from rci.inference.onnx_export import export_and_verify
+
+    rng = np.random.default_rng(7)
+    look = rng.normal(size=SPEC.visual_dim) * 3.0  # what every frame of this kind of media shares
+
+    def frames(n, seed):
+        return (look + np.random.default_rng(seed).normal(size=(n, SPEC.visual_dim))).astype(np.float32)
+
+    query, candidate = make_features("q", 1, visual=frames(6, 1)), make_features("c", 2, visual=frames(6, 2))
+    model = small_model(pair_features=False, background_frames=64)
+    model.set_background(torch.from_numpy(frames(64, 3)))
+    batch = {k: torch.from_numpy(v) for k, v in collate_pairs([(query, candidate)]).items()}
+    with torch.no_grad():
+        q, c = (model.perceive(*(batch[f"{side}_{n}"] for n in ("visual", "visual_mask", "audio", "has_audio", "text",
+                                                                   "text_mask"))) for side in ("q", "c"))
+        fused, mask, raw = model.fuse(q, c, batch["audio_map"])
+    valid = mask[0, 0] > 0
+    assert raw[0][valid].mean() > 0.6  # raw: unrelated frames look alike
+    assert fused[0, 0][valid].abs().mean() < 0.15  # relative to the background: about nothing
+    with pytest.raises(ValueError, match="background"):
+        model.set_background(torch.zeros(3, SPEC.visual_dim))
+
+    save_checkpoint(tmp_path / "m.pt", model, {})
+    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    torch.testing.assert_close(loaded.background, model.background)
+    diffs = export_and_verify(loaded, tmp_path / "m.onnx")
+    assert max(diffs.values()) < 1e-3

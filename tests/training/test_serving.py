@@ -12,7 +12,9 @@ from rci.inference.features import VideoFeatures
 from rci.training.corpus.generate import make_corpus
 from rci.training.corpus.manifest import CorpusManifest
 from rci.training.data import read_examples, video_ids_of
-from rci.training.serving import implied_examples, retrieval_negatives
+from rci.media.fingerprint import HOP_S
+from rci.training.data import PairExample
+from rci.training.serving import implied_examples, retrieval_negatives, template_negatives, trim_video, trimmed_positives
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +84,47 @@ def test_retrieval_negatives_pair_each_video_with_its_nearest_earlier_unrelated_
     # every video with an earlier unrelated one gets exactly one such negative
     with_candidates = [q for q in videos if any(published[v] < published[q] and family[v] != family[q] for v in videos)]
     assert sorted(ex.query_id for ex in mined) == sorted(with_candidates)
+
+
+def video_with_sound(vid: str, rng: np.random.Generator, seconds: int = 6) -> VideoFeatures:
+    """Stand-in features with `seconds` frames, a Chromaprint-shaped fingerprint and a text token."""
+    visual = np.zeros((8, 8), np.float32)
+    visual[:seconds] = rng.normal(size=(seconds, 8))
+    return VideoFeatures(vid, "enc-test", visual, np.arange(8) < seconds, rng.normal(size=4).astype(np.float32), True,
+                         rng.normal(size=(2, 3)).astype(np.float32), np.array([True, False]), float(seconds),
+                         audio_fingerprint=rng.integers(0, 2**32, size=int(seconds / HOP_S), dtype=np.uint32))
+
+
+def test_template_negatives_put_a_videos_sound_and_text_over_another_familys_pictures(corpus: CorpusManifest) -> None:
+    examples = implied_examples(corpus, "train", seed=1)
+    rng = np.random.default_rng(0)
+    features = {vid: video_with_sound(vid, rng) for vid in video_ids_of(examples)}
+    pairs, made = template_negatives(corpus, examples, features, seed=2)
+
+    assert pairs and len(pairs) == len(made) == len(video_ids_of(examples))
+    family = {vid: corpus.videos[vid].source_id for vid in video_ids_of(examples)}
+    for ex in pairs:
+        template, source = made[ex.query_id], features[ex.candidate_id]
+        assert ex.label == 0 and ex.subset == "implied_template" and ex.aux == {"visual": 0, "audio": 1, "text": 1}
+        pictures = ex.query_id.split(":")[2]
+        assert family[pictures] != family[ex.candidate_id]
+        np.testing.assert_array_equal(template.visual, features[pictures].visual)
+        np.testing.assert_array_equal(template.audio_fingerprint, source.audio_fingerprint)
+        np.testing.assert_array_equal(template.text, source.text)
+
+
+def test_trimmed_positives_cut_frames_and_sound_alike() -> None:
+    rng = np.random.default_rng(1)
+    video = video_with_sound("v", rng, seconds=6)
+    trim = trim_video(video, start_s=2, length_s=3, video_id="t")
+    assert trim.visual_mask.sum() == 3 and trim.duration_s == 3.0
+    np.testing.assert_array_equal(trim.visual[:3], video.visual[2:5])
+    assert not trim.visual[3:].any()
+    hop = int(2 / HOP_S)
+    np.testing.assert_array_equal(trim.audio_fingerprint[:5], video.audio_fingerprint[hop : hop + 5])
+
+    examples = [PairExample("v", "v", 1, "implied_repost", "train", {"visual": 1, "audio": 1, "text": 1}),
+                PairExample("v", "w", 0, "implied_unrelated", "train", {"visual": 0, "audio": None, "text": None})]
+    pairs, made = trimmed_positives(examples, {"v": video, "w": video}, per_positive=3, seed=0)
+    assert len(pairs) == 3 and all(p.label == 1 and p.candidate_id == "v" for p in pairs)  # positives only
+    assert all(2 <= made[p.query_id].visual_mask.sum() <= 6 for p in pairs)

@@ -69,6 +69,18 @@ class MatchLiteConfig:
     # decision sees only similarity maps (S^v, the audio map, the text cosine), never the features
     # themselves, so it cannot learn what its training pictures look like, only how copies align.
     pair_features: bool = True
+    # SSCD's score normalisation (Pizzi et al. 2022): frame cosines are taken relative to how alike each
+    # frame is to a background set of unrelated frames (a buffer of `background_frames` rows, set from
+    # training media by `set_background`; 0 = raw cosines). Real photographs are all somewhat alike under
+    # SSCD (unrelated pairs ~0.3), procedural frames far less: relative to a background, an unrelated pair
+    # reads ~0 on either, so what the model learned on generated media carries to real uploads.
+    background_frames: int = 0
+    background_topk: int = 8  # a frame's background level: the mean of its top-k background cosines
+    # The served score: sigmoid(a * (logit_1 - logit_0) + b * chamfer + c), chamfer = the raw symmetric
+    # Chamfer similarity of the two videos' frames (retrieval's own measure). (1, 0, 0) is the plain
+    # softmax; rci.training.calibration fits (a, b, c) on validation pairs after training, so that the
+    # frame-set evidence, which carries to any media, keeps its weight where the head has not learned it.
+    calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
     # multimodal perception
     bixt_heads: int = 8
     bixt_hidden: int = 64
@@ -148,21 +160,22 @@ class MatchLiteConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown MatchLiteConfig fields: {sorted(unknown)}")
-        tuples = {"resnet_layers", "resnet_widths", "aux_heads"}
+        tuples = {"resnet_layers", "resnet_widths", "aux_heads", "calibration"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
 
 @dataclass
 class MatchLiteOutput:
-    logits: torch.Tensor  # [B,2] main RCI head (index 1 = reproduced)
+    logits: torch.Tensor  # [B,2] main RCI head (index 1 = reproduced), what training's losses see
     aux_logits: dict[str, torch.Tensor]  # name -> [B,2], training only
     embedding: torch.Tensor  # [B,d] pooled z, the student embedding of L_emb
     visual_similarity: torch.Tensor  # [B,M,N] S^v, zero on padded cells (evidence)
+    score_logit: torch.Tensor  # [B] the calibrated logit (MatchLiteConfig.calibration)
 
     @property
     def score(self) -> torch.Tensor:
-        """[B] probability that the query reproduces the candidate."""
-        return self.logits.softmax(dim=-1)[:, 1]
+        """[B] probability that the query reproduces the candidate (calibrated)."""
+        return torch.sigmoid(self.score_logit)
 
 
 @dataclass
@@ -199,6 +212,21 @@ class MatchLite(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.embedding_dim, 2)
         self.aux_heads = nn.ModuleDict({name: nn.Linear(config.embedding_dim, 2) for name in config.aux_heads})
+        if config.background_frames:
+            self.register_buffer("background", torch.zeros(config.background_frames, config.visual_dim))
+
+    def set_background(self, frames: torch.Tensor) -> None:
+        """[K,Dv] frames of media unrelated to the pairs trained on (K = config.background_frames)."""
+        if not self.config.background_frames or tuple(frames.shape) != tuple(self.background.shape):
+            raise ValueError(f"background must be {tuple(getattr(self, 'background', torch.empty(0)).shape)}, "
+                             f"got {tuple(frames.shape)}")
+        self.background.copy_(nn.functional.normalize(frames.float(), dim=-1))
+
+    def _background_level(self, v: torch.Tensor) -> torch.Tensor:
+        """[B,M,Dv] -> [B,M] mean of each frame's top-k cosines with the background set."""
+        sims = nn.functional.normalize(v, dim=-1) @ self.background.T  # [B,M,K]
+        k = min(self.config.background_topk, self.config.background_frames)
+        return sims.topk(k, dim=-1).values.mean(dim=-1)
 
     # --- 1. multimodal perception -----------------------------------------------------------
 
@@ -236,10 +264,14 @@ class MatchLite(nn.Module):
         mask = grid[:, None]  # [B,1,M,N]
 
         enhanced = [self.enhance_v(q.v, c.v, mask)] if self.enhance_v is not None else []  # each [B,C,M,N]
-        s_v = cosine_map(q.v, c.v) * grid  # [B,M,N]
-        maps = [s_v]  # each [B,M,N], order = config.modalities
+        s_v = cosine_map(q.v, c.v) * grid  # [B,M,N], raw: the evidence's segments are found on it
+        s_rel = s_v
+        if self.config.background_frames:  # relative to each frame's background level
+            level = 0.5 * (self._background_level(q.v)[:, :, None] + self._background_level(c.v)[:, None, :])
+            s_rel = (s_v - level) * grid  # [B,M,N]
+        maps = [s_rel]  # each [B,M,N], order = config.modalities
         if not self.config.pair_features:
-            maps.append(_chamfer(s_v, grid)[:, None, None] * grid)
+            maps.append(_chamfer(s_rel, grid)[:, None, None] * grid)
         presence = []
         if self.bixt_va is not None:
             both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
@@ -280,11 +312,17 @@ class MatchLite(nn.Module):
         fused, mask, s_v = self.fuse(q, c, inputs.get("audio_map"))
         z = self.trunk(fused, mask)  # [B,d]
         zd = self.dropout(z)
+        logits = self.head(zd)  # [B,2]
+        a, b, c = self.config.calibration
+        score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-20.0, 20.0) + c  # [B]; saturated = sure, no more
+        if b:
+            score_logit = score_logit + b * _chamfer(s_v, mask[:, 0])
         return MatchLiteOutput(
-            logits=self.head(zd),
+            logits=logits,
             aux_logits={name: head(zd) for name, head in self.aux_heads.items()},
             embedding=z,
             visual_similarity=s_v,
+            score_logit=score_logit,
         )
 
 

@@ -70,9 +70,11 @@ PairForward = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 
 
 def matchlite_forward(model: MatchLite) -> PairForward:
+    """Logits as served: [0, calibrated logit], whose softmax is MatchLite's calibrated score."""
+
     def forward(batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
         out = model(batch.inputs)
-        return out.logits, out.embedding
+        return torch.stack([torch.zeros_like(out.score_logit), out.score_logit], dim=-1), out.embedding
 
     return forward
 

@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from rich.progress import Progress
 
+from rci.features.cache import FeatureCache
 from rci.inference.encoders.bundle import build_default_encoders, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
 from rci.inference.matchlite import MatchLiteConfig
 from rci.inference.model_dir import matchlite_onnx, publish_matchlite
+from rci.media.fingerprint import HOP_S
 from rci.media.policy import MediaPolicy
 from rci.core.logs import get_logger
 from rci.training.augment import AugmentConfig
@@ -46,11 +50,12 @@ from rci.training.data import (
     training_feature_cache,
     video_ids_of,
 )
+from rci.training.calibration import calibrated, fit_calibration, pair_evidence
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.metrics import average_precision, operating_point
 from rci.training.sscd import SSCDConfig, StepStats, train_and_save_visual
-from rci.training.stage1 import train_matchlite, variant_config
+from rci.training.stage1 import build_matchlite, train_matchlite, variant_config
 
 log = get_logger(__name__)
 STAMP = "serving.json"
@@ -70,7 +75,13 @@ class ServingRecipe:
     # False: MatchLite decides from similarity maps alone (rci.inference.matchlite, pair_features), which
     # is what carries from a generated corpus to real uploads (benchmarks.bench_quality).
     pair_features: bool = False
-    pairs: str = "labelled+copies+reposts+nearest-unrelated"  # which training pairs (implied_examples, retrieval_negatives)
+    # which training pairs (implied_examples, retrieval_negatives, template_negatives)
+    pairs: str = "labelled+copies+reposts+nearest-unrelated+templates"
+    # MatchLite's background set (MatchLiteConfig.background_frames): up to this many frames of the corpus's
+    # test split, which no training or threshold pair uses; 0 = raw cosines
+    background_frames: int = 1024
+    negatives_per_positive: int = 4  # unrelated pairs of other source families per positive (implied_examples)
+    trims_per_positive: int = 2  # feature-level trims of each positive's query (trimmed_positives)
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -108,25 +119,37 @@ def train_serving_models(
 
     cache = training_feature_cache(model_dir)
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
-    train_ex, val_ex = implied_examples(manifest, "train", seed=recipe.seed), read_examples(manifest, "val")
+    train_ex = implied_examples(manifest, "train", negatives_per_positive=recipe.negatives_per_positive, seed=recipe.seed)
+    val_ex = read_examples(manifest, "val")
     features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
     train_ex += retrieval_negatives(manifest, train_ex, features)
+    templates, template_features = template_negatives(manifest, train_ex, features, seed=recipe.seed)
+    trims, trim_features = trimmed_positives(train_ex, features, recipe.trims_per_positive, seed=recipe.seed)
+    train_ex, features = train_ex + templates + trims, {**features, **template_features, **trim_features}
     spec = extractor.feature_spec(policy.max_frames)
+    background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
         MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim,
-                              pair_features=recipe.pair_features), "V+A+T"
+                              pair_features=recipe.pair_features, background_frames=len(background)), "V+A+T"
     )
     train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                                          warmup_steps=10, seed=recipe.seed)
-    model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, progress=progress)
+    init = build_matchlite(config, recipe.seed)
+    if len(background):
+        init.set_background(torch.from_numpy(background))
+    model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, init=init, progress=progress)
 
-    val = PairDataset(val_ex, features)
+    val = validation_pairs(manifest, features, recipe)
+    margins, chamfers = pair_evidence(model, val)
+    model = calibrated(model, fit_calibration(margins, chamfers, val.labels))
     scores = predict(matchlite_forward(model), val).scores
     point = operating_point(scores, val.labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
     meta = publish_matchlite(model_dir, model, {
         "threshold": threshold,
         "threshold_reached": bool(point.reached),
+        "calibration": list(model.config.calibration),
+        "val_pairs": len(val),
         "val_average_precision": float(average_precision(scores, val.labels)),
         "encoder_version": extractor.version,
         "stage": "stage1",
@@ -136,6 +159,29 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
+
+
+def validation_pairs(manifest: CorpusManifest, features: dict[str, VideoFeatures], recipe: ServingRecipe) -> PairDataset:
+    """The val split's pairs and those they imply (as for training, templates and trims included): what the
+    calibration is fitted on and the threshold chosen on. No val video is in a training pair."""
+    examples = implied_examples(manifest, "val", negatives_per_positive=recipe.negatives_per_positive,
+                                seed=recipe.seed + 1)
+    templates, template_features = template_negatives(manifest, examples, features, seed=recipe.seed + 1)
+    trims, trim_features = trimmed_positives(examples, features, recipe.trims_per_positive, seed=recipe.seed + 1)
+    return PairDataset(examples + templates + trims, {**features, **template_features, **trim_features})
+
+
+def background_frames(manifest: CorpusManifest, cache: FeatureCache, encoder_version: str, recipe: ServingRecipe) -> np.ndarray:
+    """[K,Dv] real frames of the test split's videos (never a training or threshold pair), K <= the recipe's."""
+    if not recipe.background_frames:
+        return np.zeros((0, 0), np.float32)
+    videos = video_ids_of(read_examples(manifest, "test"))
+    features = load_features(cache, videos, encoder_version)
+    frames = np.concatenate([features[vid].visual[features[vid].visual_mask] for vid in videos]).astype(np.float32)
+    if len(frames) > recipe.background_frames:
+        keep = np.random.default_rng(recipe.seed).choice(len(frames), recipe.background_frames, replace=False)
+        frames = frames[np.sort(keep)]
+    return frames
 
 
 def implied_examples(manifest: CorpusManifest, split: str, *, negatives_per_positive: int = 1,
@@ -195,6 +241,59 @@ def retrieval_negatives(manifest: CorpusManifest, examples: list[PairExample],
             mined.append(PairExample(query, nearest, 0, "implied_nearest_unrelated", examples[0].split,
                                      {"visual": 0, "audio": None, "text": None}))
     return mined
+
+
+def template_negatives(manifest: CorpusManifest, examples: list[PairExample], features: dict[str, VideoFeatures],
+                       *, seed: int = 0) -> tuple[list[PairExample], dict[str, VideoFeatures]]:
+    """A template of each video with sound: its exact sound, title and sticker over another family's pictures,
+    paired with it as a negative (label 0). Platforms are full of them (one trending song, one caption
+    format, new footage each time); the pairs are made from features, so they cost no rendering."""
+    rng = random.Random(seed)
+    videos = video_ids_of(examples)
+    family = {vid: manifest.videos[vid].source_id for vid in videos}
+    pairs, made = [], {}
+    for vid in videos:
+        source = features[vid]
+        others = [o for o in videos if family[o] != family[vid] and features[o].has_visual]
+        if not source.has_audio or not others:
+            continue
+        pictures = features[rng.choice(others)]
+        template = replace(pictures, video_id=f"template:{vid}:{pictures.video_id}", audio=source.audio,
+                           has_audio=source.has_audio, audio_fingerprint=source.audio_fingerprint,
+                           text=source.text, text_mask=source.text_mask)
+        made[template.video_id] = template
+        pairs.append(PairExample(template.video_id, vid, 0, "implied_template", examples[0].split,
+                                 {"visual": 0, "audio": 1, "text": 1}))
+    return pairs, made
+
+
+def trimmed_positives(examples: list[PairExample], features: dict[str, VideoFeatures], per_positive: int,
+                      *, seed: int = 0) -> tuple[list[PairExample], dict[str, VideoFeatures]]:
+    """`per_positive` trims of each positive's query (a random window of 40-100% of its seconds, sound cut
+    alike): uploads trim freely, and a corpus of a few hundred pairs must not teach where copies start."""
+    rng = np.random.default_rng(seed)
+    pairs, made = [], {}
+    for ex in (e for e in examples if e.label == 1):
+        query = features[ex.query_id]
+        seconds = int(query.visual_mask.sum())
+        for i in range(per_positive if seconds >= 3 else 0):
+            length = int(rng.integers(max(2, int(0.4 * seconds)), seconds + 1))
+            start = int(rng.integers(0, seconds - length + 1))
+            trim = trim_video(query, start, length, f"trim{i}:{ex.query_id}:{ex.candidate_id}")
+            made[trim.video_id] = trim
+            pairs.append(PairExample(trim.video_id, ex.candidate_id, 1, "implied_trim", ex.split, dict(ex.aux)))
+    return pairs, made
+
+
+def trim_video(video: VideoFeatures, start_s: int, length_s: int, video_id: str) -> VideoFeatures:
+    """The features of seconds [start_s, start_s + length_s) of `video` (frames are 1 per second)."""
+    real = np.flatnonzero(video.visual_mask)[start_s : start_s + length_s]
+    visual = np.zeros_like(video.visual)
+    visual[: len(real)] = video.visual[real]
+    mask = np.arange(len(visual)) < len(real)
+    fingerprint = video.audio_fingerprint[int(start_s / HOP_S) : int((start_s + length_s) / HOP_S)]
+    return replace(video, video_id=video_id, visual=visual, visual_mask=mask, audio_fingerprint=fingerprint,
+                   duration_s=float(length_s))
 
 
 def _installed(model_dir: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,80 @@
+"""Calibrating MatchLite's served score with the frame-set evidence, after training.
+
+The head learns from a small generated corpus; the symmetric Chamfer similarity of SSCD frame
+descriptors (rci.retrieval.similarity) is a copy detector in its own right that carries to any media.
+Both count equally, standardised on validation pairs (never trained on), and a scale and a bias fitted
+there make the sum a probability (`fit_calibration`):
+
+    score = sigmoid(a * margin + b * chamfer + c),   margin = logit_1 - logit_0 of the head
+
+and the result is written into the model (MatchLiteConfig.calibration), so the ONNX graph, the torch
+runtime and every evaluation serve the same calibrated score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from rci.inference.features import VideoFeatures
+from rci.inference.matchlite import MatchLite
+from rci.retrieval.similarity import frame_set_similarity
+from rci.training.data import PairDataset
+from rci.training.evaluate import predict, matchlite_forward
+
+
+def pair_evidence(model: MatchLite, dataset: PairDataset) -> tuple[np.ndarray, np.ndarray]:
+    """-> ([N] head margins of `model` as trained, uncalibrated; [N] raw frame-set Chamfer similarities)."""
+    plain = calibrated(model, (1.0, 0.0, 0.0))
+    preds = predict(matchlite_forward(plain), dataset)
+    margins = preds.logits[:, 1] - preds.logits[:, 0]
+    chamfers = np.array([_chamfer(dataset.features[ex.query_id], dataset.features[ex.candidate_id])
+                         for ex in dataset.examples], dtype=np.float32)
+    return margins.astype(np.float32), chamfers
+
+
+def _chamfer(query: VideoFeatures, candidate: VideoFeatures) -> float:
+    return max(frame_set_similarity(query, candidate), -1.0)
+
+
+def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[int], *,
+                    steps: int = 200) -> tuple[float, float, float]:
+    """(a, b, c) for sigmoid(a * margin + b * chamfer + c): the two pieces of evidence count equally.
+
+    The ranking is a unit-weighted sum of the standardised evidence, margin / std + chamfer / std (an
+    "improper linear model": weights fitted on generated media do not carry to real uploads, where a
+    head that is perfect on its own corpus's pairs is still fooled, while equal weights are robust);
+    only an overall scale and a bias, which change no ranking, are fitted on the labelled pairs.
+    Margins are clipped to +-20 as the model clips them (a saturated head says "sure", not "sure by 300").
+    """
+    clipped = np.clip(np.asarray(margins, np.float64), -20, 20)
+    chamfers = np.asarray(chamfers, np.float64)
+    y = torch.tensor(np.asarray(labels), dtype=torch.float64)
+    if y.min() == y.max():
+        raise ValueError("calibration needs both positive and negative pairs")
+    unit = np.array([1.0 / max(clipped.std(), 1e-6), 1.0 / max(chamfers.std(), 1e-6)])
+    evidence = torch.tensor(clipped * unit[0] + chamfers * unit[1])  # [N]
+    scale = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # softplus(scale) > 0: order kept
+    bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([scale, bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimiser.zero_grad()
+        logit = torch.nn.functional.softplus(scale) * evidence + bias
+        value = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+        value.backward()
+        return value
+
+    optimiser.step(loss)
+    s = float(torch.nn.functional.softplus(scale).item())
+    return s * float(unit[0]), s * float(unit[1]), float(bias.item())
+
+
+def calibrated(model: MatchLite, calibration: tuple[float, float, float]) -> MatchLite:
+    """A copy of `model` (same weights, eval mode) serving `calibration`."""
+    out = MatchLite(replace(model.config, calibration=tuple(float(v) for v in calibration)))
+    out.load_state_dict(model.state_dict())
+    return out.to(next(model.parameters()).device).eval()

@@ -1,0 +1,47 @@
+"""Calibrating MatchLite's served score with the frame-set evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rci.inference.runtime import collate_pairs
+from rci.training.calibration import calibrated, fit_calibration, pair_evidence
+from rci.training.data import PairDataset, PairExample
+from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
+
+
+def test_the_evidence_counts_equally_once_standardised_and_the_fit_only_scales_and_shifts():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=400)
+    chamfers = np.where(labels == 1, 0.7, 0.3) + rng.normal(scale=0.08, size=400)
+    margins = np.where(labels == 1, 4.0, -4.0) + rng.normal(scale=3.0, size=400)
+    a, b, c = fit_calibration(margins, chamfers, labels)
+    assert a > 0 and b > 0
+    assert a * margins.std() == pytest.approx(b * chamfers.std(), rel=1e-6)  # equal standardised weights
+    scores = 1 / (1 + np.exp(-(a * margins + b * chamfers + c)))
+    assert scores[labels == 1].mean() > 0.8 and scores[labels == 0].mean() < 0.2  # a probability, fitted
+    big = fit_calibration(margins * 100, chamfers, labels)  # margins beyond +-20 are clipped, as the model does
+    assert big[0] * np.clip(margins * 100, -20, 20).std() == pytest.approx(big[1] * chamfers.std(), rel=1e-6)
+    with pytest.raises(ValueError, match="both"):
+        fit_calibration(margins, chamfers, np.ones(400))
+
+
+def test_calibration_is_served_by_the_model_and_identity_keeps_the_softmax():
+    model = small_model(pair_features=False)
+    source = make_features("s", 1)
+    pairs = [(trimmed_copy(source, 1, 7, seed=2), source), (make_features("o", 3), source)]
+    batch = {k: torch.from_numpy(v) for k, v in collate_pairs(pairs).items()}
+    with torch.no_grad():
+        out = model(batch)
+        torch.testing.assert_close(out.score, out.logits.softmax(-1)[:, 1])
+        cal = calibrated(model, (0.5, 4.0, -1.0))(batch)
+    margin = (out.logits[:, 1] - out.logits[:, 0]).clamp(-20, 20)
+    dataset = PairDataset([PairExample(q.video_id, c.video_id, 1, "x", "val", {}) for q, c in pairs],
+                          {v.video_id: v for pair in pairs for v in pair})
+    margins, chamfers = pair_evidence(model, dataset)
+    np.testing.assert_allclose(margins, margin.numpy(), atol=1e-4)
+    expected = torch.sigmoid(0.5 * margin + 4.0 * torch.from_numpy(chamfers) - 1.0)
+    torch.testing.assert_close(cal.score, expected, atol=1e-4, rtol=0)
+    assert chamfers[0] > chamfers[1]  # the copy's frames match its source's
