@@ -252,27 +252,3 @@ async def test_the_shortlist_is_reranked_on_frame_sets_and_a_lost_candidate_is_s
     expected = frame_set_similarity(query, src)
     assert outcome.score.retrieval_similarity == pytest.approx(expected, abs=1e-6)
     assert expected > frame_set_similarity(query, decoy)
-
-
-async def test_a_copy_of_a_copy_is_credited_to_the_origin_when_it_reproduces_that_too():
-    table = {"src": make_features("src", 1), "copy1": make_features("copy1", 1, noise=0.3),
-             "copy2": make_features("copy2", 1, noise=0.3), "other": make_features("other", 8)}
-    memo = DictMemo()
-    pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9), memo=memo)
-    for i, vid in enumerate(("src", "other", "copy1")):
-        await pipeline.index(await pipeline.process([event_record(vid, i, i + 1)]))
-    assert memo.records[("copy1", "m1")].candidate_id == "src" and memo.records[("copy1", "m1")].deboost
-
-    [outcome] = await pipeline.process([event_record("copy2", 3, 9)])
-    # copy2's nearest earlier video is copy1 (the same frames), which reproduces src: copy2 is scored
-    # against src too, and since that score also passes the threshold, src is what it is credited to
-    assert frame_set_similarity(table["copy2"], table["copy1"]) > frame_set_similarity(table["copy2"], table["src"])
-    assert outcome.score.candidate_id == "src" and outcome.score.deboost
-    expected = (float(table["copy2"].video_embedding() @ table["src"].video_embedding()) + 1) / 2
-    assert outcome.score.score == pytest.approx(expected, abs=1e-6)
-
-    # an origin the query does not itself reproduce is not credited: the candidate stays
-    memo.records[("copy1", "m1")] = memo.records[("copy1", "m1")].model_copy(update={"candidate_id": "other"})
-    table["copy3"] = make_features("copy3", 1, noise=0.3)
-    [outcome] = await pipeline.process([event_record("copy3", 4, 10)])
-    assert outcome.score.candidate_id == "copy1"

@@ -145,8 +145,6 @@ class _Pending:
     candidate: Candidate | None = None
     candidate_features: VideoFeatures | None = None
     result: PairScore | None = None
-    origin: Candidate | None = None  # what the candidate itself was scored as reproducing
-    origin_features: VideoFeatures | None = None
     rejection: RejectedEvent | None = None
     memo: ScoreRecord | None = None  # the score a previous delivery computed
 
@@ -282,21 +280,6 @@ class ScoringPipeline:
                         for vid, at_ms in indexed + batch if vid in found)
             p.candidate = best_candidate(reranked)
             p.candidate_features = found[p.candidate.video_id] if p.candidate else None
-            await self._find_origin(p, {o.event.video_id: o.features for o in live})
-
-    async def _find_origin(self, p: _Pending, batch: dict[str, VideoFeatures]) -> None:
-        """A candidate that was itself scored as a reproduction names the video it reproduces: a copy of a
-        copy is scored against that origin too, and credited to it when that score passes the threshold."""
-        if self._memo is None or p.candidate is None:
-            return
-        record = await self._memo.get(p.candidate.video_id, self._model.model_version)
-        if record is None or not record.deboost or record.candidate_id in (None, p.event.video_id):
-            return
-        features = batch.get(record.candidate_id) or await self._features.cached(record.candidate_id)
-        if features is not None:
-            p.origin_features = features
-            p.origin = Candidate(record.candidate_id, frame_set_similarity(p.features, features),
-                                 p.candidate.published_at_ms)  # earlier still; the time is not ranked on
 
     @staticmethod
     def _earlier_in_batch(query: _Pending, live: list[_Pending]) -> list[_Pending]:
@@ -318,20 +301,13 @@ class ScoringPipeline:
 
     async def _score(self, pending: list[_Pending]) -> None:
         live = [p for p in pending if p.candidate_features is not None]
-        chained = [p for p in live if p.origin_features is not None]
         results = await asyncio.gather(
-            *(self._scorer.score(p.features, p.candidate_features) for p in live),
-            *(self._scorer.score(p.features, p.origin_features) for p in chained),
-            return_exceptions=True,
+            *(self._scorer.score(p.features, p.candidate_features) for p in live), return_exceptions=True
         )
-        for result in results:
+        for p, result in zip(live, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
-        for p, result in zip(live, results[: len(live)], strict=True):
             p.result = result
-        for p, result in zip(chained, results[len(live) :], strict=True):
-            if result.score >= self._model.threshold:  # the origin is reproduced too: credit it
-                p.candidate, p.candidate_features, p.result = p.origin, p.origin_features, result
 
     # --- output ---------------------------------------------------------------------------
 
