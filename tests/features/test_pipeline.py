@@ -87,7 +87,8 @@ def test_many_videos_in_batches_on_one_loop_rejections_counted(media: Path, tmp_
     assert extractor.texts["clip1"] == "title of clip1"
     assert seen[-1] == 4 and seen == sorted(seen)
     assert store.closed == 1  # the pipeline's clients are closed before its loop ends
-    assert sorted(p.stem for p in (tmp_path / "store" / "features" / "enc-1").iterdir()) == ["clip0", "clip1", "clip2"]
+    entries = sorted(p.name.split(".")[0] for p in (tmp_path / "store" / "features" / "enc-1").glob("*.npz"))
+    assert entries == ["clip0", "clip1", "clip2"]
 
 
 def test_cached_videos_are_skipped_unless_forced(media: Path, tmp_path: Path) -> None:
@@ -123,6 +124,34 @@ async def test_bad_media_for_the_worker_raises_its_reject_code(media: Path, tmp_
         await pipeline.features_for(outside)
     assert rejected.value.code == RejectCode.MEDIA_NOT_ALLOWED
     assert extractor.batches == [] and await pipeline.cached("x") is None
+
+
+async def test_same_id_with_another_uri_outside_the_allow_list_is_rejected_not_served_from_cache(
+    media: Path, tmp_path: Path
+) -> None:
+    """Issue 15: a later event with the same video_id and another media_uri skipped the allow-list and
+    inherited the first event's features (and so its score)."""
+    pipeline, extractor = pipeline_for(media, LocalObjectStore(tmp_path / "store"))
+    [video] = videos(media, "clip0")
+    await pipeline.features_for(video)
+    (tmp_path / "elsewhere.mp4").write_bytes((media / "clip0.mp4").read_bytes())
+
+    with pytest.raises(MediaRejected) as rejected:  # the worker dead-letters it with this code
+        await pipeline.features_for(Video("clip0", (tmp_path / "elsewhere.mp4").as_uri()))
+    assert rejected.value.code == RejectCode.MEDIA_NOT_ALLOWED
+    await pipeline.features_for(video)  # the first event re-delivered: still a hit
+    assert extractor.batches == [["clip0"]]
+
+
+async def test_same_id_with_another_allowed_uri_is_encoded_again(media: Path, tmp_path: Path) -> None:
+    pipeline, extractor = pipeline_for(media, LocalObjectStore(tmp_path / "store"))
+    [first] = videos(media, "clip0")
+    second = Video("clip0", (media / "clip1.mp4").as_uri())
+    await pipeline.features_for(first)
+    await pipeline.features_for(second)
+    assert extractor.batches == [["clip0"], ["clip0"]]
+    again = await pipeline.extract_all([first, second])  # both contents are cached now
+    assert (again.encoded, again.already_cached) == (0, 2)
 
 
 def test_progress_counts_every_video_once() -> None:

@@ -83,13 +83,19 @@ class FeaturePipeline:
     def encoder_version(self) -> str:
         return self.extractor.version
 
-    async def cached(self, video_id: str) -> VideoFeatures | None:
-        return await self.cache.get(video_id, self.encoder_version)
+    async def cached(self, video_id: str, media_uri: str | None = None) -> VideoFeatures | None:
+        """Cached features of that content; without `media_uri`, those last stored for the id
+        (retrieval's candidates, found by id; rci.features.cache explains the pointer)."""
+        return await self.cache.get(video_id, self.encoder_version, media_uri)
 
     async def features_for(self, video: PublishedVideo) -> VideoFeatures:
         """One video's features; raises MediaRejected for bad media, TransientError for infrastructure.
-        Concurrent calls for the same video share one computation (FeatureCache.get_or_compute)."""
-        return await self.cache.get_or_compute(video.video_id, self.encoder_version, lambda: self._encode_one(video))
+        Cached by content (video_id and media_uri): the same id with another URI is fetched, through
+        the allow-list, again. Concurrent calls for the same video share one computation
+        (FeatureCache.get_or_compute)."""
+        return await self.cache.get_or_compute(
+            video.video_id, self.encoder_version, video.media_uri, lambda: self._encode_one(video)
+        )
 
     async def extract_all(
         self,
@@ -107,19 +113,20 @@ class FeaturePipeline:
         report = on_progress or (lambda _summary: None)
         todo = []
         for video in videos:
-            if not force and await self.cached(video.video_id) is not None:
+            if not force and await self.cached(video.video_id, video.media_uri) is not None:
                 summary.already_cached += 1
                 report(summary)
             else:
                 todo.append(video)
         for start in range(0, len(todo), batch_size):
-            inputs = []
+            inputs, uris = [], []
             for video in todo[start : start + batch_size]:
                 decoded = await self._decode_or_count_rejection(video, summary, report)
                 if decoded is not None:
                     inputs.append(EncoderInput(video.video_id, decoded, video.text))
+                    uris.append(video.media_uri)
             if inputs:
-                await self._encode_and_cache(inputs)
+                await self._encode_and_cache(inputs, uris)
                 summary.encoded += len(inputs)
                 report(summary)
         return summary
@@ -153,9 +160,9 @@ class FeaturePipeline:
                 report(summary)
                 return None
 
-    async def _encode_and_cache(self, inputs: list[EncoderInput]) -> None:
+    async def _encode_and_cache(self, inputs: list[EncoderInput], media_uris: list[str]) -> None:
         features = await self._off_loop(self.extractor.encode_videos, inputs)
-        await asyncio.gather(*(self.cache.put(f) for f in features))
+        await asyncio.gather(*(self.cache.put(f, uri) for f, uri in zip(features, media_uris, strict=True)))
 
     async def _off_loop(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -45,7 +45,7 @@ T = TypeVar("T")
 log = get_logger(__name__)
 
 MAX_ID = 128  # CONTRACT.md: video_id is 1-128 chars, creator_id at most 128
-MAX_URI = 2048  # CONTRACT.md: media_uri at most 2048 chars; feature_key (features/<enc>/<video_id>.npz) fits too
+MAX_URI = 2048  # CONTRACT.md: media_uri at most 2048 chars; feature_key (features/<enc>/<video_id>.<16 hex>.npz) fits too
 CLIP_SUFFIX = 8  # vector_id is `<video_id>#<clip_index>`
 UTF8_MAX_BYTES = 4  # the most UTF-8 bytes one character (code point) takes
 

@@ -69,7 +69,7 @@ class MilvusCandidateIndex:
                 published_at=event.published_at,
                 creator_id=event.creator_id or "",
                 media_uri=event.media_uri,
-                feature_key=feature_key(event.video_id, self._encoder_version),
+                feature_key=feature_key(event.video_id, self._encoder_version, event.media_uri),
             )
             for event, f in items
             if f.has_visual
