@@ -3,11 +3,13 @@
 `ObjectNotFound` and `InvalidObjectKey` are answers about one key; `StorageUnavailable` is the
 store itself failing (unreachable, 5xx, refused credentials, disk full) and derives from
 `TransientError`, so the worker retries it instead of dead-lettering the event.
+`StorageConfigError` is what the start-up check (`rci.storage.s3.check_bucket`) finds wrong with the
+settings themselves (no credentials, an unknown key or bucket): a `ConfigError`, never retried.
 """
 
 from __future__ import annotations
 
-from rci.core.errors import RCIError, TransientError
+from rci.core.errors import ConfigError, RCIError, TransientError
 
 
 class StorageError(RCIError):
@@ -28,3 +30,8 @@ class InvalidObjectKey(StorageError, ValueError):
 
 class StorageUnavailable(TransientError):
     """The object store cannot be reached or failed; worth retrying."""
+
+
+class StorageConfigError(ConfigError):
+    """The object-store settings cannot work (no credentials, unknown access key, no such bucket);
+    the message names the RCI_S3_* setting to fix."""

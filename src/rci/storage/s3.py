@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from rci.core.settings import Settings
-from rci.storage.errors import ObjectNotFound, StorageUnavailable
+from rci.core.redact import redact_uri
+from rci.storage.errors import ObjectNotFound, StorageConfigError, StorageUnavailable
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 # Answers about one key that no retry can change, so retrying them would stall the record forever:
@@ -159,3 +160,58 @@ def s3_errors(what: str) -> Iterator[None]:
         raise classify_client_error(exc, what) from exc
     except (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise StorageUnavailable(f"S3 unreachable on {what}: {exc}") from exc
+
+
+# Answers to the start-up probe that only a change of settings can fix, and the settings to look at.
+_CONFIG_CODES = {
+    "NoSuchBucket": "RCI_S3_BUCKET",
+    "InvalidBucketName": "RCI_S3_BUCKET",
+    "InvalidAccessKeyId": "RCI_S3_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch": "RCI_S3_SECRET_ACCESS_KEY",
+    "AuthorizationHeaderMalformed": "RCI_S3_REGION",  # signed for another region
+    "PermanentRedirect": "RCI_S3_REGION / RCI_S3_ENDPOINT_URL",  # the bucket lives elsewhere
+}
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "SlowDown", "Throttling", "ThrottlingException",
+                              "RequestLimitExceeded", "InternalError", "ServiceUnavailable"})
+PROBE_KEY = "rci-start-up-probe"  # never written: the answer for a missing key is what is checked
+
+
+async def check_bucket(s3: S3Client, bucket: str, *, bucket_setting: str = "RCI_S3_BUCKET") -> None:
+    """Start-up check: the credentials work and `bucket` exists, by reading a key that is not there.
+
+    Raises StorageConfigError naming the setting for what only a change of settings can fix: no
+    credentials, an unknown access key, a wrong secret, no such bucket, a malformed endpoint.
+    Raises StorageUnavailable (retry) when the endpoint cannot be reached or answers 5xx. A
+    missing key (NoSuchKey) or AccessDenied (the usual answer for a missing key without ListBucket
+    permission) passes: the bucket and the credentials are known to S3.
+    """
+    endpoint = redact_uri(s3.config.endpoint_url or "AWS S3")
+    try:
+        client = await s3.client()
+    except ValueError as exc:  # botocore: "Invalid endpoint: ..." when the client is created
+        raise StorageConfigError(f"RCI_S3_ENDPOINT_URL is not a usable S3 endpoint: {exc}") from exc
+    try:
+        response = await client.get_object(Bucket=bucket, Key=PROBE_KEY)
+        response["Body"].close()  # someone wrote the probe key: readable is all that is asked
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise StorageConfigError(
+            f"no S3 credentials for {endpoint}: set RCI_S3_ACCESS_KEY_ID and RCI_S3_SECRET_ACCESS_KEY "
+            f"(or AWS credentials in botocore's default chain) ({exc})"
+        ) from exc
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in ("NoSuchKey", "AccessDenied", "404", "403"):
+            return
+        if code in _CONFIG_CODES:
+            setting = bucket_setting if _CONFIG_CODES[code] == "RCI_S3_BUCKET" else _CONFIG_CODES[code]
+            raise StorageConfigError(
+                f"S3 at {endpoint} refused bucket {bucket!r}: {code}; check {setting}"
+            ) from exc
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status >= 500 or code in _TRANSIENT_CODES:
+            raise StorageUnavailable(f"S3 at {endpoint} failed on bucket {bucket!r}: {code}") from exc
+        raise StorageConfigError(  # another 4xx on a plain read: the request as configured cannot work
+            f"S3 at {endpoint} answered {code} for bucket {bucket!r}; check the RCI_S3_* settings"
+        ) from exc
+    except (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise StorageUnavailable(f"S3 unreachable at {endpoint} (bucket {bucket!r}): {exc}") from exc

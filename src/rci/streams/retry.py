@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from rci.core.errors import TransientError
@@ -48,3 +49,39 @@ async def retry_transient(
             if on_retry:
                 on_retry(exc)
             await asyncio.sleep(delay)
+
+
+class Stopped(Exception):
+    """`until_stopped`: the stop event was set before the operation finished (it was cancelled)."""
+
+
+async def until_stopped(operation: Awaitable[T], stop: asyncio.Event) -> T:
+    """Await `operation` unless `stop` is set first: then it is cancelled (its backoff sleeps and
+    requests in flight with it) and `Stopped` is raised. What makes a retry loop honour SIGTERM at once."""
+    work = asyncio.ensure_future(operation)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    if work.cancelled():
+        raise Stopped()
+    return work.result()
+
+
+@contextlib.contextmanager
+def stop_on_signals(*signals: int) -> Iterator[asyncio.Event]:
+    """An event set by any of `signals` while the block runs (on the running loop; handlers removed after)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

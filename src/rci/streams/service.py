@@ -9,6 +9,7 @@ from rci.core.settings import Settings
 from rci.streams.components import ObjectStoreScoreMemo, open_serving_parts
 from rci.streams.metrics import WorkerMetrics, serve_metrics
 from rci.streams.pipeline import ScoringPipeline
+from rci.streams.preflight import run_preflight
 from rci.streams.sink import open_sink
 from rci.streams.worker import BatchRunner, run_worker
 
@@ -16,7 +17,12 @@ log = get_logger(__name__)
 
 
 def run_scoring_worker(settings: Settings) -> None:
-    """Block serving until SIGTERM. Models and clients open on the worker's own event loop."""
+    """Block serving until SIGTERM. Models and clients open on the worker's own event loop.
+
+    First the start-up check (rci.streams.preflight): a configuration fault raises ConfigError /
+    ModelError before anything is consumed; SIGTERM during its outage retries returns at once."""
+    if not run_preflight(settings):
+        return
     metrics = WorkerMetrics()
     serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
 

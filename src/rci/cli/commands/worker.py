@@ -5,13 +5,17 @@ from __future__ import annotations
 import typer
 
 from rci.cli.context import settings_from_env
+from rci.core.errors import ConfigError, ModelError
+
+EXIT_CONFIG = 2  # as for invalid settings (rci.cli.context): fix the configuration, restarting will not help
 
 
 def worker() -> None:
     """Run the scoring worker (a faust consumer group on video.published) until SIGTERM.
 
     Every setting comes from RCI_* variables (see README). Add processes to scale out:
-    Kafka spreads the partitions over the group.
+    Kafka spreads the partitions over the group. A configuration fault found at start-up (no
+    models, no S3 credentials, an unknown bucket) exits 2 with one message naming the setting.
     """
     from rci.streams.service import run_scoring_worker
 
@@ -20,3 +24,6 @@ def worker() -> None:
         run_scoring_worker(settings)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+    except (ConfigError, ModelError) as exc:
+        typer.secho(f"rci worker cannot start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_CONFIG) from None

@@ -1,0 +1,81 @@
+"""`rci worker` at start-up, as an operator runs it (issue 15): a configuration fault exits 2 with one
+message naming the setting, before the broker is even contacted; SIGTERM during an object-store
+outage at start-up ends the retries within seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rci.services.ports import free_port
+from rci.services.s3server import S3Server
+from tests.streams.test_preflight import fake_model_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+RCI = str(Path(sys.executable).parent / "rci")
+
+
+def worker_env(tmp_path: Path, **rci: str) -> dict[str, str]:
+    """The caller's environment without RCI_* or AWS credentials, plus `rci`. The broker address
+    is a closed port: a worker that got as far as Kafka would hang or fail differently."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RCI_", "AWS_")) or k == "RCI_CACHE_DIR"}
+    env |= {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"), "AWS_CONFIG_FILE": str(tmp_path / "absent"),
+            "AWS_EC2_METADATA_DISABLED": "true", "HF_HUB_OFFLINE": "1",
+            "RCI_DATA_DIR": str(tmp_path / "rci"), "RCI_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+            "RCI_METRICS_PORT": "0", "RCI_LOG_FORMAT": "json"}
+    return env | {f"RCI_{k.upper()}": v for k, v in rci.items()}
+
+
+def run_worker(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([RCI, "worker"], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_a_model_dir_without_models_exits_2_naming_rci_model_dir(tmp_path: Path) -> None:
+    done = run_worker(worker_env(tmp_path, model_dir=str(tmp_path / "no-models")))
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "rci worker cannot start: RCI_MODEL_DIR=" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_s3_without_credentials_exits_2_naming_the_settings(s3_server: S3Server, tmp_path: Path) -> None:
+    bucket = f"rci-cli-{uuid.uuid4().hex[:8]}"
+    s3_server.create_bucket(bucket)
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")), object_store="s3",
+                     s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket)
+    started = time.monotonic()
+    done = run_worker(env)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert time.monotonic() - started < 60  # was: "Unable to locate credentials" retried for minutes
+    assert "RCI_S3_ACCESS_KEY_ID and RCI_S3_SECRET_ACCESS_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_during_start_up_retries_exits_within_seconds(tmp_path: Path) -> None:
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")), object_store="s3",
+                     s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="rci-features",
+                     s3_access_key_id="test", s3_secret_access_key="test")
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while log.read_text().count("transient failure, retrying") < 2:  # the outage is being retried
+                assert worker.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            worker.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            returncode = worker.wait(timeout=30)
+            waited = time.monotonic() - sent
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert returncode == 0, log.read_text()[-3000:]
+    assert waited < 5.0, waited
+    assert "stopped during the start-up check" in log.read_text()
