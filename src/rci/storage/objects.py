@@ -1,6 +1,6 @@
 """Object storage behind one small async interface: a local directory (default) or S3.
 
-Keys are `/`-separated relative names (`features/<encoder_version>/<video_id>.npz`). Both
+Keys are `/`-separated relative names (`features/<encoder_version>/<video_id>.<16 hex>.npz`). Both
 backends accept exactly the same keys (`validate_key`), so nothing written to one can be
 unreadable from the other, and no key can name a file outside a local store's root.
 """

@@ -129,7 +129,7 @@ def extract(
     source: Path = typer.Argument(..., exists=True, help="A JSONL file of video.published events, or a media folder."),
     out: Path | None = typer.Option(
         None, "--out", file_okay=False,
-        help="Write to this folder instead of the configured object store (same layout: features/<encoder_version>/<video_id>.npz).",
+        help="Write to this folder instead of the configured object store (same layout: features/<encoder_version>/<video_id>.<uri digest>.npz).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Videos encoded together."),
     force: bool = typer.Option(False, "--force", help="Re-encode videos that already have features."),
@@ -182,7 +182,7 @@ def _feature_pipeline(
         policy = policy.admitting([source.absolute().as_uri() + "/"])
     store = LocalObjectStore(out) if out else make_object_store(settings)
     s3 = S3Client(s3_config(settings)) if needs_s3 else None
-    # with --out: <out>/features/<encoder_version>/<video_id>.npz
+    # with --out: <out>/features/<encoder_version>/<video_id>.<uri digest>.npz
     return FeaturePipeline(FeatureExtractor(bundle), FeatureCache(store), policy, s3)
 
 
