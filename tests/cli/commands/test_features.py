@@ -85,7 +85,9 @@ def _rejections(output: str) -> dict[str, str]:
 
 
 def _features(root: Path, version: str, video_id: str) -> VideoFeatures:
-    return VideoFeatures.from_bytes((root / "features" / version / f"{video_id}.npz").read_bytes())
+    """The features last stored for the id: its `latest` pointer names the content-keyed object."""
+    key = (root / "features" / version / "latest" / f"{video_id}.key").read_text().strip()
+    return VideoFeatures.from_bytes((root / key).read_bytes())
 
 
 def test_extract_media_folder_fills_the_cache_once_and_counts_bad_files(model_dir: Path, tmp_path: Path) -> None:
@@ -104,7 +106,10 @@ def test_extract_media_folder_fills_the_cache_once_and_counts_bad_files(model_di
     # ...but the good files are in the feature cache: the local object store under RCI_DATA_DIR.
     version = _bundle_version(first.stdout)
     store = tmp_path / "rci" / "objects"
-    assert sorted(p.name for p in (store / "features" / version).iterdir()) == ["clip_a.npz", "clip_b.npz"]
+    stored = sorted(p.name for p in (store / "features" / version).iterdir() if p.is_file())
+    assert [name.split(".")[0] for name in stored] == ["clip_a", "clip_b"]  # <id>.<digest of the URI>.npz
+    assert all(re.fullmatch(r"clip_[ab]\.[0-9a-f]{16}\.npz", name) for name in stored), stored
+    assert sorted(p.name for p in (store / "features" / version / "latest").iterdir()) == ["clip_a.key", "clip_b.key"]
     a, b = _features(store, version, "clip_a"), _features(store, version, "clip_b")
     assert a.encoder_version == version
     # SSCD (the default visual encoder): 512-d per frame; 3 s at 1 fps
