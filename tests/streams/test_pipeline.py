@@ -201,11 +201,11 @@ class DictMemo:
     def __init__(self):
         self.records = {}
 
-    async def get(self, video_id, model_version):
-        return self.records.get((video_id, model_version))
+    async def get(self, video_id, model_version, media_uri):
+        return self.records.get((video_id, model_version, media_uri))
 
-    async def put(self, record):
-        self.records[(record.video_id, record.model_version)] = record
+    async def put(self, record, media_uri):
+        self.records[(record.video_id, record.model_version, media_uri)] = record
 
 
 async def test_redelivery_after_the_index_changed_returns_the_first_score():
@@ -252,3 +252,16 @@ async def test_the_shortlist_is_reranked_on_frame_sets_and_a_lost_candidate_is_s
     expected = frame_set_similarity(query, src)
     assert outcome.score.retrieval_similarity == pytest.approx(expected, abs=1e-6)
     assert expected > frame_set_similarity(query, decoy)
+
+
+async def test_the_same_id_with_other_media_is_scored_afresh_not_recalled():
+    table = {"src": make_features("src", 4), "copy": make_features("copy", 4, 0.2)}
+    memo = DictMemo()
+    pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9), memo=memo)
+    await pipeline.index(await pipeline.process([event_record("src", 0, 1)]))
+    first = await pipeline.process([event_record("copy", 1, 9)])
+    assert first[0].score.candidate_id == "src"
+    table["copy"] = make_features("copy", 77)  # the same id, other media: nothing like src any more
+    again = await pipeline.process([event_record("copy", 2, 9, media_uri="file:///media/other.mp4")])
+    assert again[0].score.score < first[0].score.score
+    assert len(memo.records) == 3  # src, copy from its first media, copy from the other

@@ -35,7 +35,7 @@ def test_a_poison_event_is_dead_lettered_as_internal_error_and_its_batch_is_scor
 
         poison = published_event("poison", media[1], 30)
         memo = LocalObjectStore(settings.resolved_object_store_dir).path_for(
-            ObjectStoreScoreMemo.key("poison", model_version))
+            ObjectStoreScoreMemo.key("poison", model_version, poison["media_uri"]))
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_bytes(b'{"schema_version": 1, "video_id": "poison", "score": "not a number"}')
         valid = [published_event(f"ok{i:02d}", media[i % len(media)], 10 + i) for i in range(10)]

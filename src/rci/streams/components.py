@@ -30,7 +30,7 @@ from rci.core.threads import OwnThread
 from rci.retrieval.milvus import MilvusVectorStore
 from rci.retrieval.store import SearchQuery, VectorStore, VideoRecord, to_epoch_ms
 from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
-from rci.features.cache import FeatureCache, feature_key
+from rci.features.cache import FeatureCache, feature_key, uri_digest
 from rci.features.pipeline import FeaturePipeline
 from rci.storage.errors import ObjectNotFound
 from rci.storage.objects import ObjectStore, make_object_store
@@ -170,20 +170,21 @@ def _needs_s3(settings: Settings) -> bool:
 
 
 class ObjectStoreScoreMemo:
-    """Scores by (model_version, video_id) in the object store beside the feature cache."""
+    """Scores by (model_version, video_id, media) in the object store beside the feature cache."""
 
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
 
     @staticmethod
-    def key(video_id: str, model_version: str) -> str:
-        return f"scores/{model_version}/{video_id}.json"
+    def key(video_id: str, model_version: str, media_uri: str) -> str:
+        return f"scores/{model_version}/{video_id}.{uri_digest(media_uri)}.json"
 
-    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None:
+    async def get(self, video_id: str, model_version: str, media_uri: str) -> ScoreRecord | None:
         try:
-            return ScoreRecord.model_validate_json(await self._store.get(self.key(video_id, model_version)))
+            return ScoreRecord.model_validate_json(await self._store.get(self.key(video_id, model_version, media_uri)))
         except ObjectNotFound:
             return None
 
-    async def put(self, record: ScoreRecord) -> None:
-        await self._store.put(self.key(record.video_id, record.model_version), record.model_dump_json().encode())
+    async def put(self, record: ScoreRecord, media_uri: str) -> None:
+        key = self.key(record.video_id, record.model_version, media_uri)
+        await self._store.put(key, record.model_dump_json().encode())

@@ -170,11 +170,12 @@ def published_ms(event: PublishedEvent) -> int:
 class ScoreMemo(Protocol):
     """The score first written for a video by a model version: at least once delivery re-delivers a
     batch whose scores may already be on the topic, and a re-delivered event must get the same values
-    although the index has changed since (videos published before it may have been indexed since)."""
+    although the index has changed since (videos published before it may have been indexed since).
+    Keyed by the media too: a later event reusing a video_id with other media is scored afresh."""
 
-    async def get(self, video_id: str, model_version: str) -> ScoreRecord | None: ...
+    async def get(self, video_id: str, model_version: str, media_uri: str) -> ScoreRecord | None: ...
 
-    async def put(self, record: ScoreRecord) -> None: ...
+    async def put(self, record: ScoreRecord, media_uri: str) -> None: ...
 
 
 class ScoringPipeline:
@@ -208,21 +209,24 @@ class ScoringPipeline:
         with stage("matchlite"):
             await self._score([p for p in pending if p.memo is None])
         outcomes = [self._outcome(p) for p in pending]
-        await self._remember([o.score for o, p in zip(outcomes, pending, strict=True) if o.score and p.memo is None])
+        await self._remember([(o.score, p.event.media_uri) for o, p in zip(outcomes, pending, strict=True)
+                              if o.score and p.memo is None])
         return outcomes
 
     async def _recall(self, pending: list[_Pending]) -> None:
         live = [p for p in pending if p.features is not None and p.rejection is None]
         if self._memo is None or not live:
             return
-        found = await asyncio.gather(*(self._memo.get(p.event.video_id, self._model.model_version) for p in live))
+        found = await asyncio.gather(
+            *(self._memo.get(p.event.video_id, self._model.model_version, p.event.media_uri) for p in live)
+        )
         for p, record in zip(live, found, strict=True):
             p.memo = record
 
-    async def _remember(self, records: list[ScoreRecord]) -> None:
+    async def _remember(self, records: list[tuple[ScoreRecord, str]]) -> None:
         """Before the scores are written: a crash after the write re-delivers them, then they are recalled."""
         if self._memo is not None and records:
-            await asyncio.gather(*(self._memo.put(r) for r in records))
+            await asyncio.gather(*(self._memo.put(record, media_uri) for record, media_uri in records))
 
     async def index(self, outcomes: Sequence[Outcome]) -> None:
         """After the scores are written: make the scored videos retrievable for later ones."""
