@@ -272,16 +272,23 @@ class ScoringPipeline:
         if not live:
             return
         shortlists = await self._index.nearest([(p.event, p.features) for p in live])
-        in_batch = {p.event.video_id: p for p in live}
-        for p, shortlist in zip(live, shortlists, strict=True):
-            if p.memo is not None:
-                continue  # scored before: only a candidate for the others
+        in_batch = {p.event.video_id: p.features for p in live}
+        scoring = [(p, shortlist) for p, shortlist in zip(live, shortlists, strict=True) if p.memo is None]
+        # each indexed candidate's features are read once per batch, however many queries shortlist it
+        shortlisted = {c.video_id for _, shortlist in scoring for c in shortlist}
+        cached = await self._cached_features(shortlisted - in_batch.keys())
+        for p, shortlist in scoring:
             indexed = [(c.video_id, c.published_at_ms) for c in shortlist if c.video_id not in in_batch]
-            batch = [(o.event.video_id, published_ms(o.event)) for o in self._earlier_in_batch(p, live)]
-            found = await self._candidate_features([vid for vid, _ in indexed], p.event.video_id)
-            found.update({o.event.video_id: o.features for o in self._earlier_in_batch(p, live)})
+            for vid, _ in indexed:
+                if cached[vid] is None:
+                    with bind_video(p.event.video_id):
+                        log.warning("candidate features missing from cache", candidate_id=vid)
+            earlier = self._earlier_in_batch(p, live)
+            found = {vid: cached[vid] for vid, _ in indexed if cached[vid] is not None}
+            found.update({o.event.video_id: o.features for o in earlier})
             reranked = (Candidate(vid, frame_set_similarity(p.features, found[vid]), at_ms)
-                        for vid, at_ms in indexed + batch if vid in found)
+                        for vid, at_ms in indexed + [(o.event.video_id, published_ms(o.event)) for o in earlier]
+                        if vid in found)
             p.candidate = best_candidate(reranked)
             p.candidate_features = found[p.candidate.video_id] if p.candidate else None
 
@@ -291,17 +298,11 @@ class ScoringPipeline:
         at_ms = published_ms(query.event)
         return [o for o in live if published_ms(o.event) < at_ms and o.event.video_id != query.event.video_id]
 
-    async def _candidate_features(self, video_ids: list[str], query_id: str) -> dict[str, VideoFeatures]:
-        """Cached features of indexed candidates; one the cache lost is skipped (and logged), not fatal."""
-        loaded = await asyncio.gather(*(self._features.cached(vid) for vid in video_ids))
-        found = {}
-        for vid, feats in zip(video_ids, loaded, strict=True):
-            if feats is None:
-                with bind_video(query_id):
-                    log.warning("candidate features missing from cache", candidate_id=vid)
-            else:
-                found[vid] = feats
-        return found
+    async def _cached_features(self, video_ids: set[str]) -> dict[str, VideoFeatures | None]:
+        """Cached features of indexed candidates by id; None where the cache lost them (skipped, not fatal)."""
+        ordered = sorted(video_ids)
+        loaded = await asyncio.gather(*(self._features.cached(vid) for vid in ordered))
+        return dict(zip(ordered, loaded, strict=True))
 
     async def _score(self, pending: list[_Pending]) -> None:
         live = [p for p in pending if p.candidate_features is not None]
