@@ -19,7 +19,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from rci.inference.features import VideoFeatures
 from rci.inference.matchlite import MatchLite
 from rci.retrieval.similarity import frame_set_similarity
 from rci.training.data import PairDataset
@@ -31,13 +30,9 @@ def pair_evidence(model: MatchLite, dataset: PairDataset) -> tuple[np.ndarray, n
     plain = calibrated(model, (1.0, 0.0, 0.0))
     preds = predict(matchlite_forward(plain), dataset)
     margins = preds.logits[:, 1] - preds.logits[:, 0]
-    chamfers = np.array([_chamfer(dataset.features[ex.query_id], dataset.features[ex.candidate_id])
+    chamfers = np.array([frame_set_similarity(dataset.features[ex.query_id], dataset.features[ex.candidate_id])
                          for ex in dataset.examples], dtype=np.float32)
     return margins.astype(np.float32), chamfers
-
-
-def _chamfer(query: VideoFeatures, candidate: VideoFeatures) -> float:
-    return max(frame_set_similarity(query, candidate), -1.0)
 
 
 def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[int], *,

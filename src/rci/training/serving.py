@@ -123,9 +123,7 @@ def train_serving_models(
     val_ex = read_examples(manifest, "val")
     features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
     train_ex += retrieval_negatives(manifest, train_ex, features)
-    templates, template_features = template_negatives(manifest, train_ex, features, seed=recipe.seed)
-    trims, trim_features = trimmed_positives(train_ex, features, recipe.trims_per_positive, seed=recipe.seed)
-    train_ex, features = train_ex + templates + trims, {**features, **template_features, **trim_features}
+    train_ex, features = with_templates_and_trims(manifest, train_ex, features, recipe, seed=recipe.seed)
     spec = extractor.feature_spec(policy.max_frames)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
@@ -166,9 +164,16 @@ def validation_pairs(manifest: CorpusManifest, features: dict[str, VideoFeatures
     calibration is fitted on and the threshold chosen on. No val video is in a training pair."""
     examples = implied_examples(manifest, "val", negatives_per_positive=recipe.negatives_per_positive,
                                 seed=recipe.seed + 1)
-    templates, template_features = template_negatives(manifest, examples, features, seed=recipe.seed + 1)
-    trims, trim_features = trimmed_positives(examples, features, recipe.trims_per_positive, seed=recipe.seed + 1)
-    return PairDataset(examples + templates + trims, {**features, **template_features, **trim_features})
+    return PairDataset(*with_templates_and_trims(manifest, examples, features, recipe, seed=recipe.seed + 1))
+
+
+def with_templates_and_trims(manifest: CorpusManifest, examples: list[PairExample],
+                             features: dict[str, VideoFeatures], recipe: ServingRecipe,
+                             *, seed: int) -> tuple[list[PairExample], dict[str, VideoFeatures]]:
+    """`examples` followed by their template negatives and trimmed positives, and the features with theirs."""
+    templates, template_features = template_negatives(manifest, examples, features, seed=seed)
+    trims, trim_features = trimmed_positives(examples, features, recipe.trims_per_positive, seed=seed)
+    return examples + templates + trims, {**features, **template_features, **trim_features}
 
 
 def background_frames(manifest: CorpusManifest, cache: FeatureCache, encoder_version: str, recipe: ServingRecipe) -> np.ndarray:
