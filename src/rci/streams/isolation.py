@@ -98,7 +98,7 @@ class PoisonIsolator(Generic[R, O]):
             if len(records) == 1:
                 return [await self._lone(records[0], exc, process)]
             log.warning("unexpected error in a batch: splitting it to find the record", size=len(records),
-                        error=_describe(exc))  # fmt: skip
+                        error=describe_exception(exc))  # fmt: skip
             mid = len(records) // 2
             left = await self.run(records[:mid], process)
             right = await self.run(records[mid:], process)
@@ -118,12 +118,12 @@ class PoisonIsolator(Generic[R, O]):
             if attempts >= self.max_attempts:
                 self.ledger.forget(key)
                 log.error("poison record isolated: giving up on it", record=repr(key), attempts=attempts,
-                          error=_describe(exc))  # fmt: skip
+                          error=describe_exception(exc))  # fmt: skip
                 if self._on_poison:
                     self._on_poison(record, exc)
                 return self._poisoned(record, exc, attempts)
             log.warning("unexpected error on a lone record, trying it again", record=repr(key), attempts=attempts,
-                        max_attempts=self.max_attempts, error=_describe(exc))  # fmt: skip
+                        max_attempts=self.max_attempts, error=describe_exception(exc))  # fmt: skip
             if self._retry_delay_s:
                 await asyncio.sleep(self._retry_delay_s * 2 ** (attempts - 1))
             try:
@@ -146,5 +146,3 @@ def describe_exception(exc: BaseException) -> str:
     message = str(exc)
     return f"{name}: {message}" if message else name
 
-
-_describe = describe_exception
