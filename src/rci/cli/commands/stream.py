@@ -1,4 +1,4 @@
-"""`rci publish` and `rci tail`: put `video.published` events on the broker, watch `rci.scores`.
+"""`rci publish` and `rci tail`: put `video.published` events on the broker, watch the output topics.
 
 Both speak only the topic contracts (rci.streams.contracts), like any outside producer or downstream
 consumer would.
@@ -11,14 +11,18 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,7 +30,7 @@ from rci.cli.context import settings_from_env
 from rci.core import rfc3339
 from rci.core.errors import RCIError
 from rci.core.settings import Settings
-from rci.streams.contracts import PublishedEvent, ScoreRecord
+from rci.streams.contracts import DeadLetterRecord, PublishedEvent, ScoreRecord, ShadowRecord
 from rci.streams.kafka import BrokerUnavailable, KafkaClientError, cluster_metadata, make_consumer, publish_events
 
 console = Console(stderr=True)  # stdout stays clean for --json and for pipes
@@ -48,8 +52,16 @@ def video_id_from_stem(stem: str) -> str:
 
 def events_from_jsonl(path: Path) -> list[PublishedEvent]:
     """One event per non-blank line; every line is validated before anything is sent."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise EventSourceError(
+            f"{path.name}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "an events file is JSON Lines in UTF-8, nothing sent"
+        ) from exc
     events, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -61,28 +73,45 @@ def events_from_jsonl(path: Path) -> list[PublishedEvent]:
     return events
 
 
-def events_from_media_dir(folder: Path) -> list[PublishedEvent]:
-    """One event per media file (sorted by name): id and title from the stem, published now."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+class PublishOrder(StrEnum):
+    """The order a media folder is published in (and the order of its increasing `published_at`)."""
+
+    MTIME = "mtime"  # oldest file first: originals before the copies made from them
+    NAME = "name"  # by file name
+
+
+def events_from_media_dir(folder: Path, order: PublishOrder = PublishOrder.MTIME) -> list[PublishedEvent]:
+    """One event per media file, in `order`: id and title from the stem, `published_at` increasing.
+
+    Retrieval compares a video only with videos published earlier, so the events get distinct,
+    increasing times one millisecond apart, ending now: with the default order a copy made after
+    its original is published after it. Ties (same modification time) go by name.
+    """
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES]
     if not files:
         raise EventSourceError(f"no media files ({', '.join(sorted(MEDIA_SUFFIXES))}) in {folder}")
+    if order == PublishOrder.MTIME:
+        files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    else:
+        files.sort(key=lambda p: p.name)
     by_id: dict[str, Path] = {}
     for path in files:
         video_id = video_id_from_stem(path.stem)
         if video_id in by_id:
             raise EventSourceError(f"{path.name} and {by_id[video_id].name} would both be video_id {video_id!r}")
         by_id[video_id] = path
-    now = rfc3339.now()
+    start = rfc3339.parse(rfc3339.now()) - timedelta(milliseconds=len(by_id) - 1)
     return [
         PublishedEvent(
-            schema_version=1, video_id=video_id, media_uri=path.absolute().as_uri(), title=path.stem, published_at=now
+            schema_version=1, video_id=video_id, media_uri=path.absolute().as_uri(), title=path.stem,
+            published_at=rfc3339.format(start + timedelta(milliseconds=i)),
         )
-        for video_id, path in by_id.items()
+        for i, (video_id, path) in enumerate(by_id.items())
     ]
 
 
-def load_events(source: Path) -> list[PublishedEvent]:
-    return events_from_media_dir(source) if source.is_dir() else events_from_jsonl(source)
+def load_events(source: Path, order: PublishOrder = PublishOrder.MTIME) -> list[PublishedEvent]:
+    return events_from_media_dir(source, order) if source.is_dir() else events_from_jsonl(source)
 
 
 def _outside_allowed(settings: Settings, events: list[PublishedEvent]) -> list[str]:
@@ -93,11 +122,20 @@ def _outside_allowed(settings: Settings, events: list[PublishedEvent]) -> list[s
 # --- rci publish ---------------------------------------------------------------------------------
 def publish(
     source: Path = typer.Argument(..., exists=True, help="A JSONL file of events, or a folder of media files."),
+    order: PublishOrder = typer.Option(
+        PublishOrder.MTIME, "--order",
+        help="A folder's publication order, and so of its increasing published_at: mtime (oldest file first) "
+        "or name. Retrieval compares a video only with earlier ones. A JSONL file is sent as written.",
+    ),
 ) -> None:
-    """Publish `video.published` events (validated against the contract first, keyed by video_id)."""
+    """Publish `video.published` events (validated against the contract first, keyed by video_id).
+
+    A folder of media becomes one event per file, published in `--order` with increasing
+    `published_at`, so originals come before the copies made from them.
+    """
     settings = settings_from_env()
     try:
-        events = load_events(source)
+        events = load_events(source, order)
     except (EventSourceError, OSError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
@@ -155,48 +193,98 @@ def _records(settings: Settings, topic: str, from_beginning: bool, limit: int, t
         consumer.close()
 
 
-def _score_table(rows: deque[ScoreRecord], total: int, bad: int) -> Table:
-    table = Table(title=f"rci.scores: {total} records" + (f", {bad} not matching the contract" if bad else ""))
-    for column, justify in (("video_id", "left"), ("candidate", "left"), ("score", "right"), ("deboost", "center"),
-                            ("latency", "right")):  # fmt: skip
-        table.add_column(column, justify=justify)
+class TailTopic(StrEnum):
+    """The output topics `rci tail` can follow (their names come from RCI_TOPIC_*)."""
+
+    SCORES = "scores"
+    DLQ = "dlq"
+    SHADOW = "shadow"
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _dead_letter_video(record: DeadLetterRecord) -> str:
+    """The rejected record's video_id when its original value still names one, else `-`."""
+    try:
+        value = json.loads(record.original_bytes())
+    except (ValueError, TypeError):  # not base64, not UTF-8, not JSON: exactly why it was rejected
+        return "-"
+    video_id = value.get("video_id") if isinstance(value, dict) else None
+    return _short(video_id, 40) if isinstance(video_id, str) and video_id else "-"
+
+
+# One view per topic: the contract model, the columns and how a record fills them.
+_VIEWS: dict[TailTopic, tuple[type[BaseModel], tuple[tuple[str, str], ...], Callable[[Any], tuple[str, ...]]]] = {
+    TailTopic.SCORES: (
+        ScoreRecord,
+        (("video_id", "left"), ("candidate", "left"), ("score", "right"), ("deboost", "center"), ("latency", "right")),
+        lambda r: (r.video_id, r.candidate_id or "-", f"{r.score:.3f}", "[red]yes[/]" if r.deboost else "no",
+                   f"{r.latency_ms / 1000:.2f} s"),
+    ),
+    TailTopic.DLQ: (
+        DeadLetterRecord,
+        (("video_id", "left"), ("error", "left"), ("detail", "left"), ("from", "left"), ("failed_at", "left")),
+        lambda r: (escape(_dead_letter_video(r)), f"[red]{r.error}[/]", escape(_short(r.detail)),
+                   escape(f"{r.topic}[{r.partition}]@{r.offset}"), r.failed_at),
+    ),
+    TailTopic.SHADOW: (
+        ShadowRecord,
+        (("video_id", "left"), ("candidate", "left"), ("student", "right"), ("teacher", "right"), ("agree", "center")),
+        lambda r: (r.video_id, r.candidate_id or "-", f"{r.student_score:.3f}", f"{r.teacher_score:.3f}",
+                   "yes" if r.agree else "[red]no[/]"),
+    ),
+}
+
+
+def _table(topic: TailTopic, name: str, rows: deque[BaseModel], total: int, bad: int) -> Table:
+    _, columns, cells = _VIEWS[topic]
+    table = Table(title=f"{name}: {total} records" + (f", {bad} not matching the contract" if bad else ""))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for record in rows:
-        table.add_row(
-            record.video_id,
-            record.candidate_id or "-",
-            f"{record.score:.3f}",
-            "[red]yes[/]" if record.deboost else "no",
-            f"{record.latency_ms / 1000:.2f} s",
-        )
+        table.add_row(*cells(record))
     return table
 
 
+def _topic_name(settings: Settings, topic: TailTopic) -> str:
+    return {TailTopic.SCORES: settings.topic_scores, TailTopic.DLQ: settings.topic_dlq,
+            TailTopic.SHADOW: settings.topic_shadow}[topic]  # fmt: skip
+
+
 def tail(
+    topic: TailTopic = typer.Option(TailTopic.SCORES, "--topic",
+                                    help="scores (rci.scores), dlq (video.published.dlq) or shadow (rci.shadow)."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest record, not the end."),
     max_records: int = typer.Option(0, "--max", min=0, help="Stop after N records (0: no limit); exit 1 if fewer came."),
     timeout: float = typer.Option(0.0, "--timeout", min=0, help="Stop after this many seconds (0: run until Ctrl-C)."),
     as_json: bool = typer.Option(False, "--json", help="Print each record's raw JSON value on its own line."),
-    rows: int = typer.Option(20, help="Rows kept in the live table."),
+    rows: int = typer.Option(20, "--rows", min=1, max=10_000, help="Rows kept in the live table."),
 ) -> None:
-    """Follow `rci.scores`: a live table of video, candidate, score, deboost and latency."""
+    """Follow an output topic as a live table: scores (video, candidate, score, deboost, latency), the
+    dead-letter topic (video, error code, detail, where the record came from) or the shadow scores."""
     settings = settings_from_env()
-    recent: deque[ScoreRecord] = deque(maxlen=rows)
+    name = _topic_name(settings, topic)
+    model = _VIEWS[topic][0]
+    recent: deque[BaseModel] = deque(maxlen=rows)
     total = bad = 0
     try:
-        records = _records(settings, settings.topic_scores, from_beginning, max_records, timeout)
+        records = _records(settings, name, from_beginning, max_records, timeout)
         if as_json:
             for value in records:
                 total += 1
                 print(value.decode("utf-8", "replace"), flush=True)
         else:
-            with Live(_score_table(recent, 0, 0), console=Console(), refresh_per_second=4) as live:
+            with Live(_table(topic, name, recent, 0, 0), console=Console(), refresh_per_second=4) as live:
                 for value in records:
                     total += 1
                     try:
-                        recent.append(ScoreRecord.model_validate_json(value))
+                        recent.append(model.model_validate_json(value))
                     except ValidationError:
                         bad += 1
-                    live.update(_score_table(recent, total, bad))
+                    live.update(_table(topic, name, recent, total, bad))
     except (BrokerUnavailable, KafkaClientError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
