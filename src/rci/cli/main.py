@@ -6,10 +6,13 @@ Each command lives in `rci.cli.commands.<area>` and reads its settings through
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from rci import __version__
 from rci.cli.commands import corpus, demo, features, index, model, services, shadow, stream, training, worker
+from rci.core.env_check import unknown_variables
 
 app = typer.Typer(
     name="rci",
@@ -30,6 +33,8 @@ def main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
 ) -> None:
     """Reproduced content identification (RCI) as a streaming service."""
+    for unknown in unknown_variables(os.environ):  # a misspelt RCI_* name would be silently ignored
+        typer.secho(unknown.message(), fg=typer.colors.YELLOW, err=True)
 
 
 @app.command("version")
