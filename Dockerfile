@@ -19,7 +19,7 @@ COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements.lock
 
 # Layer 2: the project itself, without touching the dependencies.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 RUN uv pip install --system --no-deps --no-cache .
 

@@ -131,6 +131,8 @@ def test_dockerfile_copies_what_the_wheel_is_built_from() -> None:
     where = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["where"]
     for folder in where:  # the package source the wheel is built from
         assert folder in sources, f"Dockerfile does not copy {folder}/"
+    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("license-files", []):
+        assert name in sources, f"Dockerfile does not copy {name}, a license file of the wheel"
     for not_in_image in ("tests", "benchmarks"):
         assert not_in_image not in sources, f"{not_in_image}/ is not part of the image"
     assert "requirements.lock" in dockerfile
