@@ -1,4 +1,4 @@
-"""The four topic contracts of ../shared/CONTRACT.md as pydantic models.
+"""The four topic contracts of docs/contract.md as pydantic models.
 
 These are public interfaces: outside producers write `video.published`, downstream ranking
 reads `rci.scores`. The JSON Schema files in `src/rci/streams/schemas/` are generated from these
