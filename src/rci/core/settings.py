@@ -6,6 +6,7 @@ Library code never reads the environment: the CLI builds `Settings` once with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -69,6 +70,21 @@ class Settings(BaseSettings):
     media_max_duration_s: float = Field(600.0, gt=0)
     media_max_pixels: int = Field(3840 * 2160 - 1, ge=1, description="Largest width*height accepted (4K refused).")
     media_max_frames: int = Field(32, ge=1, description="Frames kept per video at 1 fps (zero-padded, masked).")
+    media_fetch_concurrency: int = Field(
+        4, ge=1, description="Media fetched and decoded at once per process (the rest of a batch waits its turn)."
+    )
+    media_max_bytes_in_flight: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Bytes of fetched S3 media held in memory at once; an object larger than this is fetched alone.",
+    )
+    media_decode_timeout_s: float = Field(
+        120.0, gt=0, description="Longest decode of one media file; a slower one is dead-lettered media_undecodable."
+    )
+    media_allowed_codecs: CommaList = Field(
+        ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "aac", "mp3", "opus", "vorbis", "flac", "pcm_*"),
+        description="Comma-separated FFmpeg codec names (`*` wildcards) a decoded video or audio track may use.",
+    )
 
     # --- models and inference ------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Directory of local model weights; empty = <data_dir>/models.")
@@ -96,7 +112,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("media_allowed_prefixes", mode="before")
+    @field_validator("media_allowed_prefixes", "media_allowed_codecs", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -109,6 +125,18 @@ class Settings(BaseSettings):
         for prefix in value:
             if not (prefix.startswith("file:///") or prefix.startswith("s3://")):
                 raise ValueError(f"{prefix!r} must start with file:/// or s3://")
+        return value
+
+    @field_validator("media_allowed_codecs")
+    @classmethod
+    def _codecs_are_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Only the spelling is checked here (core does not import FFmpeg); rci.media.policy checks
+        # that each entry names a decoder FFmpeg has.
+        if not value:
+            raise ValueError("at least one codec must be allowed")
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9_*-]+", name):
+                raise ValueError(f"{name!r} is not an FFmpeg codec name (lower case, digits, _ - and * wildcards)")
         return value
 
     @model_validator(mode="after")
