@@ -74,3 +74,46 @@ def write_subtitle_only_mkv(path: Path) -> Path:
     srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
     subprocess.run([ffmpeg_cli(), "-loglevel", "error", "-y", "-i", str(srt), str(path)], check=True)
     return path
+
+
+def write_codec_clip(path: Path, container_format: str, video_codec: str | None, audio_codec: str | None) -> Path:
+    """One second of 64x64 video at 4 fps and/or a 440 Hz tone, in the given container and encoders
+    (PyAV encoder names: libvpx-vp9, libopus, libmp3lame, ...); skips when this FFmpeg lacks one."""
+    for codec in filter(None, (video_codec, audio_codec)):
+        try:
+            av.Codec(codec, "w")
+        except (av.FFmpegError, ValueError):
+            pytest.skip(f"no {codec} encoder in this FFmpeg build")
+    with av.open(str(path), mode="w", format=container_format) as container:
+        video = audio = None
+        if video_codec is not None:
+            video = container.add_stream(video_codec, rate=4)
+            video.width = video.height = 64
+            video.pix_fmt = "yuv420p"
+            video.codec_context.options = {"threads": "1", "x265-params": "log-level=none"}
+        if audio_codec is not None:
+            audio = container.add_stream(audio_codec, rate=48_000)
+            audio.codec_context.options = {"strict": "-2"}  # FFmpeg's own vorbis encoder is experimental
+            audio.layout = "stereo"  # which only encodes stereo
+        if video is not None:
+            for i in range(4):
+                frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, 4)
+                container.mux(video.encode(frame))
+            container.mux(video.encode(None))
+        if audio is not None:
+            rate, fmt = audio.codec_context.sample_rate, audio.codec_context.format
+            samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(np.stack([samples, samples]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+            resampler = av.AudioResampler(format=fmt.name, layout="stereo", rate=rate)
+            size = audio.codec_context.frame_size or 1024
+            fifo = av.AudioFifo()
+            for resampled in resampler.resample(frame):
+                fifo.write(resampled)
+            while (chunk := fifo.read(size)) is not None:
+                container.mux(audio.encode(chunk))
+            if (tail := fifo.read()) is not None:
+                container.mux(audio.encode(tail))
+            container.mux(audio.encode(None))
+    return path

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -8,6 +10,7 @@ import pytest
 from tests.media.mediafactory import (
     GREY_STEP,
     remux_as_streamed_mkv,
+    write_codec_clip,
     write_hls_playlist,
     write_subtitle_only_mkv,
     write_timed_frames,
@@ -232,3 +235,106 @@ def test_rejection_survives_a_process_pool(tmp_path: Path) -> None:
     with ProcessPoolExecutor(max_workers=1) as pool, pytest.raises(MediaRejected) as caught:
         pool.submit(decode_media, text, POLICY).result()
     assert caught.value.code == RejectCode.MEDIA_UNDECODABLE and "FFmpeg" in caught.value.detail
+
+
+# --- resource bounds: pixels before decoding, codecs, time, the file decoded -------------------
+
+
+def test_oversized_pictures_are_not_even_decoded_by_av_opens_probing(tmp_path: Path, monkeypatch) -> None:
+    # av.open decodes a few frames to probe the streams (FFmpeg's find_stream_info); FFmpeg's decoders
+    # are given max_pixels, so they refuse to allocate the 4K picture rather than decode it.
+    clip = write_test_video(tmp_path / "4k.mp4", duration_s=0.2, width=3840, height=2160, fps=5, with_audio=False)
+    monkeypatch.setattr(rci.media.decode._FrameSampler, "add", _no_frame_may_be_decoded)
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            assert rejection(clip, MediaPolicy((), max_pixels=3840 * 2160 - 1)) == RejectCode.MEDIA_RESOLUTION_TOO_HIGH
+    finally:
+        av.logging.set_level(level)
+    assert any("exceeds specified max pixel count" in message for _, _, message in logs)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "refused"), [(("aac",), "video codec 'h264'"), (("h264",), "audio codec 'aac'"), (("pcm_*",), "h264")]
+)
+def test_a_codec_outside_the_allow_list_is_undecodable_before_any_frame(
+    clip: Path, monkeypatch, allowed: tuple[str, ...], refused: str
+) -> None:
+    monkeypatch.setattr(rci.media.decode._FrameSampler, "add", _no_frame_may_be_decoded)
+    monkeypatch.setattr(rci.media.decode._AudioCollector, "add", _no_frame_may_be_decoded)
+    with pytest.raises(MediaRejected) as caught:
+        decode_media(clip, MediaPolicy((), allowed_codecs=allowed))
+    assert caught.value.code == RejectCode.MEDIA_UNDECODABLE
+    assert refused in caught.value.detail and "RCI_MEDIA_ALLOWED_CODECS" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("container_format", "video", "audio"),
+    [
+        ("mp4", "libx265", None),  # hevc
+        ("webm", "libvpx", "libopus"),  # vp8 + opus
+        ("webm", "libvpx-vp9", "vorbis"),
+        ("mp4", "libsvtav1", None),  # av1
+        ("avi", "mpeg4", "libmp3lame"),  # mpeg4 + mp3
+        ("matroska", "libx264", "flac"),
+        ("wav", None, "pcm_s16le"),
+    ],
+)
+def test_the_default_codecs_admit_what_uploads_use(tmp_path: Path, container_format: str, video, audio) -> None:
+    # h264 + aac are every other test's clips (rci.media.synth, the corpus generator, the hostile corpus).
+    clip = write_codec_clip(tmp_path / f"clip.{container_format}", container_format, video, audio)
+    decoded = decode_media(clip, POLICY)
+    assert decoded.frame_mask.any() == (video is not None) and (decoded.audio is not None) == (audio is not None)
+
+
+def test_a_decode_past_its_deadline_is_undecodable_and_leaves_the_thread_clean(clip: Path) -> None:
+    with pytest.raises(MediaRejected) as caught:
+        decode_media(clip, MediaPolicy((), decode_timeout_s=1e-9))
+    assert caught.value.code == RejectCode.MEDIA_UNDECODABLE
+    assert "RCI_MEDIA_DECODE_TIMEOUT_S" in caught.value.detail
+    assert decode_media(clip, POLICY).frame_mask.sum() == 3  # nothing of it lingers on this thread
+
+
+def test_reads_past_the_deadline_end_the_file_so_ffmpeg_stops(clip: Path, monkeypatch) -> None:
+    # The deadline passes while av.open is reading: FFmpeg sees end-of-file, not a read that hangs.
+    reads = []
+    original = rci.media.decode._DeadlineReader.read
+
+    def read(self, size: int = -1) -> bytes:
+        data = original(self, size)
+        reads.append(len(data))
+        self._deadline._end = 0.0  # the deadline passes after the first read
+        return data
+
+    monkeypatch.setattr(rci.media.decode._DeadlineReader, "read", read)
+    with pytest.raises(MediaRejected) as caught:
+        decode_media(clip, POLICY)
+    assert "RCI_MEDIA_DECODE_TIMEOUT_S" in caught.value.detail
+    assert reads[0] > 0 and set(reads[1:]) <= {0}
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a hang fails the test after 10 s instead of hanging it
+        with pytest.raises(MediaRejected) as caught:
+            pool.submit(decode_media, fifo, POLICY).result(timeout=10)
+    assert caught.value.code == RejectCode.MEDIA_NOT_ALLOWED and "not a regular file" in caught.value.detail
+
+
+def test_a_symlink_is_refused_by_the_open_itself(clip: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)  # fetch_media resolves links it allows; a link here was swapped in after it
+    with pytest.raises(MediaRejected) as caught:
+        decode_media(link, POLICY)
+    assert caught.value.code == RejectCode.MEDIA_NOT_ALLOWED and "symbolic link" in caught.value.detail
+
+
+def test_a_file_grown_over_the_limit_after_its_check_is_refused(clip: Path) -> None:
+    assert rejection(clip, MediaPolicy((), max_bytes=clip.stat().st_size - 1)) == RejectCode.MEDIA_TOO_LARGE
+    assert rejection(clip.read_bytes(), MediaPolicy((), max_bytes=100)) == RejectCode.MEDIA_TOO_LARGE
+
+
+def _no_frame_may_be_decoded(*_: object) -> None:
+    raise AssertionError("a frame was decoded before the check")

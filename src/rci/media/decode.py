@@ -20,16 +20,33 @@ of it (`rci.media.logmel`). No audio track -> audio None; no video track -> no f
 False); neither, or tracks that decode to nothing -> MEDIA_NO_STREAMS.
 
 Limits (`MediaPolicy`), each checked as early as possible:
-  * resolution from the stream header before any frame is decoded, and again per frame;
+  * a local file is opened once, by descriptor, without blocking and without following a link,
+    and that descriptor is checked (a regular file, its size) and decoded (`rci.media.localfile`);
+  * resolution: FFmpeg's own decoders are given `max_pixels`, so not even the decoding that
+    `av.open` does to probe the streams allocates a picture over the limit; the stream header's
+    width x height is checked before any frame is decoded here, and every frame again (streams
+    may change size mid-way);
+  * codecs: only the chosen video and audio tracks' codecs in `allowed_codecs` are decoded, and
+    `av.open`'s probing may open only their decoders (`codec_whitelist`); anything else is
+    MEDIA_UNDECODABLE before a frame is decoded;
   * duration from the container/stream header before demuxing, then from the timestamps of
     every demuxed packet (all packets are read, only the needed ones are decoded), so a file
     whose header understates its length is still refused;
   * anything FFmpeg cannot parse or decode is MEDIA_UNDECODABLE. A file cut inside a packet
-    fails to decode; one cut exactly at a packet boundary decodes as the shorter file it is.
+    fails to decode; one cut exactly at a packet boundary decodes as the shorter file it is;
+  * time: a decode running longer than `decode_timeout_s` is MEDIA_UNDECODABLE. The deadline is
+    checked between packets and on every read FFmpeg makes (a read past it returns end-of-file, so
+    FFmpeg stops), so a decode overrunning it ends within one packet's work, which `max_pixels`
+    bounds; `rci.media.reader` also stops waiting for it (a thread cannot be killed).
 
 Safety: only plain media demuxers are enabled (`DEMUXERS`), so playlists and scripts (HLS,
-concat, ...) cannot make FFmpeg open further files or URLs; local files are read through the
-`file` protocol only.
+concat, ...) cannot make FFmpeg open further files or URLs; FFmpeg reads the one descriptor opened
+for the media (or its bytes) through PyAV, and `protocol_whitelist` stays `file`.
+
+Limit: `max_pixels` reaches the decoders `av.open` probes with only for streams the container
+declares before probing (MP4, Matroska, WebM, ...); a stream that MPEG-TS/PS reveals only while
+probing is probed without it (the header and per-frame checks here still refuse it before its
+frames are sampled).
 
 Deterministic: single-threaded decoding and fixed conversions, so the same bytes always give
 identical arrays. Synchronous, CPU-bound work: the worker runs `decode_media` in a pool.
@@ -38,8 +55,14 @@ identical arrays. Synchronous, CPU-bound work: the worker runs `decode_media` in
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatchcase
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -47,10 +70,11 @@ import numpy as np
 from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE, DecodedMedia
 from rci.media.errors import MediaRejected
 from rci.media.logmel import N_SAMPLES, log_mel_spectrogram
-from rci.media.policy import MediaPolicy
+from rci.media.localfile import check_size, open_media_file
+from rci.media.policy import MediaPolicy, decoders_by_codec
 from rci.core.errors import RejectCode
 
-MediaSource = Path | bytes  # a local file decoded in place, or a fetched object's bytes
+MediaSource = Path | bytes  # a local file decoded in place (a resolved path: a link is refused), or an object's bytes
 
 # FFmpeg demuxer names allowed to open media (matched against each demuxer's name list).
 DEMUXERS = (
@@ -60,35 +84,55 @@ _AV_TIME_BASE = 1_000_000  # container.duration / start_time are in microseconds
 
 
 def decode_media(source: MediaSource, policy: MediaPolicy) -> DecodedMedia:
-    """Decode frames at 1 fps and the first 30 s of audio; raise MediaRejected for bad media."""
+    """Decode frames at 1 fps and the first 30 s of audio; raise MediaRejected for bad media.
+
+    StorageUnavailable when the local filesystem fails while the file is opened.
+    """
+    deadline = _Deadline(policy.decode_timeout_s)
     try:
-        with _open(source) as container:
-            return _decode(container, policy)
+        with _opened(source, policy) as file, _container(file, policy, deadline) as container:
+            return _decode(container, policy, deadline)
     except FileNotFoundError as exc:  # av's FileNotFoundError is also an FFmpegError
         raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"media vanished before decoding: {exc}") from exc
     except av.FFmpegError as exc:
+        deadline.check()  # FFmpeg failing on the end-of-file a read past the deadline returned
         raise MediaRejected(RejectCode.MEDIA_UNDECODABLE, f"FFmpeg cannot decode the media: {exc}") from exc
 
 
-def _open(source: MediaSource) -> av.container.InputContainer:
-    options = {"format_whitelist": ",".join(DEMUXERS)}
-    size = source.stat().st_size if isinstance(source, Path) else len(source)
-    if size == 0:
-        raise MediaRejected(RejectCode.MEDIA_EMPTY, "media is zero bytes")
+@contextmanager
+def _opened(source: MediaSource, policy: MediaPolicy) -> Iterator[BinaryIO]:
     if isinstance(source, Path):
-        options["protocol_whitelist"] = "file"
-        return av.open(str(source), container_options=options, metadata_errors="replace")
-    return av.open(io.BytesIO(source), container_options=options, metadata_errors="replace")
+        with open_media_file(source, policy) as file:  # checked by descriptor; decoded from that descriptor
+            yield file
+        return
+    check_size(len(source), policy, "media")
+    yield io.BytesIO(source)
 
 
-def _decode(container: av.container.InputContainer, policy: MediaPolicy) -> DecodedMedia:
-    video, audio = _pick_streams(container)
+def _container(file: BinaryIO, policy: MediaPolicy, deadline: _Deadline) -> av.container.InputContainer:
+    container_options = {
+        "format_whitelist": ",".join(DEMUXERS),
+        "codec_whitelist": ",".join(_allowed_decoders(policy.allowed_codecs)),  # what av.open's probing may decode
+        "protocol_whitelist": "file",  # nothing but this one file: no nested opens of other protocols
+    }
+    return av.open(
+        _DeadlineReader(file, deadline),
+        container_options=container_options,
+        options={"max_pixels": str(policy.max_pixels)},  # the container's and av.open's probing decoders
+        metadata_errors="replace",
+    )
+
+
+def _decode(container: av.container.InputContainer, policy: MediaPolicy, deadline: _Deadline) -> DecodedMedia:
+    deadline.check()
+    video, audio = _pick_streams(container, policy)
     _check_declared_duration(container, policy)
     if video is not None:
         _check_resolution(video.codec_context.width, video.codec_context.height, policy)
     sampler = _FrameSampler(video, policy) if video is not None else None
     collector = _AudioCollector() if audio is not None else None
-    clocks = _demux(container, policy, {s.index: c for s, c in ((video, sampler), (audio, collector)) if s is not None})
+    consumers = {s.index: c for s, c in ((video, sampler), (audio, collector)) if s is not None}
+    clocks = _demux(container, policy, consumers, deadline)
 
     frames, mask = sampler.finish(clocks[video.index].end_s) if sampler else _empty_frames(policy.max_frames)
     samples = collector.finish(clocks[audio.index].end_s) if collector else None
@@ -103,7 +147,9 @@ def _decode(container: av.container.InputContainer, policy: MediaPolicy) -> Deco
     )
 
 
-def _pick_streams(container: av.container.InputContainer) -> tuple[av.VideoStream | None, av.AudioStream | None]:
+def _pick_streams(
+    container: av.container.InputContainer, policy: MediaPolicy
+) -> tuple[av.VideoStream | None, av.AudioStream | None]:
     video, audio = _main_stream(container.streams.video), _main_stream(container.streams.audio)
     if video is None and audio is None:
         if container.streams.video or container.streams.audio:
@@ -111,17 +157,29 @@ def _pick_streams(container: av.container.InputContainer) -> tuple[av.VideoStrea
         raise MediaRejected(RejectCode.MEDIA_NO_STREAMS, "media has neither a video nor an audio track")
     for stream in (video, audio):
         if stream is not None:
+            codec = stream.codec_context.codec.canonical_name  # the codec (av1), not its decoder (libdav1d)
+            if not policy.allows_codec(codec):
+                raise MediaRejected(
+                    RejectCode.MEDIA_UNDECODABLE,
+                    f"{stream.type} codec {codec!r} is not allowed (RCI_MEDIA_ALLOWED_CODECS: "
+                    f"{','.join(policy.allowed_codecs)})",
+                )
             stream.codec_context.thread_count = 1  # determinism; the caller parallelises across files
+            stream.codec_context.options = {"max_pixels": str(policy.max_pixels)}  # FFmpeg refuses larger pictures
     return video, audio
 
 
 def _demux(
-    container: av.container.InputContainer, policy: MediaPolicy, consumers: dict[int, _FrameSampler | _AudioCollector]
+    container: av.container.InputContainer,
+    policy: MediaPolicy,
+    consumers: dict[int, _FrameSampler | _AudioCollector],
+    deadline: _Deadline,
 ) -> dict[int, _StreamClock]:
     """Read every packet of the chosen streams, timing each stream; decode only what a consumer still wants."""
     streams = [container.streams[index] for index in consumers]
     clocks = {stream.index: _StreamClock(stream) for stream in streams}
     for packet in container.demux(*streams):
+        deadline.check()
         end_s = clocks[packet.stream.index].observe(packet)
         if end_s > policy.max_duration_s:
             raise MediaRejected(
@@ -131,6 +189,7 @@ def _demux(
         if consumer.wants_more:
             for frame in packet.decode():
                 consumer.add(frame)
+    deadline.check()
     return clocks
 
 
@@ -170,6 +229,59 @@ def _duration(container: av.container.InputContainer, clocks: object) -> float:
 def _empty_frames(max_frames: int) -> tuple[np.ndarray, np.ndarray]:
     frames = np.zeros((max_frames, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)  # [M, 224, 224, 3]
     return frames, np.zeros(max_frames, dtype=bool)  # [M]
+
+
+@cache
+def _allowed_decoders(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """This FFmpeg build's decoders of the codecs `patterns` allow (sorted: the same options every time)."""
+    codecs = decoders_by_codec()
+    return tuple(sorted({name for codec, names in codecs.items() for name in names
+                         if any(fnmatchcase(codec, p) for p in patterns)}))  # fmt: skip
+
+
+class _Deadline:
+    """The monotonic time a decode must end by, from when it starts (not from when it was queued)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._end = time.monotonic() + timeout_s
+
+    @property
+    def passed(self) -> bool:
+        return time.monotonic() > self._end
+
+    def check(self) -> None:
+        if self.passed:
+            raise MediaRejected(
+                RejectCode.MEDIA_UNDECODABLE,
+                f"decoding took longer than {self.timeout_s:g} s (RCI_MEDIA_DECODE_TIMEOUT_S)",
+            )
+
+
+class _DeadlineReader:
+    """The file object FFmpeg reads through: past the deadline a read returns end-of-file, so FFmpeg stops.
+
+    (Not an exception: PyAV keeps an exception raised in a read callback per thread and raises it
+    from the next FFmpeg call on that thread, possibly another file's decode if FFmpeg shrugged the
+    failed read off; `decode_media` checks the deadline itself after FFmpeg returns.)
+    """
+
+    def __init__(self, file: BinaryIO, deadline: _Deadline) -> None:
+        self._file = file
+        self._deadline = deadline
+        self.name = str(getattr(file, "name", "media"))
+
+    def read(self, size: int = -1) -> bytes:
+        return b"" if self._deadline.passed else self._file.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return True
 
 
 class _StreamClock:

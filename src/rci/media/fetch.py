@@ -9,9 +9,10 @@ Two steps, so that the decision about a URI never depends on what is on disk or 
    the real prefix folder, that it is a regular file, then its size; for s3://, GET the object
    and check its ContentLength before the body is read.
 
-Local files are returned as their resolved `Path` (decoded in place, no copy); S3 objects as
-`bytes` (PyAV reads them from memory; `max_bytes` bounds that memory). Either is a
-`rci.media.decode.MediaSource`.
+Local files are returned as their resolved `Path` (decoded in place, no copy; the decoder opens it
+once by descriptor and checks that descriptor again, `rci.media.localfile`); S3 objects as `bytes`
+(PyAV reads them from memory; `max_bytes` bounds that memory).
+Either is a `rci.media.decode.MediaSource`.
 
 Failures are split by whose fault they are, because a TransientError is retried without limit:
 an error about this one path or key (missing, name too long, symlink loop, not a regular file,
@@ -23,7 +24,6 @@ handle, timeouts; S3 unreachable, 5xx, throttled, credentials refused) is `Stora
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import re
 import stat
@@ -33,24 +33,16 @@ from urllib.parse import unquote, urlsplit
 
 from rci.media.decode import MediaSource
 from rci.media.errors import MediaRejected
+from rci.media.localfile import check_size, local_error
 from rci.media.policy import MediaPolicy
-from rci.core.errors import ConfigError, RCIError, RejectCode
+from rci.core.errors import ConfigError, RejectCode
 from rci.core.logs import get_logger
-from rci.storage.errors import ObjectNotFound, StorageUnavailable
+from rci.storage.errors import ObjectNotFound
 from rci.storage.s3 import ObjectRefused, S3Client, s3_errors
 
 log = get_logger(__name__)
 
 SCHEMES = ("file", "s3")
-# OSErrors that mean the filesystem itself is failing right now (a disk error, a network
-# filesystem gone away or busy), so the same stat may succeed later: retried. Every other errno is
-# an answer about this one path (no such file, name too long, symlink loop, a component that is
-# not a folder, ...) that no retry can change; retrying it would stall the worker forever.
-_TRANSIENT_ERRNOS = frozenset({
-    errno.EIO, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE,
-    errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.ENOTCONN, errno.EHOSTDOWN,
-    errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.ENOMEM, errno.ENFILE, errno.EMFILE,
-})
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -140,24 +132,16 @@ def _check_local_file(target: LocalMedia, policy: MediaPolicy) -> Path:
     if not real.is_relative_to(os.path.realpath(target.root)):
         raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} resolves outside its prefix (symlink)")
     try:
-        info = os.stat(real)  # never open(): opening a FIFO for reading blocks until a writer comes
+        # stat, never open() here: the decoder opens the file once, by descriptor and without blocking,
+        # and checks that descriptor again (rci.media.localfile), so what is checked is what is decoded.
+        info = os.stat(real)
     except OSError as exc:
-        raise _local_error(exc, target.path) from exc
+        raise local_error(exc, target.path) from exc
     if not stat.S_ISREG(info.st_mode):  # a folder, FIFO, socket or device: never handed to the decoder
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{target.path} is {kind}")
-    _check_size(info.st_size, policy, str(target.path))
+    check_size(info.st_size, policy, str(target.path))
     return real
-
-
-def _local_error(exc: OSError, path: PurePosixPath) -> RCIError:
-    """The typed error for an OSError on a local media path: the one place that decides."""
-    if exc.errno in _TRANSIENT_ERRNOS:
-        return StorageUnavailable(f"cannot stat {path}: {exc}")
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"media file {path} is not readable")
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # "File name too long", "Too many levels of ..."
-    return MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no usable media file at {path}: {reason}")
 
 
 async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes:
@@ -168,7 +152,7 @@ async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes
         with s3_errors(target.uri):
             response = await client.get_object(Bucket=target.bucket, Key=target.key)
             async with response["Body"] as body:
-                _check_size(response["ContentLength"], policy, target.uri)
+                check_size(response["ContentLength"], policy, target.uri)
                 data = await body.read()
     except ObjectRefused as exc:  # the same answer on every retry: the event's fault
         code = RejectCode.MEDIA_NOT_ALLOWED if exc.code == "AccessDenied" else RejectCode.MEDIA_NOT_FOUND
@@ -177,10 +161,3 @@ async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes
         raise MediaRejected(RejectCode.MEDIA_NOT_FOUND, f"no object at {target.uri}") from exc
     log.debug("media fetched", uri=target.uri, bytes=len(data))
     return data
-
-
-def _check_size(size: int, policy: MediaPolicy, where: str) -> None:
-    if size == 0:
-        raise MediaRejected(RejectCode.MEDIA_EMPTY, f"{where} is zero bytes")
-    if size > policy.max_bytes:
-        raise MediaRejected(RejectCode.MEDIA_TOO_LARGE, f"{where} is {size} bytes, limit {policy.max_bytes}")
