@@ -11,7 +11,7 @@ Two steps, so that the decision about a URI never depends on what is on disk or 
 
 Local files are returned as their resolved `Path` (decoded in place, no copy; the decoder opens it
 once by descriptor and checks that descriptor again, `rci.media.localfile`); S3 objects as `bytes`
-(PyAV reads them from memory; `max_bytes` bounds that memory).
+(PyAV reads them from memory; `max_bytes` bounds one, `rci.media.reader` all those in flight).
 Either is a `rci.media.decode.MediaSource`.
 
 Failures are split by whose fault they are, because a TransientError is retried without limit:
@@ -27,6 +27,7 @@ import asyncio
 import os
 import re
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -43,6 +44,7 @@ from rci.storage.s3 import ObjectRefused, S3Client, s3_errors
 log = get_logger(__name__)
 
 SCHEMES = ("file", "s3")
+Reserve = Callable[[int], Awaitable[None]]
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -62,8 +64,13 @@ class S3Media:
         return f"s3://{self.bucket}/{self.key}"
 
 
-async def fetch_media(uri: str, policy: MediaPolicy, s3: S3Client | None = None) -> MediaSource:
+async def fetch_media(
+    uri: str, policy: MediaPolicy, s3: S3Client | None = None, *, reserve: Reserve | None = None
+) -> MediaSource:
     """The media behind `uri`: a resolved local Path or an S3 object's bytes.
+
+    `reserve(size)` is awaited with an S3 object's size after its headers and before its body is
+    read (rci.media.reader holds the bytes in flight to a budget with it); local files are not read here.
 
     Raises MediaRejected (disallowed, missing, unreadable, empty, too large), StorageUnavailable
     (the filesystem or S3 failing),
@@ -74,7 +81,7 @@ async def fetch_media(uri: str, policy: MediaPolicy, s3: S3Client | None = None)
         return await asyncio.to_thread(_check_local_file, target, policy)
     if s3 is None:
         raise ConfigError(f"media prefix allows {target.uri} but no S3 endpoint is configured")
-    return await _fetch_s3(target, policy, s3)
+    return await _fetch_s3(target, policy, s3, reserve)
 
 
 def parse_media_uri(uri: str, policy: MediaPolicy) -> LocalMedia | S3Media:
@@ -144,7 +151,7 @@ def _check_local_file(target: LocalMedia, policy: MediaPolicy) -> Path:
     return real
 
 
-async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes:
+async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client, reserve: Reserve | None) -> bytes:
     # One GET; ContentLength is checked from the response headers before the body is read,
     # which also rules out the object changing between a HEAD and the GET.
     client = await s3.client()
@@ -153,6 +160,8 @@ async def _fetch_s3(target: S3Media, policy: MediaPolicy, s3: S3Client) -> bytes
             response = await client.get_object(Bucket=target.bucket, Key=target.key)
             async with response["Body"] as body:
                 check_size(response["ContentLength"], policy, target.uri)
+                if reserve is not None:
+                    await reserve(response["ContentLength"])
                 data = await body.read()
     except ObjectRefused as exc:  # the same answer on every retry: the event's fault
         code = RejectCode.MEDIA_NOT_ALLOWED if exc.code == "AccessDenied" else RejectCode.MEDIA_NOT_FOUND
