@@ -49,3 +49,18 @@ def test_config_weight_mismatch_raises_model_error(tmp_path):
     torch.save(payload, path)
     with pytest.raises(ModelError, match="do not match"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a checkpoint at all\n", b"\x80\x04\x95garbage", b"PK\x03\x04 truncated zip", "module"],
+    ids=["empty", "text", "pickle-garbage", "truncated-zip", "pickled-module"],
+)
+def test_any_file_that_is_no_checkpoint_raises_model_error(tmp_path, content):
+    path = tmp_path / "model.pt"
+    if content == "module":
+        torch.save(torch.nn.Linear(2, 2), path)  # a pickled module: refused by weights_only, not a crash
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=r"model\.pt is not a MatchLite checkpoint .*torch\.load could not read it"):
+        load_checkpoint(path)

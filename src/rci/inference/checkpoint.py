@@ -62,10 +62,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+    except OSError as exc:
         raise ModelError(f"cannot read MatchLite checkpoint {path}: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load of a file that is no checkpoint raises anything (KeyError, UnpicklingError, RuntimeError...)
+        raise ModelError(
+            f"{path} is not a MatchLite checkpoint (a .pt written by rci train or rci distill): torch.load "
+            f"could not read it ({type(exc).__name__})"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("kind") != "matchlite":
-        raise ModelError(f"{path} is not a MatchLite checkpoint")
+        raise ModelError(f"{path} is not a MatchLite checkpoint (a .pt written by rci train or rci distill)")
     if payload.get("format") != FORMAT_VERSION:
         raise ModelError(f"{path}: checkpoint format {payload.get('format')} unsupported (expected {FORMAT_VERSION})")
     try:

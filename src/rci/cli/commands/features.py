@@ -12,13 +12,14 @@ Heavy imports (torch, transformers) happen inside the commands so `rci --help` s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rci.cli.choices import ModelSize
 from rci.cli.context import settings_from_env
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ console = Console(stderr=True)
 encoders_app = typer.Typer(help="Frozen feature encoders: create, train the visual one.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature extraction: media -> frozen encoders -> feature cache.", no_args_is_help=True)
 
-SizeOption = typer.Option("small", "--size", help="small (CPU demos, tests) or paper (Swin-T, Whisper-small).")
+SizeOption = typer.Option(ModelSize.SMALL, "--size", help="small (CPU demos, tests) or paper (Swin-T, Whisper-small).")
 
 
 def _progress() -> Progress:
@@ -60,7 +61,7 @@ def _print_bundle(bundle: EncoderBundle, root: Path) -> None:
 
 @encoders_app.command("build")
 def build(
-    size: str = SizeOption,
+    size: ModelSize = SizeOption,
     text_model: Path | None = typer.Option(
         None, "--text-model", exists=True, file_okay=False,
         help="A Hugging Face format text model directory (e.g. multilingual MiniLM-L12-H384); "
@@ -83,7 +84,7 @@ def build(
     from rci.inference.encoders import build_default_encoders, encoders_dir
 
     bundle = build_default_encoders(
-        settings.resolved_model_dir, _size(size), device=settings.device, text_model_dir=text_model, seed=seed,
+        settings.resolved_model_dir, size.value, device=settings.device, text_model_dir=text_model, seed=seed,
         visual=visual,
     )
     _print_bundle(bundle, encoders_dir(settings.resolved_model_dir))
@@ -93,7 +94,7 @@ def build(
 def train_visual(
     steps: int = typer.Option(150, "--steps", min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(32, "--batch-size", min=2, help="Source frames per step (2 views each)."),
-    size: str = SizeOption,
+    size: ModelSize = SizeOption,
     out: Path | None = typer.Option(
         None, "--out", file_okay=False, help="Encoder directory to write; default <model_dir>/encoders/visual."
     ),
@@ -119,7 +120,7 @@ def train_visual(
         def on_step(s) -> None:
             bar.update(task, completed=s.step, status=f"loss {s.loss:.3f}  pair@1 {s.positive_rank1:.2f}")
 
-        encoder = train_and_save_visual(out, _size(size), cfg, init=start, on_step=on_step)
+        encoder = train_and_save_visual(out, size.value, cfg, init=start, on_step=on_step)
     accuracy = copy_retrieval_accuracy(encoder)
     Console().print(f"visual encoder {encoder.version} -> {out}\nheld-out copy retrieval top-1: {accuracy:.3f}")
 
@@ -184,9 +185,3 @@ def _feature_pipeline(
     s3 = S3Client(s3_config(settings)) if needs_s3 else None
     # with --out: <out>/features/<encoder_version>/<video_id>.<uri digest>.npz
     return FeaturePipeline(FeatureExtractor(bundle), FeatureCache(store), policy, s3)
-
-
-def _size(value: str) -> Literal["small", "paper"]:
-    if value not in ("small", "paper"):
-        raise typer.BadParameter("--size must be small or paper")
-    return value  # type: ignore[return-value]

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rci.cli.choices import Backbone, Device, ModelKind, ModelSize, Variant
 from rci.cli.context import settings_from_env
 
 console = Console(stderr=True)
@@ -32,6 +33,17 @@ ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show progr
 def _fail(exc: Exception) -> typer.Exit:
     typer.secho(str(exc), fg=typer.colors.RED, err=True)
     return typer.Exit(1)
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Fail at once, before the slow feature loading, when `path` is no MatchLite checkpoint."""
+    from rci.core.errors import ModelError
+    from rci.inference.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except ModelError as exc:
+        raise _fail(exc) from exc
 
 
 def _written(out: Path, meta: dict[str, Any] | None) -> None:
@@ -55,9 +67,9 @@ def train(
     out: Path = typer.Option(..., "--out", help="MatchLite: the checkpoint (.pt) to write. MatchLM: the model "
                              "directory to train in place (a fresh tiny MatchLM is created there when it holds none; "
                              "a LLaVA-OneVision base directory gets new adapters and heads)."),
-    model: str = typer.Option("matchlite", "--model", help="matchlite (the student) or matchlm (the teacher)."),
-    variant: str = typer.Option("V+A+T", "--variant", help="MatchLite modalities: V, V+A, V+T or V+A+T (paper Table 2)."),
-    size: str = typer.Option("small", "--size", help="MatchLite size: small (CPU) or paper (appendix A.1)."),
+    model: ModelKind = typer.Option(ModelKind.MATCHLITE, "--model", help="matchlite (the student) or matchlm (the teacher)."),
+    variant: Variant = typer.Option(Variant.VAT, "--variant", help="MatchLite modalities (paper Table 2)."),
+    size: ModelSize = typer.Option(ModelSize.SMALL, "--size", help="MatchLite size: small (CPU) or paper (appendix A.1)."),
     epochs: int = typer.Option(8, "--epochs", min=1, help="Epochs (paper: 8)."),
     lr: float | None = typer.Option(None, "--lr", min=0.0,
                                     help="Peak AdamW learning rate; default the paper's: 1e-4 (MatchLite, cosine), "
@@ -65,12 +77,12 @@ def train(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per step and process (paper: 16 for MatchLite)."),
     warmup: int = typer.Option(0, "--warmup", min=0, help="Linear warm-up steps."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
-    backbone: str = typer.Option("lora", "--backbone",
+    backbone: Backbone = typer.Option(Backbone.LORA, "--backbone",
                                  help="MatchLM: lora (adapters, audio fusion and heads train, as the paper) or full "
                                  "(also the backbone: for the tiny teacher whose backbone starts random)."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and data order."),
     model_dir: Path | None = ModelDirOption,
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda; default RCI_DEVICE."),
+    device: Device | None = typer.Option(None, "--device", help="Default RCI_DEVICE."),
     progress: bool = ProgressOption,
 ) -> None:
     """Stage 1: train MatchLite (a modality variant) or the teacher MatchLM with multi-task cross-entropy.
@@ -83,28 +95,21 @@ def train(
     from rci.core.errors import RCIError
     from rci.training.ddp import barrier, distributed
     from rci.training.runs import load_corpus_features, load_manifest, prepare_teacher_dir, train_matchlite_run, train_matchlm_run
-    from rci.training.stage1 import VARIANTS
 
-    if model not in ("matchlite", "matchlm"):
-        raise typer.BadParameter("expected matchlite or matchlm", param_hint="--model")
-    if variant not in VARIANTS:
-        raise typer.BadParameter(f"expected one of {', '.join(VARIANTS)}", param_hint="--variant")
-    if size not in ("small", "paper") or backbone not in ("lora", "full"):
-        raise typer.BadParameter("--size is small or paper, --backbone is lora or full")
     policy = media_policy(settings)
-    tc = _train_config(model, epochs, lr, batch_size, warmup, seed, max_steps)
+    tc = _train_config(model.value, epochs, lr, batch_size, warmup, seed, max_steps)
     try:
-        with distributed(os.environ, device or settings.device) as ctx:
-            if model == "matchlite":
+        with distributed(os.environ, device.value if device else settings.device) as ctx:
+            if model == ModelKind.MATCHLITE:
                 data = load_corpus_features(corpus, model_dir or settings.resolved_model_dir, policy, ctx=ctx,
                                             splits=("train",), progress=progress)
-                meta = train_matchlite_run(data, variant, tc, out, ctx=ctx, size=size, progress=progress)  # type: ignore[arg-type]
+                meta = train_matchlite_run(data, variant.value, tc, out, ctx=ctx, size=size.value, progress=progress)  # type: ignore[arg-type]
             else:
                 manifest = load_manifest(corpus)
                 if ctx.is_main:
                     prepare_teacher_dir(out, seed=seed)
                 barrier(ctx)
-                meta = train_matchlm_run(manifest, out, tc, policy, ctx=ctx, backbone=backbone,  # type: ignore[arg-type]
+                meta = train_matchlm_run(manifest, out, tc, policy, ctx=ctx, backbone=backbone.value,  # type: ignore[arg-type]
                                          progress=progress)
     except RCIError as exc:
         raise _fail(exc) from exc
@@ -127,7 +132,7 @@ def distill(
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
     seed: int = typer.Option(0, "--seed", help="Data order."),
     model_dir: Path | None = ModelDirOption,
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda; default RCI_DEVICE."),
+    device: Device | None = typer.Option(None, "--device", help="Default RCI_DEVICE."),
     progress: bool = ProgressOption,
 ) -> None:
     """Stage 2: distil the frozen MatchLM into MatchLite (L_emb cosine via a learnable projection, L_logits KL).
@@ -145,8 +150,9 @@ def distill(
     policy = media_policy(settings)
     tc = _train_config("matchlite", epochs, lr, batch_size, warmup, seed, max_steps)
     dc = DistillConfig(lam=lam, emb_weight=emb_weight, logits_weight=logits_weight, temperature=temperature)
+    _check_checkpoint(student)
     try:
-        with distributed(os.environ, device or settings.device) as ctx:
+        with distributed(os.environ, device.value if device else settings.device) as ctx:
             data = load_corpus_features(corpus, model_dir or settings.resolved_model_dir, policy, ctx=ctx,
                                         splits=("train",), progress=progress)
             meta = distill_run(data, student, teacher, dc, tc, out, policy, ctx=ctx, progress=progress)
@@ -174,6 +180,8 @@ def evaluate(
 
     if (checkpoint is None) == (teacher is None):
         raise typer.BadParameter("give exactly one of --checkpoint and --teacher")
+    if checkpoint is not None:
+        _check_checkpoint(checkpoint)
     policy = media_policy(settings)
     try:
         if checkpoint is not None:
@@ -226,7 +234,7 @@ def report(
     lr: float = typer.Option(2e-3, "--lr", min=0.0, help="Stage-1 MatchLite peak lr (AdamW, cosine)."),
     teacher_epochs: int = typer.Option(40, "--teacher-epochs", min=1, help="Stage-1 MatchLM epochs."),
     teacher_lr: float = typer.Option(2e-3, "--teacher-lr", min=0.0, help="MatchLM peak lr (AdamW, linear)."),
-    teacher_backbone: str = typer.Option("full", "--teacher-backbone", help="full (train the tiny random backbone too) or lora."),
+    teacher_backbone: Backbone = typer.Option(Backbone.FULL, "--teacher-backbone", help="full (train the tiny random backbone too) or lora."),
     distill_epochs: int = typer.Option(30, "--distill-epochs", min=1, help="Stage-2 epochs."),
     distill_lr: float = typer.Option(5e-4, "--distill-lr", min=0.0, help="Stage-2 peak lr (AdamW, cosine)."),
     lam: float = typer.Option(1.5, "--lambda", min=0.0, help="Distillation weight lambda."),
@@ -251,15 +259,13 @@ def report(
     from rci.media.policy import media_policy
     from rci.training.pipeline import ReportOptions, run_report
 
-    if teacher_backbone not in ("full", "lora"):
-        raise typer.BadParameter("expected full or lora", param_hint="--teacher-backbone")
     sizes: dict[str, Any] = dict(sources=sources, min_duration_s=min_duration, max_duration_s=max_duration, visual_steps=visual_steps, epochs=epochs,
                                  teacher_epochs=teacher_epochs, distill_epochs=distill_epochs)
     if quick:
         sizes = dict(sources=12, min_duration_s=2.5, max_duration_s=4.0, visual_steps=20, epochs=3, teacher_epochs=2,
                      distill_epochs=2)
     options = ReportOptions(work_dir=work_dir, report_dir=report_dir, seed=seed, lr=lr, teacher_lr=teacher_lr,
-                            teacher_backbone=teacher_backbone, distill_lr=distill_lr, lam=lam,  # type: ignore[arg-type]
+                            teacher_backbone=teacher_backbone.value, distill_lr=distill_lr, lam=lam,  # type: ignore[arg-type]
                             temperature=temperature, export=export, fresh=fresh, threads=threads, progress=progress,
                             **sizes)
     run = run_report(options, media_policy(settings), console)
