@@ -93,6 +93,7 @@ def rci_settings(kafka_broker: KafkaBroker, s3_server: S3Server, milvus_uri: str
     settings = Settings(
         data_dir=tmp_path / "rci",
         kafka_bootstrap=kafka_broker.bootstrap,
+        kafka_auto_offset_reset="earliest",  # workers and read-backs start after the records are published
         **_own_names(suffix),
         milvus_uri=milvus_uri,
         milvus_collection=f"rci_videos_{suffix}",

@@ -44,6 +44,7 @@ def _sasl_settings(broker: KafkaBroker, password: str, topic: str) -> Settings:
         kafka_sasl_mechanism="PLAIN",
         kafka_sasl_username="rci",
         kafka_sasl_password=password,
+        kafka_auto_offset_reset="earliest",  # the consumer's new group reads what was produced before
         topic_scores=topic,
     )
 

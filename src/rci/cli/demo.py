@@ -128,7 +128,8 @@ class Demo:
             milvus.start()
         try:
             self.settings = self.settings.model_copy(
-                update={"kafka_bootstrap": broker.bootstrap, "milvus_uri": milvus.uri}
+                # earliest: the workers start after the events are published and must read them all
+                update={"kafka_bootstrap": broker.bootstrap, "kafka_auto_offset_reset": "earliest", "milvus_uri": milvus.uri}
             )
             manifest = self._step("sample media", self._make_corpus)
             self._step("models", lambda: self._prepare_models(manifest))

@@ -6,6 +6,7 @@ Library code never reads the environment: the CLI builds `Settings` once with
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,37 @@ from rci.core.errors import ConfigError
 
 ENV_PREFIX = "RCI_"
 CommaList = Annotated[tuple[str, ...], NoDecode]
+
+# librdkafka keys RCI_KAFKA_EXTRA may not set: a dedicated setting, or the project itself (delivery
+# guarantees, consumer groups), owns them. One way to set each thing.
+KAFKA_EXTRA_RESERVED = {
+    "bootstrap.servers": "RCI_KAFKA_BOOTSTRAP",
+    "metadata.broker.list": "RCI_KAFKA_BOOTSTRAP",
+    "security.protocol": "RCI_KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "RCI_KAFKA_SASL_MECHANISM",
+    "sasl.mechanisms": "RCI_KAFKA_SASL_MECHANISM",
+    "sasl.username": "RCI_KAFKA_SASL_USERNAME",
+    "sasl.password": "RCI_KAFKA_SASL_PASSWORD",
+    "sasl.oauthbearer.method": "RCI_KAFKA_SASL_MECHANISM=OAUTHBEARER",
+    "sasl.oauthbearer.token.endpoint.url": "RCI_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+    "sasl.oauthbearer.client.id": "RCI_KAFKA_SASL_OAUTHBEARER_CLIENT_ID",
+    "sasl.oauthbearer.client.secret": "RCI_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+    "sasl.oauthbearer.scope": "RCI_KAFKA_SASL_OAUTHBEARER_SCOPE",
+    "ssl.ca.location": "RCI_KAFKA_SSL_CAFILE",
+    "ssl.certificate.location": "RCI_KAFKA_SSL_CERTFILE",
+    "ssl.key.location": "RCI_KAFKA_SSL_KEYFILE",
+    "ssl.key.password": "RCI_KAFKA_SSL_KEY_PASSWORD",
+    "auto.offset.reset": "RCI_KAFKA_AUTO_OFFSET_RESET",
+    "group.id": "RCI_WORKER_GROUP / RCI_SHADOW_GROUP",
+    "enable.auto.commit": "the project (offsets are committed after the outputs are acknowledged)",
+    "enable.idempotence": "the project (producers are idempotent)",
+    "acks": "the project (producers wait for all in-sync replicas)",
+}
+_OAUTHBEARER_FIELDS = (
+    "kafka_sasl_oauthbearer_token_endpoint_url",
+    "kafka_sasl_oauthbearer_client_id",
+    "kafka_sasl_oauthbearer_client_secret",
+)
 
 
 class Settings(BaseSettings):
@@ -30,15 +62,37 @@ class Settings(BaseSettings):
     # --- Kafka ---------------------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="Comma-separated host:port list.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # OAUTHBEARER through OIDC client credentials (the token endpoint issues the tokens).
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = None
+    kafka_sasl_oauthbearer_client_id: str | None = None
+    kafka_sasl_oauthbearer_client_secret: SecretStr | None = None
+    kafka_sasl_oauthbearer_scope: str | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "latest", description="Where a consumer group with no committed offset starts (a new group on a live topic)."
+    )
+    kafka_extra: Annotated[dict[str, str | int | float | bool], NoDecode] = Field(
+        default_factory=dict,
+        repr=False,  # may carry values a team considers sensitive
+        description="JSON object of librdkafka settings given to every Kafka client as is (rci.streams.kafka).",
+    )
     topic_published: str = "video.published"
     topic_scores: str = "rci.scores"
     topic_dlq: str = "video.published.dlq"
     topic_shadow: str = "rci.shadow"
     topic_partitions: int = Field(6, ge=1, description="Partitions used when the project creates the topics.")
+    topic_replication_factor: int = Field(
+        -1, ge=-1, description="Replicas when the project creates the topics; -1: the cluster's default.replication.factor."
+    )
+    topic_retention_ms: int | None = Field(
+        None, ge=-1, description="retention.ms of the topics the project creates; unset: the cluster's default, -1: forever."
+    )
     worker_group: str = "rci-worker"
     shadow_group: str = "rci-shadow"
 
@@ -139,12 +193,39 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r} is not an FFmpeg codec name (lower case, digits, _ - and * wildcards)")
         return value
 
+    @field_validator("kafka_extra", mode="before")
+    @classmethod
+    def _extra_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError(f"not JSON ({exc.msg}): give a JSON object of librdkafka settings") from exc
+        return value
+
+    @field_validator("kafka_extra")
+    @classmethod
+    def _extra_leaves_dedicated_keys_alone(cls, value: dict[str, object]) -> dict[str, object]:
+        for key in value:
+            if key in KAFKA_EXTRA_RESERVED:
+                raise ValueError(f"key {key!r} is set by {KAFKA_EXTRA_RESERVED[key]}, not through RCI_KAFKA_EXTRA")
+        return value
+
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL") and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
-        ):
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and self.kafka_sasl_mechanism == "OAUTHBEARER":
+            missing = [env_name(f) for f in _OAUTHBEARER_FIELDS if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"RCI_KAFKA_SASL_MECHANISM=OAUTHBEARER needs {', '.join(missing)}")
+        elif sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("SASL protocols need RCI_KAFKA_SASL_USERNAME and RCI_KAFKA_SASL_PASSWORD")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("a client certificate needs both RCI_KAFKA_SSL_CERTFILE and RCI_KAFKA_SSL_KEYFILE")
+        if self.topic_replication_factor == 0:
+            raise ValueError("RCI_TOPIC_REPLICATION_FACTOR must be -1 (the cluster's default) or at least 1")
+        if self.kafka_ssl_certfile and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError("RCI_KAFKA_SSL_CERTFILE needs RCI_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
         if self.object_store == "s3" and not self.s3_bucket:
             raise ValueError("RCI_OBJECT_STORE=s3 needs RCI_S3_BUCKET")
         return self

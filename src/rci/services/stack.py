@@ -13,6 +13,7 @@ open a Milvus Lite path itself (the settings' default).
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class StackEndpoints:
         return {
             "data_dir": self.data_dir.absolute(),
             "kafka_bootstrap": self.kafka_bootstrap,
+            # A dev stack's broker is fresh: a worker group started after the first events still reads
+            # them (a real cluster's default is latest, RCI_KAFKA_AUTO_OFFSET_RESET).
+            "kafka_auto_offset_reset": "earliest",
             "milvus_uri": self.milvus_uri,
             "object_store": "s3",
             "s3_endpoint_url": self.s3_endpoint_url,
@@ -88,6 +92,8 @@ def _env_value(value: object) -> str:
         return value.get_secret_value()
     if isinstance(value, tuple):
         return ",".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 

@@ -71,7 +71,8 @@ class PublishedCatalog:
     @classmethod
     def open(cls, settings: Settings) -> PublishedCatalog:
         # assign(), never subscribe(): the group id is required by the client but no group is joined
-        consumer = make_consumer(settings, f"{settings.shadow_group}.catalog")
+        # earliest: an offset lost to retention restarts at the oldest record kept, never skips to the end
+        consumer = make_consumer(settings, f"{settings.shadow_group}.catalog", auto_offset_reset="earliest")
         return cls(catalog_path(settings), consumer, settings.topic_published)
 
     # --- reads ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from rci.inference.encoders.bundle import MODALITIES, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.storage.s3 import S3Client, check_bucket, s3_config
+from rci.streams.kafka import check_client_config
 from rci.streams.retry import Stopped, retry_transient, stop_on_signals, until_stopped
 
 log = get_logger(__name__)
@@ -73,7 +74,9 @@ async def check_storage(settings: Settings) -> None:
 
 
 async def preflight(settings: Settings) -> None:
-    """Models first (no retry can fix them), then storage, retried while it is unreachable."""
+    """Kafka client settings and models first (no retry can fix them), then storage, retried while it
+    is unreachable."""
+    check_client_config(settings)
     check_model_dir(settings)
     await retry_transient(lambda: check_storage(settings), what="start-up check")
     log.info("start-up check passed", object_store=settings.object_store)

@@ -7,6 +7,7 @@ worker processes in one consumer group, exactly as a deployment runs them.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         elif isinstance(value, tuple):
             value = ",".join(value)
+        elif isinstance(value, dict):  # RCI_KAFKA_EXTRA: pydantic-settings reads JSON
+            value = json.dumps(value)
         env[env_name(field)] = str(value)
     return env
 

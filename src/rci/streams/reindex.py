@@ -236,7 +236,8 @@ async def _rebuild(
     settings: Settings, batch_size: int, dry_run: bool, report: ProgressCallback, idle_timeout_s: float
 ) -> RebuildSummary:
     started = time.monotonic()
-    consumer = make_consumer(settings, f"rci-index-rebuild-{uuid.uuid4().hex[:12]}", enable_partition_eof=True)
+    consumer = make_consumer(settings, f"rci-index-rebuild-{uuid.uuid4().hex[:12]}", enable_partition_eof=True,
+                             auto_offset_reset="earliest")  # a replay reads what retention kept
     reindexer: Reindexer | None = None
     try:
         replay = TopicReplay(consumer, settings.topic_published, idle_timeout_s=idle_timeout_s)

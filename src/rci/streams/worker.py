@@ -132,7 +132,7 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
         web_enabled=False,
         topic_allow_declaring=False,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.kafka_auto_offset_reset,  # where a new group starts
         broker_commit_interval=1.0,
         datadir=str(settings.data_dir.absolute() / "faust"),
     )
