@@ -2,7 +2,8 @@
 
 No Docker: the jars come from `kafka_jars`, the JVM is a plain child process (or a detached one
 for `rci services up`). Everything binds to 127.0.0.1, never `localhost`, which may resolve to IPv6.
-An optional SASL_PLAINTEXT listener (PLAIN mechanism) lets tests check authenticated clients.
+An optional SASL_PLAINTEXT listener (PLAIN mechanism) and an optional SSL listener (PEM key and CA,
+client certificates required by default) let tests check authenticated and encrypted clients.
 """
 
 from __future__ import annotations
@@ -59,6 +60,26 @@ class SaslUsers:
         )
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The SSL listener's files, PEM: `keystore` holds the broker's unencrypted private key (PKCS#8)
+    followed by its certificate chain; `truststore` the CA(s) client certificates are checked against."""
+
+    keystore: Path
+    truststore: Path
+    client_auth: str = "required"  # required | requested | none
+
+    def properties(self, listener: str = "ssl") -> dict[str, str]:
+        prefix = f"listener.name.{listener}."
+        return {
+            f"{prefix}ssl.keystore.type": "PEM",
+            f"{prefix}ssl.keystore.location": str(self.keystore),
+            f"{prefix}ssl.truststore.type": "PEM",
+            f"{prefix}ssl.truststore.location": str(self.truststore),
+            f"{prefix}ssl.client.auth": self.client_auth,
+        }
+
+
 def random_cluster_id() -> str:
     """A cluster id as Kafka's StorageTool makes one (16 random bytes, base64url, no padding), without a JVM."""
     while True:
@@ -77,6 +98,8 @@ class KafkaBroker:
         controller_port: int | None = None,
         sasl: SaslUsers | None = None,
         sasl_port: int | None = None,
+        tls: BrokerTls | None = None,
+        tls_port: int | None = None,
         libs: Path | None = None,
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
         num_partitions: int = 4,
@@ -86,6 +109,8 @@ class KafkaBroker:
         self.controller_port = controller_port or free_port()
         self.sasl = sasl
         self.sasl_port = (sasl_port or free_port()) if sasl else None
+        self.tls = tls
+        self.tls_port = (tls_port or free_port()) if tls else None
         self.libs = libs
         self.jvm_opts = jvm_opts
         self.num_partitions = num_partitions
@@ -100,6 +125,10 @@ class KafkaBroker:
     @property
     def sasl_bootstrap(self) -> str | None:
         return f"{LOOPBACK}:{self.sasl_port}" if self.sasl_port else None
+
+    @property
+    def tls_bootstrap(self) -> str | None:
+        return f"{LOOPBACK}:{self.tls_port}" if self.tls_port else None
 
     @property
     def pid(self) -> int | None:
@@ -120,6 +149,9 @@ class KafkaBroker:
         if self.sasl:
             listeners.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
             protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+        if self.tls:
+            listeners.append(f"SSL://{self.tls_bootstrap}")
+            protocols.append("SSL:SSL")
         lines = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -143,6 +175,8 @@ class KafkaBroker:
         if self.sasl:
             lines["sasl.enabled.mechanisms"] = "PLAIN"
             lines["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = self.sasl.jaas()
+        if self.tls:
+            lines.update(self.tls.properties())
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def _java(self, main_class: str, *args: str) -> list[str]:

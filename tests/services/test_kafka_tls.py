@@ -1,0 +1,136 @@
+"""A real broker with an SSL listener that requires client certificates (mutual TLS): the project's
+confluent-kafka clients and the faust worker's client (aiokafka, through `faust_broker_kwargs`) connect
+with RCI_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE; without a client certificate the broker refuses.
+Certificates are made here with openssl (a throwaway CA, a broker and a client certificate)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rci.core.settings import Settings
+from rci.services.kafka_broker import BrokerTls, KafkaBroker
+from rci.services.kafka_jars import cache_root_from_env, ensure_jars
+from rci.streams.kafka import KafkaAuthError, cluster_metadata, ensure_topics, faust_broker_kwargs, make_consumer, make_producer
+
+pytestmark = pytest.mark.integration
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _issue(folder: Path, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+    """A key and a certificate signed by the CA in `folder`."""
+    key, csr, cert, ext = (folder / f"{name}.{s}" for s in ("key", "csr", "pem", "ext"))
+    ext.write_text(extensions)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", subject)
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(folder / "ca.pem"), "-CAkey", str(folder / "ca.key"),
+             "-CAcreateserial", "-days", "1", "-out", str(cert), "-extfile", str(ext))  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rci-test-ca",
+             "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.pem"),
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    cert, key = _issue(folder, "broker", "/CN=127.0.0.1",
+                       "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")  # fmt: skip
+    (folder / "broker-keystore.pem").write_text(key.read_text() + cert.read_text())  # Kafka's PEM keystore: key, then chain
+    _issue(folder, "client", "/CN=rci-worker", "extendedKeyUsage=clientAuth\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tls_broker(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    tls = BrokerTls(keystore=pki / "broker-keystore.pem", truststore=pki / "ca.pem")
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), tls=tls, libs=ensure_jars(cache_root_from_env()))
+    with broker:
+        yield broker
+
+
+def _tls_settings(broker: KafkaBroker, pki: Path, client_cert: bool = True, **extra: object) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    fields: dict[str, object] = {
+        "kafka_bootstrap": broker.tls_bootstrap, "kafka_security_protocol": "SSL", "kafka_ssl_cafile": pki / "ca.pem",
+        "kafka_auto_offset_reset": "earliest", "topic_published": f"video.published.{suffix}",
+        "topic_scores": f"rci.scores.{suffix}", "topic_dlq": f"video.published.dlq.{suffix}",
+        "topic_shadow": f"rci.shadow.{suffix}", "topic_partitions": 1,
+    }  # fmt: skip
+    if client_cert:
+        fields |= {"kafka_ssl_certfile": pki / "client.pem", "kafka_ssl_keyfile": pki / "client.key"}
+    return Settings(**(fields | extra))
+
+
+def test_server_properties_name_the_pem_stores(pki: Path, tmp_path: Path) -> None:
+    broker = KafkaBroker(tmp_path, tls=BrokerTls(pki / "k.pem", pki / "ca.pem"), libs=tmp_path)
+    props = broker.server_properties()
+    assert f"SSL://{broker.tls_bootstrap}" in props and "SSL:SSL" in props
+    assert f"listener.name.ssl.ssl.keystore.location={pki / 'k.pem'}" in props
+    assert "listener.name.ssl.ssl.client.auth=required" in props
+
+
+def test_confluent_clients_with_a_client_certificate_create_produce_and_consume(tls_broker, pki: Path) -> None:
+    settings = _tls_settings(tls_broker, pki)
+    assert set(ensure_topics(settings).values()) == {"created"}  # the admin client over mutual TLS
+    producer = make_producer(settings)
+    producer.produce(settings.topic_scores, key=b"v1", value=b"over mutual tls")
+    assert producer.flush(20) == 0
+    consumer = make_consumer(settings, f"tls-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([settings.topic_scores])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                break
+        assert message is not None and message.value() == b"over mutual tls"
+    finally:
+        consumer.close()
+
+
+def test_without_a_client_certificate_the_broker_refuses(tls_broker, pki: Path) -> None:
+    # a configuration fault (KafkaAuthError, not worth retrying), not an outage (BrokerUnavailable)
+    with pytest.raises(KafkaAuthError, match="certificate"):
+        cluster_metadata(_tls_settings(tls_broker, pki, client_cert=False), timeout_s=8)
+
+
+def test_a_broker_certificate_from_another_ca_is_refused_too(tls_broker, pki: Path) -> None:
+    with pytest.raises(KafkaAuthError, match="certificate verify failed"):
+        cluster_metadata(_tls_settings(tls_broker, pki, kafka_ssl_cafile=pki / "client.pem"), timeout_s=8)
+
+
+def test_the_faust_workers_client_connects_with_the_same_settings(tls_broker, pki: Path) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    settings = _tls_settings(tls_broker, pki)
+    ensure_topics(settings, topics=(settings.topic_published,))
+    # what faust hands aiokafka for the worker's consumer (rci.streams.worker.build_app)
+    auth = credentials_to_aiokafka_auth(faust_broker_kwargs(settings)["broker_credentials"])
+    assert auth["security_protocol"] == "SSL"
+
+    async def round_trip() -> bytes:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **auth)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic_published, b"from aiokafka", key=b"v1")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(settings.topic_published, bootstrap_servers=settings.kafka_bootstrap,
+                                    group_id=f"tls-faust-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest", **auth)  # fmt: skip
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+        finally:
+            await consumer.stop()
+        return record.value
+
+    assert asyncio.run(round_trip()) == b"from aiokafka"
