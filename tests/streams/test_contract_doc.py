@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from tests.kafka_helpers import consume_all
 from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.settings import Settings
 from rci.streams.contract_doc import example_records, example_topics, main, render_example, sync
 from rci.streams.contracts import CONTRACTS, SCHEMA_DIR, parse_published, parse_published_record
 
@@ -94,3 +98,18 @@ def test_readme_links_the_contract_in_the_repository() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "](docs/contract.md)" in readme
     assert "../shared/CONTRACT.md" not in readme
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (scripts/bootstrap.sh installs it)")
+def test_the_pages_kcat_command_publishes_a_valid_keyed_event(rci_settings: Settings) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    snippet = re.search(r"^printf .*?\| kcat [^\n]*-P[^\n]*$", text, re.DOTALL | re.MULTILINE)
+    assert snippet, "docs/contract.md has no kcat publish command"
+    command = (snippet[0].replace("127.0.0.1:9092", rci_settings.kafka_bootstrap)
+               .replace("-t video.published ", f"-t {rci_settings.topic_published} "))  # fmt: skip
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    (message,) = consume_all(rci_settings, rci_settings.topic_published, expected=1)
+    event = parse_published_record(message.value(), message.key())
+    assert message.key() == b"vid-0002" and event.video_id == "vid-0002"
