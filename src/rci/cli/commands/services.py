@@ -25,9 +25,9 @@ DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Where state, logs and p
 @app.command()
 def up(
     data_dir: Path | None = DATA_DIR_OPTION,
-    kafka_port: int | None = typer.Option(None, help="Broker port (default 9092, or a free one if taken)."),
-    s3_port: int | None = typer.Option(None, help="S3 server port (default 9000, or a free one if taken)."),
-    milvus_port: int | None = typer.Option(None, help="Milvus Lite gRPC port (default 19530, or a free one if taken)."),
+    kafka_port: int | None = typer.Option(None, min=1, max=65535, help="Broker port (default 9092, or a free one if taken)."),
+    s3_port: int | None = typer.Option(None, min=1, max=65535, help="S3 server port (default 9000, or a free one if taken)."),
+    milvus_port: int | None = typer.Option(None, min=1, max=65535, help="Milvus Lite gRPC port (default 19530, or a free one if taken)."),
 ) -> None:
     """Start Kafka, the S3 server and Milvus Lite; create the topics and buckets; write <data-dir>/services.env."""
     from rci.services.process import ServiceError
