@@ -1,7 +1,9 @@
-"""A real broker with an SSL listener that requires client certificates (mutual TLS): the project's
-confluent-kafka clients and the faust worker's client (aiokafka, through `faust_broker_kwargs`) connect
-with RCI_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE; without a client certificate the broker refuses.
-Certificates are made here with openssl (a throwaway CA, a broker and a client certificate)."""
+"""A real broker with an SSL listener that requires client certificates (mutual TLS) and a SASL_SSL
+listener with SCRAM-SHA-512 users: the project's confluent-kafka clients and the faust worker's client
+(aiokafka, through `faust_broker_kwargs`) connect with the RCI_KAFKA_* settings; without a client
+certificate, with an untrusted broker or with a wrong password the connection is refused as a
+configuration fault. Certificates are made here with openssl (a throwaway CA, a broker and a client
+certificate)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from rci.core.settings import Settings
-from rci.services.kafka_broker import BrokerTls, KafkaBroker
+from rci.services.kafka_broker import BrokerTls, KafkaBroker, SaslUsers
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
 from rci.streams.kafka import KafkaAuthError, cluster_metadata, ensure_topics, faust_broker_kwargs, make_consumer, make_producer
 
 pytestmark = pytest.mark.integration
+SCRAM_USERS = SaslUsers({"admin": "admin-scram-secret", "rci": "rci-scram-secret"})
 
 
 def _openssl(*args: str) -> None:
@@ -51,7 +54,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tls_broker(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     tls = BrokerTls(keystore=pki / "broker-keystore.pem", truststore=pki / "ca.pem")
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), tls=tls, libs=ensure_jars(cache_root_from_env()))
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), tls=tls, scram=SCRAM_USERS,
+                         libs=ensure_jars(cache_root_from_env()))  # fmt: skip
     with broker:
         yield broker
 
@@ -107,15 +111,15 @@ def test_a_broker_certificate_from_another_ca_is_refused_too(tls_broker, pki: Pa
         cluster_metadata(_tls_settings(tls_broker, pki, kafka_ssl_cafile=pki / "client.pem"), timeout_s=8)
 
 
-def test_the_faust_workers_client_connects_with_the_same_settings(tls_broker, pki: Path) -> None:
+def _aiokafka_round_trip(settings: Settings) -> bytes:
+    """Produce and consume one record with aiokafka configured as faust configures the worker's
+    consumer (rci.streams.worker.build_app -> faust_broker_kwargs -> credentials_to_aiokafka_auth)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    settings = _tls_settings(tls_broker, pki)
     ensure_topics(settings, topics=(settings.topic_published,))
-    # what faust hands aiokafka for the worker's consumer (rci.streams.worker.build_app)
     auth = credentials_to_aiokafka_auth(faust_broker_kwargs(settings)["broker_credentials"])
-    assert auth["security_protocol"] == "SSL"
+    assert auth["security_protocol"] == settings.kafka_security_protocol
 
     async def round_trip() -> bytes:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **auth)
@@ -133,4 +137,43 @@ def test_the_faust_workers_client_connects_with_the_same_settings(tls_broker, pk
             await consumer.stop()
         return record.value
 
-    assert asyncio.run(round_trip()) == b"from aiokafka"
+    return asyncio.run(round_trip())
+
+
+def test_the_faust_workers_client_connects_with_the_same_settings(tls_broker, pki: Path) -> None:
+    assert _aiokafka_round_trip(_tls_settings(tls_broker, pki)) == b"from aiokafka"
+
+
+# --- SASL_SSL with SCRAM-SHA-512 ------------------------------------------------------------------------
+def _scram_settings(broker: KafkaBroker, pki: Path, password: str) -> Settings:
+    return _tls_settings(broker, pki, client_cert=False, kafka_bootstrap=broker.scram_bootstrap,
+                         kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+                         kafka_sasl_username="rci", kafka_sasl_password=password)  # fmt: skip
+
+
+def test_scram_over_tls_for_the_confluent_clients(tls_broker, pki: Path) -> None:
+    settings = _scram_settings(tls_broker, pki, SCRAM_USERS.users["rci"])
+    assert set(ensure_topics(settings).values()) == {"created"}
+    producer = make_producer(settings)
+    producer.produce(settings.topic_scores, key=b"v1", value=b"over scram")
+    assert producer.flush(20) == 0
+    consumer = make_consumer(settings, f"scram-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([settings.topic_scores])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                break
+        assert message is not None and message.value() == b"over scram"
+    finally:
+        consumer.close()
+
+
+def test_scram_with_a_wrong_password_is_refused(tls_broker, pki: Path) -> None:
+    with pytest.raises(KafkaAuthError):
+        cluster_metadata(_scram_settings(tls_broker, pki, "not-the-password"), timeout_s=8)
+
+
+def test_scram_over_tls_for_the_faust_workers_client(tls_broker, pki: Path) -> None:
+    assert _aiokafka_round_trip(_scram_settings(tls_broker, pki, SCRAM_USERS.users["rci"])) == b"from aiokafka"

@@ -3,7 +3,8 @@
 No Docker: the jars come from `kafka_jars`, the JVM is a plain child process (or a detached one
 for `rci services up`). Everything binds to 127.0.0.1, never `localhost`, which may resolve to IPv6.
 An optional SASL_PLAINTEXT listener (PLAIN mechanism) and an optional SSL listener (PEM key and CA,
-client certificates required by default) let tests check authenticated and encrypted clients.
+client certificates required by default), and with it an optional SASL_SSL listener (SCRAM-SHA-512 users
+written into the metadata log when the storage is formatted), let tests check authenticated and encrypted clients.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class SaslUsers:
         )
 
 
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
 @dataclass(frozen=True)
 class BrokerTls:
     """The SSL listener's files, PEM: `keystore` holds the broker's unencrypted private key (PKCS#8)
@@ -69,14 +73,14 @@ class BrokerTls:
     truststore: Path
     client_auth: str = "required"  # required | requested | none
 
-    def properties(self, listener: str = "ssl") -> dict[str, str]:
+    def properties(self, listener: str = "ssl", client_auth: str | None = None) -> dict[str, str]:
         prefix = f"listener.name.{listener}."
         return {
             f"{prefix}ssl.keystore.type": "PEM",
             f"{prefix}ssl.keystore.location": str(self.keystore),
             f"{prefix}ssl.truststore.type": "PEM",
             f"{prefix}ssl.truststore.location": str(self.truststore),
-            f"{prefix}ssl.client.auth": self.client_auth,
+            f"{prefix}ssl.client.auth": client_auth or self.client_auth,
         }
 
 
@@ -100,6 +104,8 @@ class KafkaBroker:
         sasl_port: int | None = None,
         tls: BrokerTls | None = None,
         tls_port: int | None = None,
+        scram: SaslUsers | None = None,
+        scram_port: int | None = None,
         libs: Path | None = None,
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
         num_partitions: int = 4,
@@ -111,6 +117,10 @@ class KafkaBroker:
         self.sasl_port = (sasl_port or free_port()) if sasl else None
         self.tls = tls
         self.tls_port = (tls_port or free_port()) if tls else None
+        if scram and not tls:
+            raise ValueError("the SCRAM listener is SASL_SSL: it needs `tls`")
+        self.scram = scram
+        self.scram_port = (scram_port or free_port()) if scram else None
         self.libs = libs
         self.jvm_opts = jvm_opts
         self.num_partitions = num_partitions
@@ -129,6 +139,11 @@ class KafkaBroker:
     @property
     def tls_bootstrap(self) -> str | None:
         return f"{LOOPBACK}:{self.tls_port}" if self.tls_port else None
+
+    @property
+    def scram_bootstrap(self) -> str | None:
+        """The SASL_SSL listener (SCRAM-SHA-512, the broker certificate of `tls`, no client certificate)."""
+        return f"{LOOPBACK}:{self.scram_port}" if self.scram_port else None
 
     @property
     def pid(self) -> int | None:
@@ -152,6 +167,9 @@ class KafkaBroker:
         if self.tls:
             listeners.append(f"SSL://{self.tls_bootstrap}")
             protocols.append("SSL:SSL")
+        if self.scram:
+            listeners.append(f"SASL_SSL://{self.scram_bootstrap}")
+            protocols.append("SASL_SSL:SASL_SSL")
         lines = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -177,6 +195,12 @@ class KafkaBroker:
             lines["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = self.sasl.jaas()
         if self.tls:
             lines.update(self.tls.properties())
+        if self.scram:
+            lines.update(self.tls.properties("sasl_ssl", client_auth="none"))
+            lines["listener.name.sasl_ssl.sasl.enabled.mechanisms"] = SCRAM_MECHANISM
+            lines[f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def _java(self, main_class: str, *args: str) -> list[str]:
@@ -198,6 +222,8 @@ class KafkaBroker:
         command = self._java(
             "kafka.tools.StorageTool", "format", "--standalone",
             "-t", random_cluster_id(), "-c", str(self.properties_path),
+            *(arg for name, password in (self.scram.users.items() if self.scram else ())
+              for arg in ("--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]")),
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
