@@ -34,10 +34,11 @@ def test_env_file_reproduces_the_settings(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
     from_env = load_settings()
     direct = endpoints.settings(Settings.model_construct())
-    for field in ("kafka_bootstrap", "s3_endpoint_url", "milvus_uri", "object_store", "s3_bucket",
-                  "media_allowed_prefixes", "data_dir"):  # fmt: skip
+    for field in ("kafka_bootstrap", "kafka_auto_offset_reset", "s3_endpoint_url", "milvus_uri", "object_store",
+                  "s3_bucket", "media_allowed_prefixes", "data_dir"):  # fmt: skip
         assert getattr(from_env, field) == getattr(direct, field), field
     assert from_env.s3_secret_access_key.get_secret_value() == "sk"
+    assert from_env.kafka_auto_offset_reset == "earliest"  # a dev stack's worker reads events published before it
     assert from_env.media_allowed_prefixes == ((tmp_path / "media").as_uri() + "/", "s3://rci-media/")
 
 
