@@ -86,10 +86,23 @@ def example_records() -> dict[str, tuple[bytes, ShadowRecord | ScoreRecord | Pub
     return examples
 
 
+def _pretty(value: object, indent: int = 0) -> str:
+    """Indented JSON, but a list of scalars on one line (a matched segment reads as one)."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, indent + 2)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return "[\n" + ",\n".join(f"{inner}{_pretty(v, indent + 2)}" for v in value) + f"\n{pad}]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def render_example(topic: str) -> str:
     """The Markdown between one topic's markers: its key and its value, the producer's JSON indented."""
     key, record = example_records()[topic]
-    value = json.dumps(json.loads(record.to_json_bytes()), indent=2, ensure_ascii=False)
+    wire = json.loads(record.to_json_bytes())
+    value = _pretty(wire)
+    assert json.loads(value) == wire
     return f"Key: `{key.decode('utf-8')}`. Value:\n\n```json\n{value}\n```\n"
 
 
