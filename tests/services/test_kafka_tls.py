@@ -1,5 +1,6 @@
 """A real broker with an SSL listener that requires client certificates (mutual TLS) and a SASL_SSL
-listener with SCRAM-SHA-512 users: the project's confluent-kafka clients and the faust worker's client
+listener with SCRAM-SHA-512 users and OAUTHBEARER (Kafka's unsecured JWS validator, tokens from a local
+OIDC token endpoint): the project's confluent-kafka clients and the faust worker's client
 (aiokafka, through `faust_broker_kwargs`) connect with the RCI_KAFKA_* settings; without a client
 certificate, with an untrusted broker or with a wrong password the connection is refused as a
 configuration fault. Certificates are made here with openssl (a throwaway CA, a broker and a client
@@ -8,9 +9,14 @@ certificate)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -54,7 +60,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tls_broker(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     tls = BrokerTls(keystore=pki / "broker-keystore.pem", truststore=pki / "ca.pem")
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), tls=tls, scram=SCRAM_USERS,
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-tls"), tls=tls, scram=SCRAM_USERS, unsecured_oauthbearer=True,
                          libs=ensure_jars(cache_root_from_env()))  # fmt: skip
     with broker:
         yield broker
@@ -111,13 +117,13 @@ def test_a_broker_certificate_from_another_ca_is_refused_too(tls_broker, pki: Pa
         cluster_metadata(_tls_settings(tls_broker, pki, kafka_ssl_cafile=pki / "client.pem"), timeout_s=8)
 
 
-def _aiokafka_round_trip(settings: Settings) -> bytes:
+def _aiokafka_round_trip(settings: Settings, create_with: Settings | None = None) -> bytes:
     """Produce and consume one record with aiokafka configured as faust configures the worker's
     consumer (rci.streams.worker.build_app -> faust_broker_kwargs -> credentials_to_aiokafka_auth)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    ensure_topics(settings, topics=(settings.topic_published,))
+    ensure_topics(create_with or settings, topics=(settings.topic_published,))  # confluent-kafka's admin client
     auth = credentials_to_aiokafka_auth(faust_broker_kwargs(settings)["broker_credentials"])
     assert auth["security_protocol"] == settings.kafka_security_protocol
 
@@ -177,3 +183,68 @@ def test_scram_with_a_wrong_password_is_refused(tls_broker, pki: Path) -> None:
 
 def test_scram_over_tls_for_the_faust_workers_client(tls_broker, pki: Path) -> None:
     assert _aiokafka_round_trip(_scram_settings(tls_broker, pki, SCRAM_USERS.users["rci"])) == b"from aiokafka"
+
+
+# --- SASL_SSL with OAUTHBEARER (OIDC client credentials) -----------------------------------------------
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+class _TokenEndpoint(BaseHTTPRequestHandler):
+    """An OIDC token endpoint issuing unsigned JWTs (what the broker's unsecured validator accepts)."""
+
+    clients: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        client_id = base64.b64decode(self.headers["Authorization"].removeprefix("Basic ")).decode().split(":")[0]
+        type(self).clients.append(client_id)
+        now = int(time.time())
+        token = f"{_b64({'alg': 'none'})}.{_b64({'sub': client_id, 'iat': now, 'exp': now + 3600})}."
+        body = json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": 3600}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def token_endpoint() -> Iterator[tuple[str, type[_TokenEndpoint]]]:
+    handler = type("Endpoint", (_TokenEndpoint,), {"clients": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/token", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _oauth_settings(broker: KafkaBroker, pki: Path, url: str, client_id: str) -> Settings:
+    return _tls_settings(broker, pki, client_cert=False, kafka_bootstrap=broker.scram_bootstrap,
+                         kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="OAUTHBEARER",
+                         kafka_sasl_oauthbearer_token_endpoint_url=url,
+                         kafka_sasl_oauthbearer_client_id=client_id,
+                         kafka_sasl_oauthbearer_client_secret="oidc-secret")  # fmt: skip
+
+
+def test_oauthbearer_for_the_confluent_clients(tls_broker, pki: Path, token_endpoint) -> None:
+    url, endpoint = token_endpoint
+    settings = _oauth_settings(tls_broker, pki, url, "rci-confluent")
+    assert set(ensure_topics(settings).values()) == {"created"}
+    producer = make_producer(settings)
+    producer.produce(settings.topic_scores, key=b"v1", value=b"over oauthbearer")
+    assert producer.flush(20) == 0
+    assert "rci-confluent" in endpoint.clients  # librdkafka fetched its token from the endpoint
+
+
+def test_oauthbearer_for_the_faust_workers_client(tls_broker, pki: Path, token_endpoint) -> None:
+    url, endpoint = token_endpoint
+    settings = _oauth_settings(tls_broker, pki, url, "rci-faust")
+    admin = settings.model_copy(update={"kafka_sasl_oauthbearer_client_id": "rci-admin"})
+    assert _aiokafka_round_trip(settings, create_with=admin) == b"from aiokafka"
+    assert "rci-faust" in endpoint.clients  # only OidcTokenProvider asked for this client's token

@@ -4,7 +4,8 @@ No Docker: the jars come from `kafka_jars`, the JVM is a plain child process (or
 for `rci services up`). Everything binds to 127.0.0.1, never `localhost`, which may resolve to IPv6.
 An optional SASL_PLAINTEXT listener (PLAIN mechanism) and an optional SSL listener (PEM key and CA,
 client certificates required by default), and with it an optional SASL_SSL listener (SCRAM-SHA-512 users
-written into the metadata log when the storage is formatted), let tests check authenticated and encrypted clients.
+written into the metadata log when the storage is formatted; OAUTHBEARER too, with Kafka's unsecured JWS
+validator, on request), let tests check authenticated and encrypted clients.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class KafkaBroker:
         tls_port: int | None = None,
         scram: SaslUsers | None = None,
         scram_port: int | None = None,
+        unsecured_oauthbearer: bool = False,
         libs: Path | None = None,
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
         num_partitions: int = 4,
@@ -120,6 +122,9 @@ class KafkaBroker:
         if scram and not tls:
             raise ValueError("the SCRAM listener is SASL_SSL: it needs `tls`")
         self.scram = scram
+        if unsecured_oauthbearer and not scram:
+            raise ValueError("OAUTHBEARER is offered on the SASL_SSL listener: it needs `scram`")
+        self.unsecured_oauthbearer = unsecured_oauthbearer
         self.scram_port = (scram_port or free_port()) if scram else None
         self.libs = libs
         self.jvm_opts = jvm_opts
@@ -200,6 +205,12 @@ class KafkaBroker:
             lines["listener.name.sasl_ssl.sasl.enabled.mechanisms"] = SCRAM_MECHANISM
             lines[f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if self.unsecured_oauthbearer:
+            # Kafka's unsecured JWS validator (tests only): an unsigned token with `sub` and `exp` is accepted
+            lines["listener.name.sasl_ssl.sasl.enabled.mechanisms"] += ",OAUTHBEARER"
+            lines["listener.name.sasl_ssl.oauthbearer.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
             )
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
