@@ -248,3 +248,30 @@ def test_oauthbearer_for_the_faust_workers_client(tls_broker, pki: Path, token_e
     admin = settings.model_copy(update={"kafka_sasl_oauthbearer_client_id": "rci-admin"})
     assert _aiokafka_round_trip(settings, create_with=admin) == b"from aiokafka"
     assert "rci-faust" in endpoint.clients  # only OidcTokenProvider asked for this client's token
+
+
+# --- the whole worker over mutual TLS ----------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_rci_worker_scores_and_dead_letters_over_mutual_tls(tls_broker, pki: Path, tmp_path: Path) -> None:
+    """`rci worker` (faust consumer, confluent-kafka sink) on the mutual-TLS listener only, with
+    RCI_KAFKA_EXTRA carried to the child process, translated for faust and given to librdkafka."""
+    from rci.inference.model_dir import install_untrained_models
+    from rci.streams.processes import ChildProcess
+    from tests.streams.worker_harness import MAX_FRAMES, encode, produce, published_event, read_outputs, write_media_library
+
+    model_dir = tmp_path / "models"
+    install_untrained_models(model_dir, MAX_FRAMES)
+    settings = _tls_settings(tls_broker, pki, data_dir=tmp_path / "rci", model_dir=model_dir, media_max_frames=MAX_FRAMES,
+                             milvus_uri=str(tmp_path / "milvus.db"), metrics_port=0,
+                             kafka_extra={"client.id": "rci-tls-worker", "session.timeout.ms": 30000})  # fmt: skip
+    ensure_topics(settings)
+    media = write_media_library(settings.media_dir, 2)
+    produce(settings, [*(encode(published_event(f"v{i}", m, i)) for i, m in enumerate(media)), (b"bad", b"not json")])
+    worker = ChildProcess("worker", settings, tmp_path / "worker.log")
+    try:
+        out = read_outputs(settings, expected_total=3, timeout_s=400)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+    assert set(out.scored_ids) == {"v0", "v1"} and len(out.dead_letters) == 1, worker.log_tail()

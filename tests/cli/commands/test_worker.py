@@ -79,3 +79,12 @@ def test_sigterm_during_start_up_retries_exits_within_seconds(tmp_path: Path) ->
     assert returncode == 0, log.read_text()[-3000:]
     assert waited < 5.0, waited
     assert "stopped during the start-up check" in log.read_text()
+
+
+def test_a_kafka_extra_key_the_worker_cannot_honour_exits_2_naming_it(tmp_path: Path) -> None:
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")),
+                     kafka_extra='{"client.id": "rci", "statistics.interval.ms": 5000}')  # librdkafka only
+    done = run_worker(env, timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "rci worker cannot start: RCI_KAFKA_EXTRA key 'statistics.interval.ms'" in done.stderr
+    assert "Traceback" not in done.stderr
