@@ -228,11 +228,15 @@ def test_bad_inputs_never_crash_with_anything_but_media_rejected(tmp_path: Path)
 
 def test_rejection_survives_a_process_pool(tmp_path: Path) -> None:
     # The worker may decode in a process pool: the rejection must cross the process boundary intact.
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
-    with ProcessPoolExecutor(max_workers=1) as pool, pytest.raises(MediaRejected) as caught:
+    # spawn, not fork: a forked child inherits FFmpeg's swscale thread state mid-use and can hang
+    # freeing a frame that the parent's garbage still held (seen: pthread_cond_destroy in sws_freeContext).
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool, pytest.raises(MediaRejected) as caught:
         pool.submit(decode_media, text, POLICY).result()
     assert caught.value.code == RejectCode.MEDIA_UNDECODABLE and "FFmpeg" in caught.value.detail
 
