@@ -12,20 +12,37 @@ from rci.training.data import PairDataset, PairExample
 from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
 
 
-def test_the_evidence_counts_equally_once_standardised_and_the_fit_only_scales_and_shifts():
+def test_the_head_votes_as_much_as_one_spread_of_the_similarity_and_the_fit_only_scales_and_shifts():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, size=400)
     chamfers = np.where(labels == 1, 0.7, 0.3) + rng.normal(scale=0.08, size=400)
     margins = np.where(labels == 1, 4.0, -4.0) + rng.normal(scale=3.0, size=400)
     a, b, c = fit_calibration(margins, chamfers, labels)
     assert a > 0 and b > 0
-    assert a * margins.std() == pytest.approx(b * chamfers.std(), rel=1e-6)  # equal standardised weights
-    scores = 1 / (1 + np.exp(-(a * margins + b * chamfers + c)))
+    assert a * 20.0 == pytest.approx(b * chamfers.std(), rel=1e-6)  # the full margin range = one spread
+    limited = np.clip(margins, -20, 20)
+    scores = 1 / (1 + np.exp(-(a * limited + b * chamfers + c)))
     assert scores[labels == 1].mean() > 0.8 and scores[labels == 0].mean() < 0.2  # a probability, fitted
-    big = fit_calibration(margins * 100, chamfers, labels)  # margins beyond +-20 are clipped, as the model does
-    assert big[0] * np.clip(margins * 100, -20, 20).std() == pytest.approx(big[1] * chamfers.std(), rel=1e-6)
+    a2, b2, _ = fit_calibration(margins * 100, chamfers, labels, margin_limit=2.0)  # a vote of +-2 logits
+    assert a2 * 2.0 == pytest.approx(b2 * chamfers.std(), rel=1e-6)
     with pytest.raises(ValueError, match="both"):
         fit_calibration(margins, chamfers, np.ones(400))
+
+
+def test_a_sure_and_wrong_head_cannot_outvote_the_similarity_once_limited():
+    """A hard copy the head calls unrelated with a margin of -15 (seen on real media) still outranks an
+    unrelated pair the head also rejects, because the similarity says copy and the head's vote is bounded."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, size=400)
+    chamfers = np.where(labels == 1, 0.8, 0.3) + rng.normal(scale=0.1, size=400)
+    margins = np.where(labels == 1, 10.0, -10.0) + rng.normal(scale=2.0, size=400)  # the corpus: a sure head
+    a, b, c = fit_calibration(margins, chamfers, labels, margin_limit=2.0)
+    logit = lambda m, ch: a * np.clip(m, -2.0, 2.0) + b * ch + c  # noqa: E731
+    hard_copy, unrelated = (-15.0, 0.6), (-2.5, 0.35)  # (margin, chamfer)
+    assert logit(*hard_copy) > logit(*unrelated)
+    assert logit(-15.0, 0.6) == logit(-2.0, 0.6)  # past the limit, surer is not more
+    # the most the head can move a score: one spread of the similarity either way
+    assert logit(20.0, 0.5) - logit(-20.0, 0.5) == pytest.approx(2 * b * chamfers.std(), rel=1e-6)
 
 
 def test_calibration_is_served_by_the_model_and_identity_keeps_the_softmax():
@@ -37,6 +54,7 @@ def test_calibration_is_served_by_the_model_and_identity_keeps_the_softmax():
         out = model(batch)
         torch.testing.assert_close(out.score, out.logits.softmax(-1)[:, 1])
         cal = calibrated(model, (0.5, 4.0, -1.0))(batch)
+        limited = calibrated(model, (0.5, 4.0, -1.0), margin_limit=2.0)(batch)
     margin = (out.logits[:, 1] - out.logits[:, 0]).clamp(-20, 20)
     dataset = PairDataset([PairExample(q.video_id, c.video_id, 1, "x", "val", {}) for q, c in pairs],
                           {v.video_id: v for pair in pairs for v in pair})
@@ -45,3 +63,5 @@ def test_calibration_is_served_by_the_model_and_identity_keeps_the_softmax():
     expected = torch.sigmoid(0.5 * margin + 4.0 * torch.from_numpy(chamfers) - 1.0)
     torch.testing.assert_close(cal.score, expected, atol=1e-4, rtol=0)
     assert chamfers[0] > chamfers[1]  # the copy's frames match its source's
+    expected = torch.sigmoid(0.5 * margin.clamp(-2, 2) + 4.0 * torch.from_numpy(chamfers) - 1.0)
+    torch.testing.assert_close(limited.score, expected, atol=1e-4, rtol=0)

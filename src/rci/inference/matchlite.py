@@ -76,11 +76,16 @@ class MatchLiteConfig:
     # reads ~0 on either, so what the model learned on generated media carries to real uploads.
     background_frames: int = 0
     background_topk: int = 8  # a frame's background level: the mean of its top-k background cosines
-    # The served score: sigmoid(a * (logit_1 - logit_0) + b * chamfer + c), chamfer = the raw symmetric
-    # Chamfer similarity of the two videos' frames (retrieval's own measure). (1, 0, 0) is the plain
-    # softmax; rci.training.calibration fits (a, b, c) on validation pairs after training, so that the
-    # frame-set evidence, which carries to any media, keeps its weight where the head has not learned it.
+    # The served score: sigmoid(a * clamp(logit_1 - logit_0, +-margin_limit) + b * chamfer + c), chamfer =
+    # the raw symmetric Chamfer similarity of the two videos' frames (retrieval's own measure). (1, 0, 0)
+    # is the plain softmax (a margin past 20 is "sure", not "surer"); rci.training.calibration fits
+    # (a, b, c) on validation pairs after training, so that the frame-set evidence, which carries to any
+    # media, keeps its weight where the head has not learned it.
     calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    # How far the head's margin may move the served score. A head trained on a generated corpus is often
+    # sure and wrong on real media (hard copies with margins of -15 where SSCD's frame-set similarity says
+    # copy): the serving recipe limits it to +-2 logits (88% sure), a bounded vote beside the similarity.
+    margin_limit: float = 20.0
     # multimodal perception
     bixt_heads: int = 8
     bixt_hidden: int = 64
@@ -314,7 +319,8 @@ class MatchLite(nn.Module):
         zd = self.dropout(z)
         logits = self.head(zd)  # [B,2]
         a, b, c = self.config.calibration
-        score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-20.0, 20.0) + c  # [B]; saturated = sure, no more
+        limit = self.config.margin_limit
+        score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-limit, limit) + c  # [B]; saturated = sure, no more
         if b:
             score_logit = score_logit + b * _chamfer(s_v, mask[:, 0])
         return MatchLiteOutput(

@@ -2,13 +2,14 @@
 
 The head learns from a small generated corpus; the symmetric Chamfer similarity of SSCD frame
 descriptors (rci.retrieval.similarity) is a copy detector in its own right that carries to any media.
-Both count equally, standardised on validation pairs (never trained on), and a scale and a bias fitted
-there make the sum a probability (`fit_calibration`):
+The head's margin, limited to +-margin_limit, is a vote in [-1, 1] that counts as much as one standard
+deviation of the similarity on validation pairs (never trained on); a scale and a bias fitted there make
+the sum a probability (`fit_calibration`):
 
-    score = sigmoid(a * margin + b * chamfer + c),   margin = logit_1 - logit_0 of the head
+    score = sigmoid(a * clamp(margin, +-margin_limit) + b * chamfer + c),   margin = logit_1 - logit_0
 
-and the result is written into the model (MatchLiteConfig.calibration), so the ONNX graph, the torch
-runtime and every evaluation serve the same calibrated score.
+and the result is written into the model (MatchLiteConfig.calibration and margin_limit), so the ONNX
+graph, the torch runtime and every evaluation serve the same calibrated score.
 """
 
 from __future__ import annotations
@@ -36,21 +37,22 @@ def pair_evidence(model: MatchLite, dataset: PairDataset) -> tuple[np.ndarray, n
 
 
 def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[int], *,
-                    steps: int = 200) -> tuple[float, float, float]:
-    """(a, b, c) for sigmoid(a * margin + b * chamfer + c): the two pieces of evidence count equally.
+                    margin_limit: float = 20.0, steps: int = 200) -> tuple[float, float, float]:
+    """(a, b, c) for sigmoid(a * clamp(margin, +-margin_limit) + b * chamfer + c).
 
-    The ranking is a unit-weighted sum of the standardised evidence, margin / std + chamfer / std (an
-    "improper linear model": weights fitted on generated media do not carry to real uploads, where a
-    head that is perfect on its own corpus's pairs is still fooled, while equal weights are robust);
-    only an overall scale and a bias, which change no ranking, are fitted on the labelled pairs.
-    Margins are clipped to +-20 as the model clips them (a saturated head says "sure", not "sure by 300").
+    The ranking is a fixed-weight sum, clamp(margin) / margin_limit + chamfer / std(chamfer): the head's
+    vote in [-1, 1] beside the similarity in units of its spread (an "improper linear model": weights
+    fitted on generated media do not carry to real uploads, where a head that is perfect on its own
+    corpus's pairs is still fooled, while fixed weights are robust); only an overall scale and a bias,
+    which change no ranking, are fitted on the labelled pairs. Margins are clamped as the model clamps
+    them (a saturated head says "sure", not "sure by 300").
     """
-    clipped = np.clip(np.asarray(margins, np.float64), -20, 20)
+    clipped = np.clip(np.asarray(margins, np.float64), -margin_limit, margin_limit)
     chamfers = np.asarray(chamfers, np.float64)
     y = torch.tensor(np.asarray(labels), dtype=torch.float64)
     if y.min() == y.max():
         raise ValueError("calibration needs both positive and negative pairs")
-    unit = np.array([1.0 / max(clipped.std(), 1e-6), 1.0 / max(chamfers.std(), 1e-6)])
+    unit = np.array([1.0 / margin_limit, 1.0 / max(chamfers.std(), 1e-6)])
     evidence = torch.tensor(clipped * unit[0] + chamfers * unit[1])  # [N]
     scale = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # softplus(scale) > 0: order kept
     bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
@@ -68,8 +70,10 @@ def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[
     return s * float(unit[0]), s * float(unit[1]), float(bias.item())
 
 
-def calibrated(model: MatchLite, calibration: tuple[float, float, float]) -> MatchLite:
-    """A copy of `model` (same weights, eval mode) serving `calibration`."""
-    out = MatchLite(replace(model.config, calibration=tuple(float(v) for v in calibration)))
+def calibrated(model: MatchLite, calibration: tuple[float, float, float],
+               margin_limit: float | None = None) -> MatchLite:
+    """A copy of `model` (same weights, eval mode) serving `calibration` (and `margin_limit`, if given)."""
+    limit = model.config.margin_limit if margin_limit is None else float(margin_limit)
+    out = MatchLite(replace(model.config, calibration=tuple(float(v) for v in calibration), margin_limit=limit))
     out.load_state_dict(model.state_dict())
     return out.to(next(model.parameters()).device).eval()

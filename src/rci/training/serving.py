@@ -9,7 +9,9 @@ The full two-stage recipe with the teacher and the ablation report is `rci train
 3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss, on the labelled
    pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
    against its nearest unrelated earlier video (what retrieval hands the model for an original);
-4. the operating threshold at 80% precision chosen on the val split (0.5 if val cannot reach it);
+4. the served score calibrated on the val split (rci.training.calibration: the head's bounded vote beside
+   the frame-set similarity), and the operating threshold at 80% precision chosen there (0.5 if val
+   cannot reach it);
 5. checkpoint + ONNX export installed where the worker loads them (rci.inference.model_dir).
 
 The result is keyed by the corpus and encoder versions (`serving.json`): a rerun with the same
@@ -82,6 +84,8 @@ class ServingRecipe:
     background_frames: int = 1024
     negatives_per_positive: int = 4  # unrelated pairs of other source families per positive (implied_examples)
     trims_per_positive: int = 2  # feature-level trims of each positive's query (trimmed_positives)
+    # the head's margin is a vote limited to +-2 logits beside the frame-set similarity (MatchLiteConfig)
+    margin_limit: float = 2.0
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -139,7 +143,8 @@ def train_serving_models(
 
     val = validation_pairs(manifest, features, recipe)
     margins, chamfers = pair_evidence(model, val)
-    model = calibrated(model, fit_calibration(margins, chamfers, val.labels))
+    calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit)
+    model = calibrated(model, calibration, recipe.margin_limit)
     scores = predict(matchlite_forward(model), val).scores
     point = operating_point(scores, val.labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
@@ -147,6 +152,7 @@ def train_serving_models(
         "threshold": threshold,
         "threshold_reached": bool(point.reached),
         "calibration": list(model.config.calibration),
+        "margin_limit": model.config.margin_limit,
         "val_pairs": len(val),
         "val_average_precision": float(average_precision(scores, val.labels)),
         "encoder_version": extractor.version,
