@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from rci.inference.runtime import PairScore
 from rci.retrieval.similarity import frame_set_similarity
 from rci.streams.pipeline import (
     Candidate,
-    best_candidate,
+    credited,
+    rank_key,
     InputRecord,
     ModelInfo,
     ScoringPipeline,
@@ -191,10 +193,9 @@ def test_near_ties_go_to_the_earliest_video_whichever_side_reports_them():
     # Milvus (float32, approximate) with the order of the near-equal similarities flipped
     first_time = [Candidate("late", 0.999991, 2_000), Candidate("early", 0.999987, 1_000)]
     redelivered = [Candidate("early", 0.999992, 1_000), Candidate("late", 0.999990, 2_000)]
-    assert best_candidate(first_time).video_id == best_candidate(redelivered).video_id == "early"
+    assert min(first_time, key=rank_key).video_id == min(redelivered, key=rank_key).video_id == "early"
     # a real difference in similarity still wins over publish time
-    assert best_candidate([Candidate("early", 0.91, 1_000), Candidate("late", 0.95, 2_000)]).video_id == "late"
-    assert best_candidate([None, None]) is None
+    assert min([Candidate("early", 0.91, 1_000), Candidate("late", 0.95, 2_000)], key=rank_key).video_id == "late"
 
 
 class DictMemo:
@@ -265,3 +266,32 @@ async def test_the_same_id_with_other_media_is_scored_afresh_not_recalled():
     again = await pipeline.process([event_record("copy", 2, 9, media_uri="file:///media/other.mp4")])
     assert again[0].score.score < first[0].score.score
     assert len(memo.records) == 3  # src, copy from its first media, copy from the other
+
+
+def test_credit_goes_to_the_earliest_confident_match_else_the_most_similar():
+    ranked = [Candidate("copy", 0.97, 2_000), Candidate("original", 0.95, 1_000), Candidate("other", 0.5, 500)]
+    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.3) == 1  # the original, not its earlier copy
+    assert credited(ranked, [0.99, 0.45, 0.2], threshold=0.3) == 0  # above threshold but not confident
+    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.95) == 0  # confident but under the threshold
+    assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3) == 2  # earliest of all the confident ones
+    assert credited(ranked, [0.1, 0.2, 0.3], threshold=0.3) == 0  # no match: the most similar, as before
+
+
+async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_matches():
+    original = make_features("original", 5)
+    first_copy = make_features("first_copy", 5, noise=0.3)
+    table = {"original": original, "first_copy": first_copy,
+             "second_copy": replace(first_copy, video_id="second_copy")}  # closer to the first copy
+    outcomes = {}
+    for top in (1, 2):
+        pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.6),
+                                   score_top=top)
+        for offset, (vid, second) in enumerate((("original", 1), ("first_copy", 2), ("second_copy", 3))):
+            [outcome] = await pipeline.process([event_record(vid, offset, second)])
+            await pipeline.index([outcome])
+        outcomes[top] = outcome.score
+    assert outcomes[1].candidate_id == "first_copy"  # the most similar earlier video
+    assert outcomes[2].candidate_id == "original" and outcomes[2].deboost
+    assert outcomes[2].retrieval_similarity < outcomes[1].retrieval_similarity  # reported for the credited one
+    with pytest.raises(ValueError, match="score_top"):
+        ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.6), score_top=0)

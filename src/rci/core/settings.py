@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(
         8, ge=1, le=64, description="Shortlist per query from the index, re-ranked on frame sets (rci.retrieval.similarity)."
     )
+    retrieval_score_top: int = Field(
+        3, ge=1, le=16,
+        description="Best re-ranked candidates MatchLite scores per query; the earliest it scores as a confident "
+                    "match (>= max(threshold, 0.5)) is credited: the original, not an earlier copy of it.",
+    )
 
     # --- shadow -------------------------------------------------------------------------------
     shadow_sample_rate: float = Field(0.01, ge=0.0, le=1.0)

@@ -5,8 +5,8 @@ The faust agent in `rci.streams.worker` only iterates the stream and calls
 
 Per batch (DESIGN.md, "Online path"):
   parse -> features (cache, else fetch + decode + encode) -> batched retrieval (index shortlist,
-  re-ranked on frame sets)
-  -> batched MatchLite -> one `Outcome` per record, in input order.
+  re-ranked on frame sets) -> batched MatchLite on each query's best few candidates -> the credited
+  candidate (`credited`: the earliest confident match) -> one `Outcome` per record, in input order.
 
 Errors follow rci.core.errors: a `RejectedEvent` turns that record's outcome into a dead letter
 and the rest of the batch carries on; a `TransientError` escapes so the caller retries
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -74,13 +74,27 @@ SIMILARITY_DECIMALS = 4
 
 
 def rank_key(candidate: Candidate) -> tuple[float, int, str]:
+    """The canonical order: highest similarity at SIMILARITY_DECIMALS, ties by publish time, then id."""
     return (-round(candidate.similarity, SIMILARITY_DECIMALS), candidate.published_at_ms, candidate.video_id)
 
 
-def best_candidate(candidates: Iterable[Candidate | None]) -> Candidate | None:
-    """The canonical top-1: highest similarity at SIMILARITY_DECIMALS, ties by publish time, then id."""
-    present = [c for c in candidates if c is not None]
-    return min(present, key=rank_key) if present else None
+# A candidate is credited over a more similar one only when MatchLite calls it more likely reproduced
+# than not (and above the operating threshold).
+CONFIDENT_SCORE = 0.5
+
+
+def credited(ranked: Sequence[Candidate], scores: Sequence[float], threshold: float) -> int:
+    """Which of the best candidates by frame-set similarity (`ranked`, best first) a query is scored
+    against: the earliest published one MatchLite scores as a confident match, else the most similar.
+
+    The most similar earlier video of a copy is often another copy of the same original (the copies
+    share edits the original lacks); crediting the earliest confident match names the original,
+    whose creator the platform protects, and a copy of a copy is still caught."""
+    floor = max(threshold, CONFIDENT_SCORE)
+    confident = [i for i, score in enumerate(scores) if score >= floor]
+    if not confident:
+        return 0
+    return min(confident, key=lambda i: (ranked[i].published_at_ms, ranked[i].video_id))
 
 
 class CandidateIndex(Protocol):
@@ -142,8 +156,8 @@ class _Pending:
     record: InputRecord
     event: PublishedEvent | None = None
     features: VideoFeatures | None = None
+    shortlist: list[tuple[Candidate, VideoFeatures]] = field(default_factory=list)  # best first
     candidate: Candidate | None = None
-    candidate_features: VideoFeatures | None = None
     result: PairScore | None = None
     rejection: RejectedEvent | None = None
     memo: ScoreRecord | None = None  # the score a previous delivery computed
@@ -187,7 +201,11 @@ class ScoringPipeline:
         model: ModelInfo,
         metrics: WorkerMetrics | None = None,
         memo: ScoreMemo | None = None,
+        score_top: int = 1,
     ) -> None:
+        if score_top < 1:
+            raise ValueError("score_top must be at least 1")
+        self._score_top = score_top  # candidates MatchLite scores per query (RCI_RETRIEVAL_SCORE_TOP)
         self._features = features
         self._index = index
         self._scorer = scorer
@@ -267,7 +285,7 @@ class ScoringPipeline:
 
     async def _retrieve(self, pending: list[_Pending]) -> None:
         """Shortlist from the index plus the batch's own earlier videos, re-ranked on frame sets
-        (rci.retrieval.similarity): the candidate is the earlier video most like the query."""
+        (rci.retrieval.similarity): the `score_top` earlier videos most like the query, best first."""
         live = [p for p in pending if p.features is not None and p.features.has_visual]
         if not live:
             return
@@ -289,8 +307,7 @@ class ScoringPipeline:
             reranked = (Candidate(vid, frame_set_similarity(p.features, found[vid]), at_ms)
                         for vid, at_ms in indexed + [(o.event.video_id, published_ms(o.event)) for o in earlier]
                         if vid in found)
-            p.candidate = best_candidate(reranked)
-            p.candidate_features = found[p.candidate.video_id] if p.candidate else None
+            p.shortlist = [(c, found[c.video_id]) for c in sorted(reranked, key=rank_key)[: self._score_top]]
 
     @staticmethod
     def _earlier_in_batch(query: _Pending, live: list[_Pending]) -> list[_Pending]:
@@ -305,14 +322,21 @@ class ScoringPipeline:
         return dict(zip(ordered, loaded, strict=True))
 
     async def _score(self, pending: list[_Pending]) -> None:
-        live = [p for p in pending if p.candidate_features is not None]
+        """Every shortlisted pair in one gather (the micro-batcher batches them), then each query's credit."""
+        pairs = [(p, candidate_features) for p in pending for _, candidate_features in p.shortlist]
         results = await asyncio.gather(
-            *(self._scorer.score(p.features, p.candidate_features) for p in live), return_exceptions=True
+            *(self._scorer.score(p.features, candidate_features) for p, candidate_features in pairs),
+            return_exceptions=True,
         )
-        for p, result in zip(live, results, strict=True):
+        for result in results:
             if isinstance(result, BaseException):
                 raise result
-            p.result = result
+        done = iter(results)
+        for p in (p for p in pending if p.shortlist):
+            scored = [next(done) for _ in p.shortlist]
+            ranked = [candidate for candidate, _ in p.shortlist]
+            chosen = credited(ranked, [r.score for r in scored], self._model.threshold)
+            p.candidate, p.result = ranked[chosen], scored[chosen]
 
     # --- output ---------------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ def run_scoring_worker(settings: Settings) -> None:
     async def open_runner() -> BatchRunner:
         parts = await open_serving_parts(settings)
         memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
-        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo)
+        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
+                                   score_top=settings.retrieval_score_top)
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
