@@ -14,7 +14,8 @@ size is reproducible. Families, by the layer that must stop them:
 * media   : missing, empty, sparse files over the byte limit, truncated MP4s, other
             formats renamed .mp4 (PNG, ELF, ZIP, PDF, HTML), FFmpeg playlists pointing at
             local files (HLS, ffconcat), a tiny file declaring 8192x4320 frames, headers
-            claiming days of duration, tracks with no samples     -> media_* codes
+            claiming days of duration, tracks with no samples, codecs outside the
+            allow-list (MJPEG, MPEG-2)                            -> media_* codes
 
 `unusual_valid_records` gives the opposite: odd but valid events (unicode, extra fields,
 absurd duration hints, lower-case and space-separated times) that must be scored, to interleave
@@ -290,6 +291,10 @@ def write_hostile_media(layout: MediaLayout, clip: Path) -> dict[str, list[tuple
             (put("hls.mp4", f"#EXTM3U\n#EXTINF:1,\n{decoy}\n".encode()), C.MEDIA_UNDECODABLE),
         ],
         "media.huge_dimensions": [(_frame_bomb(hostile / "bomb.mp4").as_uri(), C.MEDIA_RESOLUTION_TOO_HIGH)],
+        "media.codec_not_allowed": [  # decodable by FFmpeg, but not in the default RCI_MEDIA_ALLOWED_CODECS
+            (_foreign_codec(hostile / "mjpeg.mp4", "avi", "mjpeg", "yuvj420p").as_uri(), C.MEDIA_UNDECODABLE),
+            (_foreign_codec(hostile / "mpeg2.mp4", "mpegts", "mpeg2video", "yuv420p").as_uri(), C.MEDIA_UNDECODABLE),
+        ],
         "media.absurd_duration": [
             (_timestamp_gap(hostile / "gap.mkv").as_uri(), C.MEDIA_TOO_LONG),  # 1.2 KB claiming 116 days
             (put("stts.mp4", _stretched_sample(data)), C.MEDIA_TOO_LONG),  # one sample lasting 58 hours
@@ -369,6 +374,23 @@ def _frame_bomb(path: Path) -> Path:
             plane.update(bytes(plane.buffer_size))
         frame.pts, frame.time_base = 0, Fraction(1, 1)
         container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _foreign_codec(path: Path, container_format: str, codec: str, pix_fmt: str) -> Path:
+    """Two seconds of small frames in a codec outside the default allow-list (named .mp4, as uploads are)."""
+    if path.exists():
+        return path
+    with av.open(str(path), mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=5)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for pts in range(10):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([128]) * plane.buffer_size)
+            frame.pts, frame.time_base = pts, Fraction(1, 5)
+            container.mux(stream.encode(frame.reformat(format=pix_fmt)))
         container.mux(stream.encode(None))
     return path
 

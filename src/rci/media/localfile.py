@@ -54,7 +54,9 @@ def open_media_file(path: Path, policy: MediaPolicy) -> BinaryIO:
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise MediaRejected(RejectCode.MEDIA_NOT_ALLOWED, f"{path} is {kind}")
         check_size(info.st_size, policy, str(path))
-        return os.fdopen(fd, "rb", buffering=0)
+        file = os.fdopen(fd, "rb", buffering=0)
+        file.name = str(path)  # FFmpeg's messages name the file, not the descriptor's number
+        return file
     except OSError as exc:
         os.close(fd)
         raise local_error(exc, path) from exc
