@@ -32,7 +32,8 @@ class RejectCode(StrEnum):
     MEDIA_TOO_LARGE = "media_too_large"  # over RCI_MEDIA_MAX_BYTES
     MEDIA_TOO_LONG = "media_too_long"  # over RCI_MEDIA_MAX_DURATION_S
     MEDIA_RESOLUTION_TOO_HIGH = "media_resolution_too_high"  # over RCI_MEDIA_MAX_PIXELS
-    MEDIA_UNDECODABLE = "media_undecodable"  # not a container FFmpeg can read, truncated, corrupt
+    MEDIA_UNDECODABLE = "media_undecodable"  # not a container FFmpeg can read, truncated, corrupt; a codec not
+    # in RCI_MEDIA_ALLOWED_CODECS; a decode over RCI_MEDIA_DECODE_TIMEOUT_S
     MEDIA_NO_STREAMS = "media_no_streams"  # neither a video nor an audio track
     # Not the event's fault as far as anyone knows: its processing raised something unexpected (a bug)
     # RCI_POISON_MAX_ATTEMPTS times on its own; detail names the exception (rci.streams.isolation).
