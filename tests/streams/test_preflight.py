@@ -62,6 +62,12 @@ def test_a_model_dir_without_models_names_rci_model_dir(tmp_path: Path) -> None:
 # --- S3: configuration faults -------------------------------------------------------------------
 
 
+async def test_a_codec_ffmpeg_cannot_decode_fails_naming_rci_media_allowed_codecs(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, media_allowed_codecs=("h264", "h265"))  # FFmpeg calls it hevc
+    with pytest.raises(ConfigError, match="RCI_MEDIA_ALLOWED_CODECS: FFmpeg has no decoder for h265"):
+        await preflight(settings)
+
+
 def test_buckets_checked_are_the_feature_cache_and_the_media_prefixes(tmp_path: Path) -> None:
     settings = s3_settings(tmp_path, "http://127.0.0.1:1", "features",
                            media_allowed_prefixes=("file:///srv/media/", "s3://media/uploads/", "s3://features/m/"))

@@ -5,7 +5,8 @@ a worker that cannot score:
 
 * a configuration fault stops the process with one message naming the setting: no models in
   RCI_MODEL_DIR (`ModelError`); no S3 credentials, an unknown access key, a wrong secret, a bucket
-  that does not exist (`rci.storage.errors.StorageConfigError`, a `ConfigError`). `rci worker` exits 2.
+  that does not exist (`rci.storage.errors.StorageConfigError`, a `ConfigError`), a codec in
+  RCI_MEDIA_ALLOWED_CODECS that FFmpeg has no decoder for. `rci worker` exits 2.
 * an outage (the object store unreachable, 5xx) is not the configuration's fault: the check is
   retried with backoff for as long as it lasts (`retry_transient`, each retry logged), and SIGTERM or
   SIGINT meanwhile cancels it at once, sleeps and requests in flight included (`until_stopped`).
@@ -27,6 +28,7 @@ from rci.core.settings import Settings
 from rci.inference.encoders.bundle import MODALITIES, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
+from rci.media.policy import media_policy
 from rci.storage.s3 import S3Client, check_bucket, s3_config
 from rci.streams.kafka import check_client_config
 from rci.streams.retry import Stopped, retry_transient, stop_on_signals, until_stopped
@@ -77,6 +79,7 @@ async def preflight(settings: Settings) -> None:
     """Kafka client settings and models first (no retry can fix them), then storage, retried while it
     is unreachable."""
     check_client_config(settings)
+    media_policy(settings)  # RCI_MEDIA_ALLOWED_CODECS naming a codec this FFmpeg cannot decode
     check_model_dir(settings)
     await retry_transient(lambda: check_storage(settings), what="start-up check")
     log.info("start-up check passed", object_store=settings.object_store)
