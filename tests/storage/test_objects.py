@@ -53,6 +53,16 @@ async def test_concurrent_writers_leave_one_whole_value(store: ObjectStore) -> N
     assert await store.get("race") in values
 
 
+async def test_list_keys_by_string_prefix_and_by_folder(store: ObjectStore) -> None:
+    for key in ["f/e1/a.1.npz", "f/e1/a.2.npz", "f/e1/ab.1.npz", "f/e1/latest/a.key", "f/e2/a.1.npz", "g/x"]:
+        await store.put(key, b"x")
+    assert await store.list_keys("f/e1/a.") == ["f/e1/a.1.npz", "f/e1/a.2.npz"]
+    assert await store.list_keys("f/e1/") == ["f/e1/a.1.npz", "f/e1/a.2.npz", "f/e1/ab.1.npz", "f/e1/latest/a.key"]
+    assert await store.list_keys("f/", delimiter="/") == ["f/e1/", "f/e2/"]
+    assert await store.list_keys("f/e1/", delimiter="/") == ["f/e1/a.1.npz", "f/e1/a.2.npz", "f/e1/ab.1.npz", "f/e1/latest/"]
+    assert await store.list_keys("absent/") == [] and await store.list_keys("f/e9/a.") == []
+
+
 @pytest.mark.parametrize(
     "key",
     [

@@ -41,6 +41,12 @@ class ObjectStore(Protocol):
         """Remove the object; deleting a missing key is not an error."""
         ...
 
+    async def list_keys(self, prefix: str, delimiter: str | None = None) -> list[str]:
+        """Keys starting with `prefix` (a string prefix, not only a folder), sorted. With `delimiter`
+        ("/"), keys that go on past a further "/" are rolled up into that folder, ending in "/" (S3's
+        common prefixes): a listing of what a folder holds, one level deep."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -92,6 +98,35 @@ class LocalObjectStore:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {path}: {exc}") from exc
+
+    async def list_keys(self, prefix: str, delimiter: str | None = None) -> list[str]:
+        if delimiter not in (None, "/"):
+            raise ValueError(f"only '/' delimits a local store's keys, not {delimiter!r}")
+        folder, _, start = prefix.rpartition("/")
+        base = self.path_for(folder) if folder else self.root
+        try:
+            return sorted(await asyncio.to_thread(self._list, base, folder, start, delimiter is not None))
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list {base}: {exc}") from exc
+
+    @staticmethod
+    def _list(base: Path, folder: str, start: str, rolled_up: bool) -> list[str]:
+        if not base.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(base):
+            if not entry.name.startswith(start) or not _SEGMENT.fullmatch(entry.name):
+                continue  # `~` temporaries of a write in progress are never keys
+            key = f"{folder}/{entry.name}" if folder else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rolled_up:
+                    found.append(key + "/")
+                else:
+                    found += [f"{key}/{p.relative_to(entry.path).as_posix()}" for p in Path(entry.path).rglob("*")
+                              if p.is_file() and all(_SEGMENT.fullmatch(s) for s in p.relative_to(entry.path).parts)]
+            elif entry.is_file(follow_symlinks=False):
+                found.append(key)
+        return found
 
     async def close(self) -> None:
         return None
@@ -160,6 +195,16 @@ class S3ObjectStore:
         client = await self._client_for(key)
         with s3_errors(self._uri(key)):
             await client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def list_keys(self, prefix: str, delimiter: str | None = None) -> list[str]:
+        client = await self.s3.client()
+        found: list[str] = []
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        with s3_errors(self._uri(prefix)):
+            async for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, **extra):
+                found += [item["Key"] for item in page.get("Contents", [])]
+                found += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
+        return sorted(found)
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (service start-up, tests)."""
