@@ -1,17 +1,22 @@
 """Prometheus metrics of the worker (the shadow consumer's are in `rci.streams.shadow.metrics`).
 
 One registry per process, exposed by `serve_metrics` on settings.metrics_host (loopback
-by default) : settings.metrics_port.
+by default) : settings.metrics_port, next to `/ready`: 503 until the process called `mark_ready()`
+(the worker once its models, index and sink are open and its agent runs; the shadow consumer once its
+teacher is loaded, its catalog caught up and it subscribed), then 200. `/metrics` answers from the
+first second, so it tells a health check only that the process is alive.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -21,6 +26,21 @@ class ProcessMetrics:
 
     registry: CollectorRegistry
     stage_seconds: Histogram  # labelled by "stage"
+    ready: Gauge  # 1 once the process serves (what /ready answers 200 for), else 0
+
+    def _readiness(self, name: str) -> None:
+        self.ready = Gauge(name, "1 once the process serves: models loaded, clients open, consuming; else 0",
+                           registry=self.registry)  # fmt: skip
+        self._ready = threading.Event()
+
+    def mark_ready(self, ready: bool = True) -> None:
+        """Flip `/ready` (and the ready gauge): True once serving, False when it stops serving."""
+        (self._ready.set if ready else self._ready.clear)()
+        self.ready.set(1 if ready else 0)
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -55,11 +75,39 @@ class WorkerMetrics(ProcessMetrics):
             "rci_batch_size", "records per micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
         self.consumer_lag = Gauge("rci_consumer_lag", "high watermark minus position", ["partition"], registry=r)
+        self._readiness("rci_worker_ready")
+
+
+Start = Callable[[str, list[tuple[str, str]]], object]
+
+
+def metrics_app(metrics: ProcessMetrics) -> Callable[[dict, Start], Iterable[bytes]]:
+    """WSGI app: `/ready` answers 200 once `metrics.mark_ready()` was called, 503 before; anything
+    else is prometheus_client's exposition (`/metrics`)."""
+    exposition = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict, start_response: Start) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/ready":
+            ready = metrics.is_ready
+            body = b"ready\n" if ready else b"not ready\n"
+            start_response("200 OK" if ready else "503 Service Unavailable",
+                           [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])  # fmt: skip
+            return [body]
+        return exposition(environ, start_response)
+
+    return app
 
 
 def serve_metrics(metrics: ProcessMetrics, host: str, port: int) -> WSGIServer | None:
-    """Expose /metrics over HTTP on host:port (settings: loopback unless configured); None when port is 0."""
+    """Expose /metrics and /ready over HTTP on host:port (settings: loopback unless configured), from a
+    daemon thread; None when port is 0."""
     if not port:
         return None
-    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+
+    class Server(ThreadingWSGIServer):  # as prometheus_client's start_http_server: IPv4 or IPv6 by the host
+        pass
+
+    Server.address_family, host = _get_best_family(host, port)
+    server = make_server(host, port, metrics_app(metrics), Server, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -34,6 +34,7 @@ def run_scoring_worker(settings: Settings) -> None:
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
+        metrics.mark_ready()  # /ready answers 200 from now on
         return BatchRunner(pipeline, sink, metrics, poison_max_attempts=settings.poison_max_attempts)
 
     run_worker(settings, open_runner)

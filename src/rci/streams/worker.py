@@ -187,6 +187,8 @@ class DrainingWorker(faust.Worker):
 
     def _on_sigterm(self) -> None:
         runner = self._state["runner"]
+        if runner is not None:
+            runner.metrics.mark_ready(False)  # stopping: /ready answers 503 while the batch drains
         if runner is None or not runner.in_flight:
             super()._on_sigterm()
             return

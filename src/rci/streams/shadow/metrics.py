@@ -33,6 +33,7 @@ class ShadowMetrics(ProcessMetrics):
                                   ["student_model_version"], registry=r)  # fmt: skip
         self.stage_seconds = Histogram("rci_shadow_stage_seconds", "time per stage per batch", ["stage"],
                                        buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=r)  # fmt: skip
+        self._readiness("rci_shadow_ready")
         self._aggregates: dict[str, ShadowAggregate] = {}
 
     def observe(self, scored: ScoreRecord, record: ShadowRecord) -> None:

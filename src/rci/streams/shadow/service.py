@@ -47,8 +47,10 @@ async def serve_shadow(settings: Settings, stop: asyncio.Event, metrics: ShadowM
         consumer.subscribe([settings.topic_scores])
         log.info("shadow ready", group=settings.shadow_group, topic=settings.topic_scores,
                  sample_rate=settings.shadow_sample_rate, teacher=teacher.model_version, catalog_read=known)  # fmt: skip
+        metrics.mark_ready()  # /ready answers 200 from now on
         await shadow_loop.run(stop)
     finally:
+        metrics.mark_ready(False)
         await shadow_loop.aclose()
         runner.close()
         lookup.close()
