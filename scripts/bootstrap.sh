@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine, idempotently:
-#   - Debian packages (kcat, ffmpeg, espeak-ng, corpus photo packages) when missing,
+#   - Debian packages (kcat, ffmpeg, espeak-ng, promtool, corpus photo packages) when missing,
 #   - a Python virtual environment in ./.venv pinned to requirements.lock,
 #   - the Apache Kafka jars (resolved by Maven into a cache outside the checkout).
 # Heavy downloads live in $RCI_CACHE_DIR (default ~/.cache/rci) so a fresh clone reuses them.
@@ -18,6 +18,8 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 # Chromaprint: the audio fingerprint library (pyacoustid loads it) and fpcalc.
 ldconfig -p 2>/dev/null | grep -q libchromaprint.so.1 || need_apt+=(libchromaprint1)
 command -v fpcalc >/dev/null || need_apt+=(libchromaprint-tools)
+# promtool (Debian's prometheus package): tests/ops checks the alert rules with it.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   echo "[bootstrap] apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
