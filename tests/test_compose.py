@@ -137,3 +137,53 @@ def test_dockerfile_copies_what_the_wheel_is_built_from() -> None:
         assert not_in_image not in sources, f"{not_in_image}/ is not part of the image"
     assert "requirements.lock" in dockerfile
     assert 'ENTRYPOINT ["rci"]' in dockerfile
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_health_checks_ask_ready_on_the_metrics_port(compose: dict, service: str) -> None:
+    """/metrics answers before Kafka and the models are up; /ready only once the process serves."""
+    test = compose["services"][service]["healthcheck"]["test"]
+    [url] = re.findall(r"https?://[^'\" ]+", " ".join(test))
+    parts = urlsplit(url)
+    assert parts.path == "/ready", f"{service}'s health check asks {url}"
+    assert parts.port == _settings(compose, service).metrics_port
+    assert parts.hostname in {"127.0.0.1", "localhost"}
+
+
+def test_the_shadow_consumer_is_optional(compose: dict) -> None:
+    """Without a teacher in <MODELS_DIR>/matchlm/ the shadow exits 78: only `--profile shadow` starts it."""
+    assert compose["services"]["shadow"]["profiles"] == ["shadow"]
+    assert "profiles" not in compose["services"]["worker"]  # `docker compose up` scores
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_a_new_group_starts_at_the_earliest_record_in_this_dev_stack_only(compose: dict, service: str) -> None:
+    assert Settings.model_fields["kafka_auto_offset_reset"].default == "latest"  # deployments elsewhere
+    assert _settings(compose, service).kafka_auto_offset_reset == "earliest"
+    raw = compose["services"][service]["environment"]["RCI_KAFKA_AUTO_OFFSET_RESET"]
+    assert raw == "${RCI_KAFKA_AUTO_OFFSET_RESET:-earliest}", "the dev default must stay overridable"
+    assert "development stack" in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_monitoring_profile_scrapes_every_app_service_with_the_repository_rules(compose: dict) -> None:
+    prometheus, grafana = compose["services"]["prometheus"], compose["services"]["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]
+    config_dir = next(v.split(":")[0] for v in prometheus["volumes"] if v.endswith(":/etc/prometheus:ro"))
+    config = yaml.safe_load((ROOT / config_dir / "prometheus.yml").read_text())
+    for rules in config["rule_files"]:
+        assert (ROOT / config_dir / rules).is_file()
+    scraped = {}
+    for job in config["scrape_configs"]:
+        for sd in job["dns_sd_configs"]:
+            scraped.update({name: sd["port"] for name in sd["names"]})
+    assert set(scraped) == set(APP_SERVICES)
+    for service, port in scraped.items():
+        assert port == _settings(compose, service).metrics_port
+
+
+def test_bind_mounts_exist_in_the_repository(compose: dict) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = _resolve(volume).split(":")[0]
+            if source.startswith("./") and not source.startswith("./.rci/"):  # models: made by rci demo / report
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which the repository does not have"
