@@ -1,6 +1,7 @@
 # The rci image: one image, two roles (`rci worker`, `rci shadow`), configured only by RCI_* variables.
-# Dependencies come from the same pinned lock as development; the project is installed on top without
-# re-resolving anything. Model weights are not baked in: mount them at RCI_MODEL_DIR (see docker-compose.yml).
+# Dependencies come from requirements-runtime.lock: the project's runtime dependencies at the versions of the
+# development lock (requirements.lock), without the dev extra (pytest, moto, testcontainers, linters...;
+# tests/test_compose.py checks); the project is installed on top without re-resolving anything. Model weights are not baked in: mount them at RCI_MODEL_DIR (see docker-compose.yml).
 FROM python:3.12-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -15,8 +16,8 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 
 # Layer 1: the pinned dependencies (large: torch and its CUDA wheels); rebuilt only when the lock changes.
-COPY requirements.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements.lock
+COPY requirements-runtime.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements-runtime.lock
 
 # Layer 2: the project itself, without touching the dependencies.
 COPY pyproject.toml README.md LICENSE ./

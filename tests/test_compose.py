@@ -135,7 +135,7 @@ def test_dockerfile_copies_what_the_wheel_is_built_from() -> None:
         assert name in sources, f"Dockerfile does not copy {name}, a license file of the wheel"
     for not_in_image in ("tests", "benchmarks"):
         assert not_in_image not in sources, f"{not_in_image}/ is not part of the image"
-    assert "requirements.lock" in dockerfile
+    assert "requirements-runtime.lock" in dockerfile
     assert 'ENTRYPOINT ["rci"]' in dockerfile
 
 
@@ -187,3 +187,39 @@ def test_bind_mounts_exist_in_the_repository(compose: dict) -> None:
             source = _resolve(volume).split(":")[0]
             if source.startswith("./") and not source.startswith("./.rci/"):  # models: made by rci demo / report
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which the repository does not have"
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    return {name.lower(): version for name, version in re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", lock.read_text(), re.M)}
+
+
+def _installed_lock() -> Path:
+    """The lock file the Dockerfile's `uv pip sync` installs."""
+    [line] = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "uv pip sync" in line]
+    return ROOT / line.split()[-1]
+
+
+def test_the_image_installs_a_lock_without_test_tools() -> None:
+    lock = _installed_lock()
+    assert lock.name == "requirements-runtime.lock"
+    pins = _pins(lock)
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    dev_names = {re.split(r"[<>=\[; ]", requirement, maxsplit=1)[0].lower() for requirement in dev}
+    runtime_needs = {"pyyaml"}  # a dev extra that a runtime dependency also needs (transformers)
+    test_tools = (dev_names - runtime_needs) | {"pytest", "moto", "testcontainers", "hypothesis", "docker",
+                                                 "pylint", "astroid", "import-linter", "responses", "werkzeug"}
+    assert not test_tools & set(pins), f"{lock.name} holds test tools: {sorted(test_tools & set(pins))}"
+
+
+def test_the_runtime_lock_pins_the_development_versions_of_every_runtime_dependency() -> None:
+    """The image runs what the tests ran: same versions, a subset of requirements.lock."""
+    runtime, development = _pins(_installed_lock()), _pins(ROOT / "requirements.lock")
+    differing = {name: (version, development.get(name)) for name, version in runtime.items()
+                 if development.get(name) != version}  # fmt: skip
+    assert not differing, f"runtime lock differs from requirements.lock (runtime, dev): {differing}"
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, _, marker = requirement.partition(";")
+        name = re.split(r"[<>=\[ ]", name.strip(), maxsplit=1)[0].lower()
+        if "sys_platform != 'linux'" in marker:  # the image is linux x86_64
+            continue
+        assert name in runtime, f"the runtime lock lacks the dependency {name}"
