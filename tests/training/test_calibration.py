@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rci.inference.runtime import collate_pairs
+from rci.retrieval.similarity import frame_set_similarity
 from rci.training.calibration import calibrated, fit_calibration, pair_evidence
 from rci.training.data import PairDataset, PairExample
 from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
@@ -65,3 +66,22 @@ def test_calibration_is_served_by_the_model_and_identity_keeps_the_softmax():
     assert chamfers[0] > chamfers[1]  # the copy's frames match its source's
     expected = torch.sigmoid(0.5 * margin.clamp(-2, 2) + 4.0 * torch.from_numpy(chamfers) - 1.0)
     torch.testing.assert_close(limited.score, expected, atol=1e-4, rtol=0)
+
+
+def test_the_relative_similarity_is_served_by_torch_and_onnx_alike(tmp_path):
+    """relative_chamfer: the calibration weighs the Chamfer similarity of the background-relative frame
+    similarities (as the head's own maps are), lower than the raw one by the frames' background level."""
+    from rci.inference.onnx_export import export_onnx, verify_parity
+
+    model = small_model(pair_features=False, background_frames=16, relative_chamfer=True)
+    model.set_background(torch.nn.functional.normalize(torch.randn(16, model.config.visual_dim), dim=-1))
+    source = make_features("s", 1)
+    pairs = [(trimmed_copy(source, 1, 7, seed=2), source), (make_features("o", 3), source)]
+    dataset = PairDataset([PairExample(q.video_id, c.video_id, 1, "x", "val", {}) for q, c in pairs],
+                          {v.video_id: v for pair in pairs for v in pair})
+    _, relative = pair_evidence(model, dataset)
+    raw = np.array([frame_set_similarity(q, c) for q, c in pairs], np.float32)
+    assert np.all(relative < raw - 1e-3) and relative[0] > relative[1]  # shifted down, the copy still first
+    served = calibrated(model, (0.5, 4.0, -1.0), margin_limit=2.0)
+    path = export_onnx(served, tmp_path / "m.onnx", meta={"model_version": "v", "threshold": 0.5})
+    assert max(verify_parity(served, path, atol=1e-4).values()) <= 1e-4

@@ -77,7 +77,8 @@ class MatchLiteConfig:
     background_frames: int = 0
     background_topk: int = 8  # a frame's background level: the mean of its top-k background cosines
     # The served score: sigmoid(a * clamp(logit_1 - logit_0, +-margin_limit) + b * chamfer + c), chamfer =
-    # the raw symmetric Chamfer similarity of the two videos' frames (retrieval's own measure). (1, 0, 0)
+    # the symmetric Chamfer similarity of the two videos' frames (retrieval's own measure; raw, or relative
+    # to the background with relative_chamfer). (1, 0, 0)
     # is the plain softmax (a margin past 20 is "sure", not "surer"); rci.training.calibration fits
     # (a, b, c) on validation pairs after training, so that the frame-set evidence, which carries to any
     # media, keeps its weight where the head has not learned it.
@@ -86,6 +87,10 @@ class MatchLiteConfig:
     # sure and wrong on real media (hard copies with margins of -15 where SSCD's frame-set similarity says
     # copy): the serving recipe limits it to +-2 logits (88% sure), a bounded vote beside the similarity.
     margin_limit: float = 20.0
+    # The calibration's frame-set similarity taken relative to the background (as the head's own maps are;
+    # needs background_frames): unrelated real photographs read ~0.3 raw but ~0 relative, as generated
+    # frames do, so a calibration fitted on generated validation pairs carries to real uploads.
+    relative_chamfer: bool = False
     # multimodal perception
     bixt_heads: int = 8
     bixt_hidden: int = 64
@@ -227,6 +232,13 @@ class MatchLite(nn.Module):
                              f"got {tuple(frames.shape)}")
         self.background.copy_(nn.functional.normalize(frames.float(), dim=-1))
 
+    def _relative(self, q: _VideoStreams, c: _VideoStreams, s_v: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """[B,M,N] frame similarities relative to each frame's background level (raw without a background)."""
+        if not self.config.background_frames:
+            return s_v
+        level = 0.5 * (self._background_level(q.v)[:, :, None] + self._background_level(c.v)[:, None, :])
+        return (s_v - level) * grid  # [B,M,N]
+
     def _background_level(self, v: torch.Tensor) -> torch.Tensor:
         """[B,M,Dv] -> [B,M] mean of each frame's top-k cosines with the background set."""
         sims = nn.functional.normalize(v, dim=-1) @ self.background.T  # [B,M,K]
@@ -270,10 +282,7 @@ class MatchLite(nn.Module):
 
         enhanced = [self.enhance_v(q.v, c.v, mask)] if self.enhance_v is not None else []  # each [B,C,M,N]
         s_v = cosine_map(q.v, c.v) * grid  # [B,M,N], raw: the evidence's segments are found on it
-        s_rel = s_v
-        if self.config.background_frames:  # relative to each frame's background level
-            level = 0.5 * (self._background_level(q.v)[:, :, None] + self._background_level(c.v)[:, None, :])
-            s_rel = (s_v - level) * grid  # [B,M,N]
+        s_rel = self._relative(q, c, s_v, grid)
         maps = [s_rel]  # each [B,M,N], order = config.modalities
         if not self.config.pair_features:
             maps.append(_chamfer(s_rel, grid)[:, None, None] * grid)
@@ -318,11 +327,12 @@ class MatchLite(nn.Module):
         z = self.trunk(fused, mask)  # [B,d]
         zd = self.dropout(z)
         logits = self.head(zd)  # [B,2]
-        a, b, c = self.config.calibration
+        a, b, bias = self.config.calibration  # (`c` is the candidate's streams)
         limit = self.config.margin_limit
-        score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-limit, limit) + c  # [B]; saturated = sure, no more
+        score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-limit, limit) + bias  # [B]; saturated = sure, no more
         if b:
-            score_logit = score_logit + b * _chamfer(s_v, mask[:, 0])
+            s = self._relative(q, c, s_v, mask[:, 0]) if self.config.relative_chamfer else s_v  # [B,M,N]
+            score_logit = score_logit + b * _chamfer(s, mask[:, 0])
         return MatchLiteOutput(
             logits=logits,
             aux_logits={name: head(zd) for name, head in self.aux_heads.items()},

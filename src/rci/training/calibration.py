@@ -2,9 +2,9 @@
 
 The head learns from a small generated corpus; the symmetric Chamfer similarity of SSCD frame
 descriptors (rci.retrieval.similarity) is a copy detector in its own right that carries to any media.
-The head's margin, limited to +-margin_limit, is a vote in [-1, 1] that counts as much as one standard
-deviation of the similarity on validation pairs (never trained on); a scale and a bias fitted there make
-the sum a probability (`fit_calibration`):
+The head's margin, limited to +-margin_limit, is a vote worth at most `head_vote` standard deviations of
+the similarity on validation pairs (never trained on); a scale and a bias fitted there make the sum a
+probability (`fit_calibration`):
 
     score = sigmoid(a * clamp(margin, +-margin_limit) + b * chamfer + c),   margin = logit_1 - logit_0
 
@@ -21,27 +21,27 @@ import numpy as np
 import torch
 
 from rci.inference.matchlite import MatchLite
-from rci.retrieval.similarity import frame_set_similarity
 from rci.training.data import PairDataset
 from rci.training.evaluate import predict, matchlite_forward
 
 
 def pair_evidence(model: MatchLite, dataset: PairDataset) -> tuple[np.ndarray, np.ndarray]:
-    """-> ([N] head margins of `model` as trained, uncalibrated; [N] raw frame-set Chamfer similarities)."""
-    plain = calibrated(model, (1.0, 0.0, 0.0))
-    preds = predict(matchlite_forward(plain), dataset)
-    margins = preds.logits[:, 1] - preds.logits[:, 0]
-    chamfers = np.array([frame_set_similarity(dataset.features[ex.query_id], dataset.features[ex.candidate_id])
-                         for ex in dataset.examples], dtype=np.float32)
-    return margins.astype(np.float32), chamfers
+    """-> ([N] head margins of `model` as trained, unclamped; [N] the frame-set Chamfer similarities its
+    calibration weighs: raw, or relative to the background with MatchLiteConfig.relative_chamfer).
+
+    Both come from the model itself: calibration (1, 0, 0) serves the margin, (0, 1, 0) the similarity."""
+    margins = predict(matchlite_forward(calibrated(model, (1.0, 0.0, 0.0), margin_limit=1e9)), dataset).logits[:, 1]
+    chamfers = predict(matchlite_forward(calibrated(model, (0.0, 1.0, 0.0))), dataset).logits[:, 1]
+    return margins.astype(np.float32), chamfers.astype(np.float32)
 
 
 def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[int], *,
-                    margin_limit: float = 20.0, steps: int = 200) -> tuple[float, float, float]:
+                    margin_limit: float = 20.0, head_vote: float = 1.0, steps: int = 200) -> tuple[float, float, float]:
     """(a, b, c) for sigmoid(a * clamp(margin, +-margin_limit) + b * chamfer + c).
 
-    The ranking is a fixed-weight sum, clamp(margin) / margin_limit + chamfer / std(chamfer): the head's
-    vote in [-1, 1] beside the similarity in units of its spread (an "improper linear model": weights
+    The ranking is a fixed-weight sum, head_vote * clamp(margin) / margin_limit + chamfer / std(chamfer):
+    the head's vote, in [-head_vote, head_vote], beside the similarity in units of its spread (an
+    "improper linear model": weights
     fitted on generated media do not carry to real uploads, where a head that is perfect on its own
     corpus's pairs is still fooled, while fixed weights are robust); only an overall scale and a bias,
     which change no ranking, are fitted on the labelled pairs. Margins are clamped as the model clamps
@@ -52,7 +52,7 @@ def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[
     y = torch.tensor(np.asarray(labels), dtype=torch.float64)
     if y.min() == y.max():
         raise ValueError("calibration needs both positive and negative pairs")
-    unit = np.array([1.0 / margin_limit, 1.0 / max(chamfers.std(), 1e-6)])
+    unit = np.array([head_vote / margin_limit, 1.0 / max(chamfers.std(), 1e-6)])
     evidence = torch.tensor(clipped * unit[0] + chamfers * unit[1])  # [N]
     scale = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # softplus(scale) > 0: order kept
     bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)

@@ -84,8 +84,11 @@ class ServingRecipe:
     background_frames: int = 1024
     negatives_per_positive: int = 4  # unrelated pairs of other source families per positive (implied_examples)
     trims_per_positive: int = 2  # feature-level trims of each positive's query (trimmed_positives)
-    # the head's margin is a vote limited to +-2 logits beside the frame-set similarity (MatchLiteConfig)
+    # the served score (rci.training.calibration): the head's margin is a vote limited to +-2 logits and worth
+    # half a spread of the frame-set similarity, which is taken relative to the background (SSCD's score
+    # normalisation). A head trained on a few hundred generated pairs is a correction, not the judge.
     margin_limit: float = 2.0
+    head_vote: float = 0.5
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -132,7 +135,8 @@ def train_serving_models(
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
         MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim, text_dim=spec.text_dim,
-                              pair_features=recipe.pair_features, background_frames=len(background)), "V+A+T"
+                              pair_features=recipe.pair_features, background_frames=len(background),
+                              relative_chamfer=bool(len(background))), "V+A+T"
     )
     train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                                          warmup_steps=10, seed=recipe.seed)
@@ -143,7 +147,8 @@ def train_serving_models(
 
     val = validation_pairs(manifest, features, recipe)
     margins, chamfers = pair_evidence(model, val)
-    calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit)
+    calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit,
+                                  head_vote=recipe.head_vote)
     model = calibrated(model, calibration, recipe.margin_limit)
     scores = predict(matchlite_forward(model), val).scores
     point = operating_point(scores, val.labels, recipe.target_precision)
@@ -153,6 +158,7 @@ def train_serving_models(
         "threshold_reached": bool(point.reached),
         "calibration": list(model.config.calibration),
         "margin_limit": model.config.margin_limit,
+        "relative_chamfer": model.config.relative_chamfer,
         "val_pairs": len(val),
         "val_average_precision": float(average_precision(scores, val.labels)),
         "encoder_version": extractor.version,
