@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -85,6 +86,31 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
+def ready_status(port: int) -> int | None:
+    """What /ready answers: 200 or 503, None while nothing listens yet (preflight still running)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def watch_readiness(ports: list[int], min_s: float, timeout_s: float) -> list[list[int]]:
+    """Poll each port's /ready for at least `min_s`, until all answer 200; -> the statuses each answered."""
+    seen: list[list[int]] = [[] for _ in ports]
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        for statuses, port in zip(seen, ports, strict=True):
+            if (status := ready_status(port)) is not None and status not in statuses[-1:]:
+                statuses.append(status)
+        if time.monotonic() - start >= min_s and all(s[-1:] == [200] for s in seen):
+            break
+        time.sleep(0.25)
+    return seen
+
+
 def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settings, milvus_server, tmp_path: Path):
     # one Milvus for the group, as `rci services up` runs it: an embedded Milvus Lite path is locked
     # by the first process that opens it
@@ -97,7 +123,9 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
         for i, port in enumerate(ports)
     ]
     try:
-        time.sleep(20)  # let both join the group before the load arrives, so both get partitions
+        # let both join the group before the load arrives, so both get partitions (20 s at least); meanwhile
+        # /ready answers 503 while a worker opens its models and clients, 200 once it serves
+        readiness = watch_readiness(ports, min_s=20, timeout_s=300)
         produce(worker_settings, [encode(e) for e in events])
         out = read_outputs(worker_settings, expected_total=len(events), timeout_s=500)
         deadline = time.monotonic() + 30  # a record can be read a moment before its worker counts it
@@ -109,12 +137,14 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_tail() for w in workers]
+    assert readiness == [[503, 200], [503, 200]], readiness
     assert sorted(out.scored_ids) == sorted(e["video_id"] for e in events)
     assert max(out.scored_ids.values()) == 1
     scored_per_worker = [m.get("rci_scores_out_total", 0.0) for m in metrics]
     assert sum(scored_per_worker) == len(events)
     assert all(n > 0 for n in scored_per_worker), f"one worker got no partitions: {scored_per_worker}"
     assert all(m.get("rci_stage_seconds_count", 0) > 0 for m in metrics)
+    assert all(m.get("rci_worker_ready") == 1 for m in metrics)
 
 
 def test_sigterm_drains_the_batch_in_flight_and_a_restart_scores_the_rest(worker_settings: Settings, tmp_path: Path):

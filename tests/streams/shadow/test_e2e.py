@@ -149,6 +149,7 @@ def test_rci_shadow_rescores_every_pair_at_rate_one(shadow_settings: Settings, t
         records = read_shadow(settings, expected=len(paired))
         wait_until(lambda: fully_committed(settings, settings.shadow_group), 60, "the shadow's commits")
         metrics = scrape(port)
+        ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5).status  # 503 would raise
     finally:
         code = shadow.stop()
     assert code == 0, shadow.log_tail()
@@ -170,7 +171,8 @@ def test_rci_shadow_rescores_every_pair_at_rate_one(shadow_settings: Settings, t
     first = min(records, key=lambda r: r.video_id)
     assert record_matches_teacher(settings, first, ids)
 
-    # the endpoint exports what the records say
+    # the endpoint exports what the records say, and the shadow said it serves
+    assert ready == 200 and metrics[("rci_shadow_ready", ())] == 1
     pairs = sum(v for (name, _), v in metrics.items() if name == "rci_shadow_pairs_total")
     assert pairs == len(paired)
     assert metrics[("rci_shadow_skipped_total", (("reason", "no_candidate"),))] == 2  # clip00 and clip04
