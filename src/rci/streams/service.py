@@ -6,7 +6,7 @@ import asyncio
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
-from rci.streams.components import ObjectStoreScoreMemo, open_serving_parts
+from rci.streams.components import ObjectStoreScoreMemo, ServingParts, open_serving_parts
 from rci.streams.metrics import WorkerMetrics, serve_metrics
 from rci.streams.pipeline import ScoringPipeline
 from rci.streams.preflight import run_preflight
@@ -14,6 +14,15 @@ from rci.streams.sink import open_sink
 from rci.streams.worker import BatchRunner, run_worker
 
 log = get_logger(__name__)
+
+
+async def open_scoring_pipeline(settings: Settings, metrics: WorkerMetrics) -> tuple[ScoringPipeline, ServingParts]:
+    """The worker's scoring pipeline and the parts it holds open (`rci replay` scores through it too)."""
+    parts = await open_serving_parts(settings)
+    memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
+    pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
+                               score_top=settings.retrieval_score_top)
+    return pipeline, parts
 
 
 def run_scoring_worker(settings: Settings) -> None:
@@ -27,10 +36,7 @@ def run_scoring_worker(settings: Settings) -> None:
     serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
 
     async def open_runner() -> BatchRunner:
-        parts = await open_serving_parts(settings)
-        memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
-        pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
-                                   score_top=settings.retrieval_score_top)
+        pipeline, _parts = await open_scoring_pipeline(settings, metrics)
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
