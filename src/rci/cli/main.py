@@ -11,7 +11,7 @@ import os
 import typer
 
 from rci import __version__
-from rci.cli.commands import corpus, demo, features, index, model, services, shadow, stream, topics, training, worker
+from rci.cli.commands import catalogue, corpus, demo, features, index, model, services, shadow, stream, topics, training, worker
 from rci.core.env_check import unknown_variables
 
 app = typer.Typer(
@@ -54,6 +54,9 @@ app.add_typer(corpus.app, name="corpus")
 app.add_typer(features.encoders_app, name="encoders")
 app.add_typer(features.features_app, name="features")
 app.add_typer(index.app, name="index")
+index.app.command("backfill")(catalogue.backfill)
+app.command("replay")(catalogue.replay)
+app.command("forget")(catalogue.forget)
 app.add_typer(topics.app, name="topics")
 training.register(app)
 
