@@ -8,7 +8,8 @@ Two ways to own it:
 
 Milvus Lite runs as a gRPC server (rci.services.milvus_server) over `<data_dir>/milvus.db`, so the
 several workers of one consumer group share it; a lone `rci worker` outside the stack may instead
-open a Milvus Lite path itself (the settings' default).
+open a Milvus Lite path itself (the settings' default). `milvus="server"` runs a real Milvus
+standalone server over `<data_dir>/milvus-server/` instead (the `milvus` wheel's binary).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import SecretStr
 from rci.core.logs import get_logger
 from rci.services.kafka_broker import KafkaBroker
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
-from rci.services.milvus_server import MilvusLiteServer
+from rci.services.milvus_server import MilvusLiteServer, MilvusStandaloneServer
 from rci.services.ports import LOOPBACK, is_listening, preferred_or_free
 from rci.services.process import PidRecord, stop_recorded
 from rci.services.s3server import S3Server, ensure_bucket
@@ -39,6 +40,7 @@ DEFAULT_KAFKA_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 DEFAULT_S3_PORT = 9000
 DEFAULT_MILVUS_PORT = 19530
+MILVUS_KINDS = ("lite", "server")  # Milvus Lite over gRPC (default) or a real Milvus standalone server
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def prepare_stack(endpoints: StackEndpoints, settings: Settings, partitions: int
 
 
 class LocalStack:
-    """Kafka + S3 server + Milvus Lite server under `data_dir`; ports are free ones unless given.
+    """Kafka + S3 server + Milvus (Lite over gRPC, or `milvus="server"`: a Milvus standalone server) under
+    `data_dir`; ports are free ones unless given.
 
     `settings` supplies topic names and partitions; `.settings()` returns it pointed at the stack.
     """
@@ -132,7 +135,10 @@ class LocalStack:
         s3_port: int | None = None,
         milvus_port: int | None = None,
         partitions: int | None = None,
+        milvus: str = "lite",
     ) -> None:
+        if milvus not in MILVUS_KINDS:
+            raise ValueError(f"milvus must be one of {MILVUS_KINDS}, got {milvus!r}")
         self.data_dir = data_dir.absolute()
         self.base_settings = settings
         self.partitions = partitions or self.base_settings.topic_partitions
@@ -141,7 +147,11 @@ class LocalStack:
             state / "kafka", port=kafka_port, controller_port=controller_port, libs=ensure_jars(cache_root_from_env())
         )
         self.s3 = S3Server(port=s3_port, log_path=state / "s3.log")
-        self.milvus = MilvusLiteServer(self.data_dir / "milvus.db", port=milvus_port, log_path=state / "milvus.log")
+        self.milvus: MilvusLiteServer | MilvusStandaloneServer
+        if milvus == "server":
+            self.milvus = MilvusStandaloneServer(self.data_dir / "milvus-server", port=milvus_port, log_path=state / "milvus.log")
+        else:
+            self.milvus = MilvusLiteServer(self.data_dir / "milvus.db", port=milvus_port, log_path=state / "milvus.log")
         self.topics: dict[str, str] = {}
 
     @property
@@ -192,7 +202,8 @@ SERVICE_NAMES = ("kafka", "s3", "milvus")
 
 
 def detached_stack(
-    data_dir: Path, settings: Settings, kafka_port: int | None, s3_port: int | None, milvus_port: int | None = None
+    data_dir: Path, settings: Settings, kafka_port: int | None, s3_port: int | None, milvus_port: int | None = None,
+    milvus: str = "lite",
 ) -> LocalStack:
     """A LocalStack on the usual ports (9092/9093, 9000, 19530) unless those are taken or others are given."""
     return LocalStack(
@@ -202,6 +213,7 @@ def detached_stack(
         controller_port=preferred_or_free(DEFAULT_CONTROLLER_PORT),
         s3_port=s3_port or preferred_or_free(DEFAULT_S3_PORT),
         milvus_port=milvus_port or preferred_or_free(DEFAULT_MILVUS_PORT),
+        milvus=milvus,
     )
 
 

@@ -65,3 +65,34 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert not any(r.is_alive() for r in records if r)
     assert not any(is_listening(port) for port in (kafka_port, s3_port, milvus_port))
     assert rci("services", "status", "--data-dir", str(data_dir)).returncode == 1
+
+
+def test_up_with_a_milvus_server(tmp_path: Path) -> None:
+    """`--milvus server`: a real Milvus standalone server instead of Milvus Lite, found and stopped like the others."""
+    from rci.services.milvus_server import standalone_problem
+
+    problem = standalone_problem()
+    if problem:
+        pytest.skip(f"no Milvus standalone server: {problem}")
+    data_dir = tmp_path / "state"
+    milvus_port = free_port()
+    up = rci("services", "up", "--data-dir", str(data_dir), "--kafka-port", str(free_port()), "--s3-port",
+             str(free_port()), "--milvus-port", str(milvus_port), "--milvus", "server")  # fmt: skip
+    record = PidRecord.read(data_dir / "services" / "milvus.json")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert _sourced(data_dir / "services.env")["RCI_MILVUS_URI"] == f"http://127.0.0.1:{milvus_port}"
+        assert record is not None and record.is_alive() and record.argv[-2:] == ("run", "standalone")
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=f"http://127.0.0.1:{milvus_port}", timeout=30)
+        try:
+            assert client.get_server_version().startswith("v2.3")  # a Milvus server, not Milvus Lite
+        finally:
+            client.close()
+        assert (data_dir / "milvus-server" / "configs" / "milvus.yaml").is_file()
+    finally:
+        down = rci("services", "down", "--data-dir", str(data_dir))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert record is None or not record.is_alive()
+    assert not is_listening(milvus_port)

@@ -17,3 +17,10 @@ def test_up_refuses_an_impossible_port(tmp_path: Path, option: str, port: str) -
     assert result.exit_code == 2, result.output
     assert f"Invalid value for '{option}'" in result.output
     assert not (tmp_path / "services").exists()
+
+
+def test_up_refuses_an_unknown_milvus(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["services", "up", "--data-dir", str(tmp_path), "--milvus", "cluster"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--milvus'" in result.output
+    assert not (tmp_path / "services").exists()

@@ -1,10 +1,11 @@
-"""`rci services up|down|status`: the local Kafka broker, S3 server and Milvus Lite server, detached.
+"""`rci services up|down|status`: the local Kafka broker, S3 server and Milvus (Lite, or a standalone server), detached.
 
 Imports of the service code happen inside the commands: `rci --help` must stay quick.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,10 +15,19 @@ from rich.table import Table
 from rci.cli.context import settings_from_env
 
 app = typer.Typer(
-    help="Local Kafka broker (KRaft, from Maven jars), S3 server and Milvus Lite server, as plain processes (no Docker).",
+    help="Local Kafka broker (KRaft, from Maven jars), S3 server and Milvus Lite server (or, with --milvus server, "
+    "a Milvus standalone server), as plain processes (no Docker).",
     no_args_is_help=True,
 )
 console = Console()
+
+
+class MilvusKind(StrEnum):
+    """Which Milvus `up` starts (rci.services.stack.MILVUS_KINDS)."""
+
+    lite = "lite"
+    server = "server"
+
 
 DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Where state, logs and pid files live (default: RCI_DATA_DIR).")
 
@@ -27,9 +37,14 @@ def up(
     data_dir: Path | None = DATA_DIR_OPTION,
     kafka_port: int | None = typer.Option(None, min=1, max=65535, help="Broker port (default 9092, or a free one if taken)."),
     s3_port: int | None = typer.Option(None, min=1, max=65535, help="S3 server port (default 9000, or a free one if taken)."),
-    milvus_port: int | None = typer.Option(None, min=1, max=65535, help="Milvus Lite gRPC port (default 19530, or a free one if taken)."),
+    milvus_port: int | None = typer.Option(None, min=1, max=65535, help="Milvus gRPC port (default 19530, or a free one if taken)."),
+    milvus: MilvusKind = typer.Option(
+        "lite", "--milvus",
+        help="lite: Milvus Lite over gRPC (<data-dir>/milvus.db); server: a real Milvus 2.3.5 standalone server "
+             "(<data-dir>/milvus-server/, from the `milvus` wheel of the dev extra; Linux x86_64).",
+    ),
 ) -> None:
-    """Start Kafka, the S3 server and Milvus Lite; create the topics and buckets; write <data-dir>/services.env."""
+    """Start Kafka, the S3 server and Milvus; create the topics and buckets; write <data-dir>/services.env."""
     from rci.services.process import ServiceError
     from rci.services.stack import SERVICE_NAMES, detached_stack, recorded, stop_detached
 
@@ -41,9 +56,10 @@ def up(
         _print_env(data_dir)
         return
     stop_detached(data_dir)  # part of a stack (one service died): start all afresh
-    stack = detached_stack(data_dir, settings, kafka_port, s3_port, milvus_port)
+    stack = detached_stack(data_dir, settings, kafka_port, s3_port, milvus_port, milvus=milvus.value)
+    name = "a Milvus server" if milvus is MilvusKind.server else "Milvus Lite"
     try:
-        with console.status("starting Kafka, the S3 server and Milvus Lite; creating topics and buckets..."):
+        with console.status(f"starting Kafka, the S3 server and {name}; creating topics and buckets..."):
             stack.start(detached=True)
     except ServiceError as exc:
         console.print(f"[red]could not start the stack:[/] {exc}")
