@@ -5,6 +5,7 @@ Nothing here is mocked:
 * `s3_server`: an S3-compatible HTTP server (moto's standalone server) in a subprocess;
 * `milvus_uri`: a Milvus Lite database path (embedded: opened by the one process using it);
 * `milvus_server`: Milvus Lite served over gRPC, for tests with several processes (as `rci services up`);
+* `milvus_standalone`: a real Milvus standalone server (the `milvus` wheel's binary), for what only a server does;
 * `trained_model_dir`: the models `rci demo` serves, trained once per session on their own corpus.
 
 `rci_settings` ties them together per test, with topics of its own so tests never read each
@@ -28,7 +29,7 @@ import pytest
 
 from rci.services.kafka_broker import KafkaBroker, SaslUsers
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
-from rci.services.milvus_server import MilvusLiteServer
+from rci.services.milvus_server import MilvusLiteServer, MilvusStandaloneServer, standalone_problem
 from rci.services.s3server import S3Server
 from rci.services.stack import StackEndpoints, prepare_stack
 from rci.core.settings import Settings
@@ -60,6 +61,20 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLi
     Tests share it: give each test its own collection (`rci_settings` does)."""
     data_dir = tmp_path_factory.mktemp("milvus-server")
     with MilvusLiteServer(data_dir / "milvus.db", log_path=data_dir / "milvus.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def milvus_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusStandaloneServer]:
+    """A real Milvus 2.3.5 standalone server (`.uri`), started once per session by the first test that asks
+    (a few seconds; the binary is unpacked once into the cache). Skipped, with the reason, only where the
+    binary cannot run (not Linux x86_64, or the `milvus` wheel not installed). Tests share it: give each
+    test its own collection."""
+    problem = standalone_problem()
+    if problem:
+        pytest.skip(f"no Milvus standalone server: {problem}")
+    data_dir = tmp_path_factory.mktemp("milvus-standalone")
+    with MilvusStandaloneServer(data_dir, log_path=data_dir / "milvus.log") as server:
         yield server
 
 

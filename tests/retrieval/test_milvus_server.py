@@ -1,7 +1,9 @@
-"""The same store against a Milvus server (docker-compose), when one is reachable.
+"""The same store against a real Milvus server.
 
-Set RCI_TEST_MILVUS_URI (e.g. http://127.0.0.1:19530) and optionally RCI_TEST_MILVUS_TOKEN;
-without them, or when nothing listens there, the test is skipped.
+By default the session's `milvus_standalone` (Milvus 2.3.5 standalone from the `milvus` wheel, started
+once per session). RCI_TEST_MILVUS_URI (e.g. http://127.0.0.1:19530, the docker-compose Milvus) and
+optionally RCI_TEST_MILVUS_TOKEN point the tests at another server instead; they are skipped when
+nothing listens there.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from rci.retrieval.store import SearchQuery, VideoRecord, from_epoch_ms
 from rci.retrieval.synthetic import FrameSequences
 from rci.retrieval.vectors import VectorSpec, index_vectors, query_vectors
 
-pytestmark = pytest.mark.compose
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def server_uri() -> str:
+def server_uri(request: pytest.FixtureRequest) -> str:
     uri = os.environ.get("RCI_TEST_MILVUS_URI", "")
     if not uri:
-        pytest.skip("RCI_TEST_MILVUS_URI is not set")
+        return request.getfixturevalue("milvus_standalone").uri
     parsed = urlparse(uri)
     if not is_listening(parsed.port or 19530, parsed.hostname or "127.0.0.1"):
         pytest.skip(f"no Milvus server listening at {uri}")
