@@ -16,6 +16,7 @@ from rci.streams.backfill import backfill_index
 from rci.streams.contracts import PublishedEvent
 from rci.streams.forget import forget, forgotten_ids, record_path
 from rci.streams.processes import settings_env
+from rci.streams.reindex import rebuild_index
 from rci.streams.replay import replay_scores
 from tests.streams.test_backfill import score_copy
 from tests.streams.worker_harness import encode, produce, published_event, write_media_library
@@ -63,6 +64,13 @@ def test_a_forgotten_video_is_no_longer_matched_and_its_files_are_gone(worker_se
     assert record.candidate_id != "old1"  # copy1 stays indexed: the copy-of-a-copy is still caught
     # replays skip the forgotten video's event instead of indexing it again
     assert objects(settings, "old1") == [] and "old1" in forgotten_ids(settings)
+
+    # nor do a rebuild of the topic (which holds old1's event) or a second backfill of the catalogue
+    rebuilt = rebuild_index(settings, idle_timeout_s=30)
+    assert rebuilt.skipped_forgotten == 1 and "old1" not in rebuilt.indexed_ids
+    refilled = backfill_index(settings, [PublishedEvent.model_validate(e) for e in originals])
+    assert (refilled.skipped_forgotten, refilled.indexed_ids) == (1, {"old0", "old2"})
+    assert objects(settings, "old1") == []
 
     again = forget(settings, ["old1"])  # idempotent
     assert [(r.video_id, r.found) for r in again] == [("old1", False)]

@@ -40,8 +40,7 @@ def backfill_index(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[RebuildSummary], None] | None = None,
 ) -> RebuildSummary:
-    """Index `events` into the current encoder version's collection; `summary.skipped_invalid` counts
-    the forgotten videos left out (the events themselves were validated by their reader)."""
+    """Index `events` (validated by their reader) into the current encoder version's collection."""
     return asyncio.run(_backfill(settings, list(events), source, batch_size, on_progress or (lambda _s: None)))
 
 
@@ -50,14 +49,13 @@ async def _backfill(settings: Settings, events: list[PublishedEvent], source: st
     started = time.monotonic()
     forgotten = forgotten_ids(settings)
     kept = [e for e in events if e.video_id not in forgotten]
-    summary = RebuildSummary(source, len(events), read=len(events) - len(kept), valid=len(kept))
-    summary.skipped_invalid = len(events) - len(kept)
-    summary.invalid_codes.update({"forgotten": summary.skipped_invalid} if summary.skipped_invalid else {})
+    summary = RebuildSummary(source, len(events), read=len(events) - len(kept), valid=len(kept),
+                             skipped_forgotten=len(events) - len(kept))
     summary.valid_ids.update(e.video_id for e in kept)
     encoders = EncoderBundle.load(settings.resolved_model_dir, device=settings.device)
     reindexer = Reindexer(open_feature_pipeline(settings, encoders), open_candidate_index(settings, encoders), summary)
     summary.collection = collection_name(settings.milvus_collection, encoders.version)
-    log.info("index.backfill_started", source=source, videos=len(kept), forgotten=summary.skipped_invalid,
+    log.info("index.backfill_started", source=source, videos=len(kept), forgotten=summary.skipped_forgotten,
              collection=summary.collection)  # fmt: skip
     report(summary)
     try:

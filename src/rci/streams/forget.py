@@ -15,8 +15,8 @@ Keys are matched exactly (`<id>.` + 16 hex digits), so forgetting `a` never touc
 Each run appends one JSON line per video to `<data_dir>/forgotten.jsonl` (what was found and removed,
 when, and the operator's reason) and logs one `catalogue.forgotten` line per video. An id the service
 holds nothing of is reported "not found" and recorded too; forgetting is idempotent. The record is also
-what `rci replay` and `rci index backfill` consult: events of a forgotten video are skipped there, since
-`video.published` itself keeps them until its retention deletes them.
+what `rci replay`, `rci index backfill` and `rci index rebuild` consult: events of a forgotten video are
+skipped there, since `video.published` itself keeps them until its retention deletes them.
 
 Not removed: the records on the topics (`video.published`, `rci.scores`, `rci.shadow`; Kafka deletes
 them by retention), the shadow consumer's catalog of published events, and the media itself.

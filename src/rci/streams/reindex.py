@@ -16,7 +16,8 @@ features need, so the rebuild replays the input topic itself:
    no longer be fetched or decoded (MediaRejected) is counted and skipped.
 4. The videos are upserted into this encoder version's collection through the worker's own
    indexing code (`components.MilvusCandidateIndex.add`): the same record, keyed by video_id,
-   so a second run leaves the index as it was.
+   so a second run leaves the index as it was. Videos named in the `rci forget` record
+   (`rci.streams.forget`) are skipped: a rebuild does not bring a forgotten video back.
 
 Infrastructure failures (broker, object store, Milvus) stop the rebuild with their error; since
 every step is idempotent, running it again is the retry.
@@ -43,6 +44,7 @@ from rci.media.errors import MediaRejected
 from rci.retrieval.milvus import collection_name
 from rci.streams.components import MilvusCandidateIndex, open_candidate_index, open_feature_pipeline
 from rci.streams.contracts import PublishedEvent, parse_published_record
+from rci.streams.forget import forgotten_ids
 from rci.streams.kafka import BrokerUnavailable, KafkaClientError, make_consumer
 
 log = get_logger(__name__)
@@ -69,6 +71,7 @@ class RebuildSummary:
     media_rejected_ids: set[str] = field(default_factory=set)
     no_visual_ids: set[str] = field(default_factory=set)  # decodable but without frames: nothing to index
     unreplayable: int = 0  # offsets below the low watermarks: deleted by retention before this run
+    skipped_forgotten: int = 0  # valid records of videos named in the `rci forget` record: not indexed again
     seconds: float = 0.0
 
     @property
@@ -96,7 +99,8 @@ class RebuildSummary:
             "records": self.records, "read": self.read, "valid": self.valid, "videos": self.videos,
             "indexed": self.indexed, "skipped_invalid": self.skipped_invalid,
             "skipped_media": self.skipped_media, "skipped_no_visual": self.skipped_no_visual,
-            "unreplayable": self.unreplayable, "seconds": round(self.seconds, 2),
+            "unreplayable": self.unreplayable, "skipped_forgotten": self.skipped_forgotten,
+            "seconds": round(self.seconds, 2),
         }  # fmt: skip
 
 
@@ -253,8 +257,11 @@ async def _rebuild(
         log.info("index.rebuild_started", topic=replay.topic, records=replay.records, collection=summary.collection,
                  dry_run=dry_run, partitions=len(replay.ranges))  # fmt: skip
         report(summary)
+        forgotten = forgotten_ids(settings)
         for batch in replay.batches(batch_size):
-            events = _validate(batch, summary)
+            valid = _validate(batch, summary)
+            events = [e for e in valid if e.video_id not in forgotten]  # a takedown is not undone by a rebuild
+            summary.skipped_forgotten += len(valid) - len(events)
             if reindexer is not None and events:
                 await reindexer.add(events)
             summary.read += len(batch)

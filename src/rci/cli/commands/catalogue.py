@@ -112,7 +112,7 @@ def backfill(
             raise _fail("index backfill", exc) from exc
     _print_row(f"{source} -> {summary.collection}", {
         "videos": len(events), "indexed": summary.indexed, "skipped: media rejected": summary.skipped_media,
-        "skipped: no frames": summary.skipped_no_visual, "skipped: forgotten": summary.skipped_invalid,
+        "skipped: no frames": summary.skipped_no_visual, "skipped: forgotten": summary.skipped_forgotten,
         "seconds": f"{summary.seconds:.1f}",
     })  # fmt: skip
 
@@ -123,7 +123,7 @@ def forget(
 ) -> None:
     """Remove videos from the index (every encoder version's collection), the feature store and the score memo.
 
-    For takedowns and erasure requests. Appends one JSON line per video to <RCI_DATA_DIR>/forgotten.jsonl and logs it; `rci replay` and `rci index backfill` skip the videos named there. An id with nothing stored is reported "not found" (exit 0). Topic records, the shadow catalog and the media are not touched.
+    For takedowns and erasure requests. Appends one JSON line per video to <RCI_DATA_DIR>/forgotten.jsonl and logs it; `rci replay`, `rci index backfill` and `rci index rebuild` skip the videos named there. An id with nothing stored is reported "not found" (exit 0). Topic records, the shadow catalog and the media are not touched.
 
     A Milvus Lite path (the default) is locked by one process: stop the worker holding it, or use the served Milvus.
     """
