@@ -39,6 +39,9 @@ def test_ready_answers_503_until_marked_ready_then_200(metrics: type[ProcessMetr
         assert status == 200 and _gauge(text, gauge) == 0
 
         process.mark_ready()
+        if isinstance(process, WorkerMetrics):  # models and clients open, but not yet in the group
+            assert _get(port, "/ready")[0] == 503
+            process.mark_ready(condition="joined")
         assert _get(port, "/ready") == (200, "ready\n")
         assert _gauge(_get(port, "/metrics")[1], gauge) == 1
 
@@ -52,8 +55,29 @@ def test_ready_answers_503_until_marked_ready_then_200(metrics: type[ProcessMetr
 
 def test_the_state_is_per_process_metrics_object() -> None:
     one, other = WorkerMetrics(), WorkerMetrics()
+    one.mark_ready(condition="joined")
     one.mark_ready()
     assert one.is_ready and not other.is_ready
+
+
+def test_a_worker_is_ready_after_serving_and_joined_in_either_order() -> None:
+    for order in (("serving", "joined"), ("joined", "serving")):
+        metrics = WorkerMetrics()
+        metrics.mark_ready(condition=order[0])
+        assert not metrics.is_ready
+        metrics.mark_ready(condition=order[1])
+        assert metrics.is_ready
+        metrics.mark_ready(condition="joined")  # a later rebalance keeps it ready
+        assert metrics.is_ready
+
+
+def test_once_stopping_a_later_assignment_does_not_make_it_ready_again() -> None:
+    metrics = WorkerMetrics()
+    metrics.mark_ready()
+    metrics.mark_ready(condition="joined")
+    metrics.mark_ready(False)  # SIGTERM: draining
+    metrics.mark_ready(condition="joined")  # the group rebalances while this worker leaves
+    assert not metrics.is_ready
 
 
 def test_port_zero_serves_nothing() -> None:

@@ -1,10 +1,12 @@
 """Prometheus metrics of the worker (the shadow consumer's are in `rci.streams.shadow.metrics`).
 
 One registry per process, exposed by `serve_metrics` on settings.metrics_host (loopback
-by default) : settings.metrics_port, next to `/ready`: 503 until the process called `mark_ready()`
-(the worker once its models, index and sink are open and its agent runs; the shadow consumer once its
-teacher is loaded, its catalog caught up and it subscribed), then 200. `/metrics` answers from the
-first second, so it tells a health check only that the process is alive.
+by default) : settings.metrics_port, next to `/ready`: 503 until the process met each of its readiness
+conditions (`mark_ready(condition=...)`: the worker once its models, index and sink are open in the running
+agent, "serving", and its consumer joined the group and got its assignment, possibly empty, "joined"; the
+shadow consumer once its teacher is loaded, its catalog caught up and it subscribed), then 200, and 503 again
+once it stops serving (`mark_ready(False)`). `/metrics` answers from the first second, so it tells a health
+check only that the process is alive.
 """
 
 from __future__ import annotations
@@ -28,15 +30,25 @@ class ProcessMetrics:
     stage_seconds: Histogram  # labelled by "stage"
     ready: Gauge  # 1 once the process serves (what /ready answers 200 for), else 0
 
-    def _readiness(self, name: str) -> None:
+    def _readiness(self, name: str, conditions: tuple[str, ...] = ("serving",)) -> None:
         self.ready = Gauge(name, "1 once the process serves: models loaded, clients open, consuming; else 0",
                            registry=self.registry)  # fmt: skip
         self._ready = threading.Event()
+        self._conditions = frozenset(conditions)
+        self._met: set[str] = set()
+        self._ready_lock = threading.Lock()
 
-    def mark_ready(self, ready: bool = True) -> None:
-        """Flip `/ready` (and the ready gauge): True once serving, False when it stops serving."""
-        (self._ready.set if ready else self._ready.clear)()
-        self.ready.set(1 if ready else 0)
+    def mark_ready(self, ready: bool = True, condition: str = "serving") -> None:
+        """Record that `condition` is met: `/ready` (and the ready gauge) turn ready once all the process's
+        conditions are. `ready=False`: the process stops serving (draining, stopped), not ready from then on."""
+        with self._ready_lock:
+            if ready:
+                self._met.add(condition)
+            else:
+                self._met.clear()
+            now = self._conditions <= self._met
+            (self._ready.set if now else self._ready.clear)()
+            self.ready.set(1 if now else 0)
 
     @property
     def is_ready(self) -> bool:
@@ -75,7 +87,7 @@ class WorkerMetrics(ProcessMetrics):
             "rci_batch_size", "records per micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
         self.consumer_lag = Gauge("rci_consumer_lag", "high watermark minus position", ["partition"], registry=r)
-        self._readiness("rci_worker_ready")
+        self._readiness("rci_worker_ready", ("serving", "joined"))  # rci.streams.service, rci.streams.worker
 
 
 Start = Callable[[str, list[tuple[str, str]]], object]

@@ -137,12 +137,21 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
         datadir=str(settings.data_dir.absolute() / "faust"),
     )
     topic = app.topic(settings.topic_published, key_type=bytes, value_type=bytes, value_serializer="raw")
-    state: dict = {"runner": None, "draining": False, "stopped": asyncio.Event()}
+    state: dict = {"runner": None, "joined": False, "draining": False, "stopped": asyncio.Event()}
     wait_s = settings.batch_max_wait_ms / 1000
+
+    @app.on_partitions_assigned.connect
+    async def joined(_app: faust.App, _assigned: object, **_kwargs: object) -> None:
+        # The group gave this worker its share (possibly none: more workers than partitions): half of /ready.
+        state["joined"] = True
+        if state["runner"] is not None:
+            state["runner"].metrics.mark_ready(condition="joined")
 
     @app.agent(topic, name="score-published")
     async def score_published(stream: faust.StreamT) -> None:
-        state["runner"] = runner = await open_runner()
+        state["runner"] = runner = await open_runner()  # marks "serving" (rci.streams.service)
+        if state["joined"]:  # the assignment came while the models were loading
+            runner.metrics.mark_ready(condition="joined")
         async for events in stream.take_events(settings.batch_max_size, within=wait_s):
             await _handle_or_exit(runner, [to_input_record(e.message) for e in events])
             _record_lag(app, runner.metrics, events)
