@@ -74,3 +74,31 @@ def test_a_forgotten_video_is_no_longer_matched_and_its_files_are_gone(worker_se
 
     again = forget(settings, ["old1"])  # idempotent
     assert [(r.video_id, r.found) for r in again] == [("old1", False)]
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_forget_matches_keys_exactly_on_each_object_store(rci_settings: Settings, backend: str) -> None:
+    """Only `<id>.<16 hex>.npz|json`, the legacy `<id>.npz` and the pointer go: never an id that starts like it."""
+    import asyncio
+
+    from rci.storage.objects import make_object_store
+
+    settings = rci_settings.model_copy(update={"object_store": backend})
+    mine = ["features/enc-a/v1.0123456789abcdef.npz", "features/enc-a/v1.npz", "features/enc-a/latest/v1.key",
+            "features/enc-b/v1.fedcba9876543210.npz", "scores/m+enc.e/v1.0123456789abcdef.json"]
+    others = ["features/enc-a/v1.x.0123456789abcdef.npz", "features/enc-a/latest/v1.x.key", "features/enc-a/v10.npz",
+              "scores/m+enc.e/v1.x.0123456789abcdef.json", "scores/m+enc.e/v1.notadigest.json"]  # fmt: skip
+
+    async def put_and_list(keys: list[str]) -> list[str]:
+        store = make_object_store(settings)
+        try:
+            for key in keys:
+                await store.put(key, b"x")
+            return sorted(await store.list_keys("features/") + await store.list_keys("scores/"))
+        finally:
+            await store.close()
+
+    asyncio.run(put_and_list(mine + others))
+    [result] = forget(settings, ["v1"])
+    assert sorted(result.feature_objects + result.score_objects) == sorted(mine) and result.index_collections == []
+    assert asyncio.run(put_and_list([])) == sorted(others)
