@@ -302,3 +302,16 @@ def test_values_of_four_byte_characters_fit_every_field(tmp_path: Path):
                 for name in ("vector_id", "video_id", "creator_id", "media_uri", "feature_key")}
     assert declared == {"vector_id": 4 * (MAX_ID + 8), "video_id": 4 * MAX_ID, "creator_id": 4 * MAX_ID,
                         "media_uri": 4 * MAX_URI, "feature_key": 4 * MAX_URI}
+
+
+def test_clients_keepalive_is_one_both_servers_accept(milvus_uri: str):
+    """pymilvus' own keepalive (a ping every 10 s, idle too) drew GOAWAY `too_many_pings` from Milvus Lite's
+    gRPC server after a worker sat idle: pings only during calls, at most every 5 minutes (gRPC's server
+    default minimum); a Milvus server's minimum is 5 s."""
+    from rci.retrieval.milvus import GRPC_KEEPALIVE
+
+    assert GRPC_KEEPALIVE["grpc.keepalive_time_ms"] >= 300_000
+    assert GRPC_KEEPALIVE["grpc.keepalive_permit_without_calls"] is False
+    with MilvusVectorStore(milvus_uri, collection="keepalive") as store:
+        options = store._live()._handler._grpc_options  # what pymilvus puts on the channel, over its defaults
+    assert {k: options.get(k) for k in GRPC_KEEPALIVE} == GRPC_KEEPALIVE

@@ -76,6 +76,18 @@ _VARCHARS = {
 _KIND_PROPERTY = "rci.vector_kind"  # collection property: which rci.retrieval.vectors kind the rows hold
 _OUTPUT_FIELDS = ["video_id", "published_at_ms", "creator_id", "media_uri", "feature_key"]
 
+# gRPC keepalive that both servers accept. pymilvus pings every 10 s, idle or not; Milvus Lite's gRPC
+# server (milvus_lite.adapter.grpc.server, gRPC's defaults) allows a ping on an idle connection only every
+# 2 hours and, during calls, every 5 minutes, and answers the third early ping with GOAWAY `too_many_pings`
+# (ENHANCE_YOUR_CALM): a worker idle between events lost its connection in long runs. A Milvus server
+# (Go gRPC) accepts pings every 5 s, with or without calls. So: ping only during calls, at most every
+# 5 minutes; an idle connection that died is found by the next call's deadline and retried (RetryPolicy).
+GRPC_KEEPALIVE = {
+    "grpc.keepalive_time_ms": 300_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.keepalive_permit_without_calls": False,
+}
+
 
 # --- backend choice ------------------------------------------------------------------------
 
@@ -203,7 +215,9 @@ class MilvusVectorStore:
         if self._lite_path:
             Path(self._lite_path).parent.mkdir(parents=True, exist_ok=True)
             uri = self._lite_path
-        self._client: MilvusClient | None = self._call("connect", lambda: MilvusClient(uri=uri, token=token, timeout=timeout_s))
+        self._client: MilvusClient | None = self._call(
+            "connect", lambda: MilvusClient(uri=uri, token=token, timeout=timeout_s, grpc_options=dict(GRPC_KEEPALIVE))
+        )
         if self._lite_path:
             _lite_opened(self._lite_path)
         try:
