@@ -18,7 +18,7 @@ from pymilvus import MilvusClient
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
-from rci.retrieval.milvus import _lite_closed, _lite_opened, is_lite, quote
+from rci.retrieval.milvus import GRPC_KEEPALIVE, _lite_closed, _lite_opened, is_lite, quote
 from rci.retrieval.retry import RetryPolicy, call_with_retries
 
 log = get_logger(__name__)
@@ -43,7 +43,9 @@ def erase_videos(
     if lite_path is not None and not Path(lite_path).exists():
         return {}  # no index was ever written there: nothing to remove, and nothing to create
     call = lambda what, op: call_with_retries(op, what=what, policy=retry)  # noqa: E731
-    client = call("connect", lambda: MilvusClient(uri=lite_path or uri, token=token, timeout=timeout_s))
+    # pymilvus shares one channel per address between clients: the same keepalive as the store's (see there)
+    client = call("connect", lambda: MilvusClient(uri=lite_path or uri, token=token, timeout=timeout_s,
+                                                  grpc_options=dict(GRPC_KEEPALIVE)))  # fmt: skip
     if lite_path:
         _lite_opened(lite_path)
     removed: dict[str, list[str]] = {}
