@@ -2,7 +2,8 @@
 # Sets up everything the project needs on a fresh machine, idempotently:
 #   - Debian packages (kcat, ffmpeg, espeak-ng, promtool, corpus photo packages) when missing,
 #   - a Python virtual environment in ./.venv pinned to requirements.lock,
-#   - the Apache Kafka jars (resolved by Maven into a cache outside the checkout).
+#   - the Apache Kafka jars (resolved by Maven into a cache outside the checkout),
+#   - the Milvus standalone server binary from the `milvus` wheel, unpacked into the same cache.
 # Heavy downloads live in $RCI_CACHE_DIR (default ~/.cache/rci) so a fresh clone reuses them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,4 +54,6 @@ fi
 "$UV" pip install -q --python .venv/bin/python --no-deps -e .
 
 .venv/bin/python -m rci.services.kafka_jars
+# The Milvus standalone server (the `milvus` wheel, pinned in the lock): its binary unpacked once into the cache.
+.venv/bin/python -c 'from rci.services.milvus_server import standalone_problem as p; print("[bootstrap] Milvus standalone server:", p() or "ready")'
 echo "[bootstrap] ready: source .venv/bin/activate"
