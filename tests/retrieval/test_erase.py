@@ -35,24 +35,26 @@ def nearest(uri: str, collection: str, seed: int) -> str | None:
         return hits[0].video_id if hits and hits[0].similarity > 0.999 else None
 
 
-def test_erase_reaches_every_encoder_version_and_is_idempotent(tmp_path: Path) -> None:
-    uri = str(tmp_path / "milvus.db")
-    names = [collection_name("rci_videos", "enc-a"), collection_name("rci_videos", "enc-b")]
+@pytest.mark.parametrize("served", [False, True], ids=["lite-file", "served"])
+def test_erase_reaches_every_encoder_version_and_is_idempotent(tmp_path: Path, served: bool, request) -> None:
+    uri = request.getfixturevalue("milvus_server").uri if served else str(tmp_path / "milvus.db")
+    base = f"rci_videos_{tmp_path.name[-12:].replace('-', '_')}"  # the served database is shared by the session
+    names = [collection_name(base, "enc-a"), collection_name(base, "enc-b")]
     for name in names:
         with MilvusVectorStore(uri, collection=name, dim=DIM) as store:
             store.upsert([record("v1", 1), record("v1.x", 2), record("keep", 3)])
-    with MilvusVectorStore(uri, collection="other_videos", dim=DIM) as store:  # another deployment's base name
+    with MilvusVectorStore(uri, collection=f"other{base}", dim=DIM) as store:  # another deployment's base name
         store.upsert([record("v1", 1)])
 
-    removed = erase_videos(uri, "rci_videos", ["v1", "never-indexed"])
+    removed = erase_videos(uri, base, ["v1", "never-indexed"])
     assert removed == {name: ["v1"] for name in names}
     for name in names:
         assert nearest(uri, name, 1) is None  # every vector of v1 is gone
         assert (nearest(uri, name, 2), nearest(uri, name, 3)) == ("v1.x", "keep")  # an id that only starts like it stays
         with MilvusVectorStore(uri, collection=name, dim=DIM) as store:
             assert store.count() == 2
-    assert nearest(uri, "other_videos", 1) == "v1"
-    assert erase_videos(uri, "rci_videos", ["v1"]) == {}
+    assert nearest(uri, f"other{base}", 1) == "v1"
+    assert erase_videos(uri, base, ["v1"]) == {}
 
 
 def test_erase_on_a_lite_file_never_written_creates_nothing(tmp_path: Path) -> None:
