@@ -64,3 +64,16 @@ def test_backfill_indexes_a_catalogue_without_scores_and_a_later_copy_matches_it
     assert again.exit_code == 0, again.output
     assert summary_row(again.output)["indexed"] == "3"
     assert [p.stat().st_mtime_ns for p in feature_files] == mtimes
+
+
+def test_backfill_of_a_media_folder_indexes_each_file_under_its_stem(worker_settings: Settings) -> None:
+    settings = worker_settings
+    folder = settings.media_dir / "catalogue"
+    write_media_library(folder, 2)
+    env = {**settings_env(settings), "COLUMNS": "200"}
+    result = CliRunner().invoke(app, ["index", "backfill", str(folder), "--order", "name"], env=env)
+    assert result.exit_code == 0, result.output
+    assert summary_row(result.output)["indexed"] == "2"
+    stems = sorted(p.name.split(".")[0] for p in settings.resolved_object_store_dir.glob("features/*/*.npz"))
+    assert stems == ["clip000", "clip001"]
+    assert score_records(settings, 1, timeout_s=5) == []
