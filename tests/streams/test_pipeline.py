@@ -268,13 +268,14 @@ async def test_the_same_id_with_other_media_is_scored_afresh_not_recalled():
     assert len(memo.records) == 3  # src, copy from its first media, copy from the other
 
 
-def test_credit_goes_to_the_earliest_confident_match_else_the_most_similar():
-    ranked = [Candidate("copy", 0.97, 2_000), Candidate("original", 0.95, 1_000), Candidate("other", 0.5, 500)]
-    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.3) == 1  # the original, not its earlier copy
-    assert credited(ranked, [0.99, 0.45, 0.2], threshold=0.3) == 0  # above threshold but not confident
-    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.95) == 0  # confident but under the threshold
-    assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3) == 2  # earliest of all the confident ones
-    assert credited(ranked, [0.1, 0.2, 0.3], threshold=0.3) == 0  # no match: the most similar, as before
+def test_credit_goes_to_the_earliest_flagged_candidate_about_as_similar_as_the_best():
+    ranked = [Candidate("copy", 0.97, 2_000), Candidate("original", 0.90, 1_000), Candidate("other", 0.5, 500)]
+    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.3, margin=0.15) == 1  # the original, not its copy
+    assert credited(ranked, [0.99, 0.25, 0.2], threshold=0.3, margin=0.15) == 0  # not flagged
+    assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.3, margin=0.05) == 0  # clearly less alike
+    assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3, margin=0.15) == 1  # "other" looks nothing alike
+    assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3, margin=0.5) == 2  # the earliest of the family
+    assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.5) == 0  # none flagged: the most similar
 
 
 async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_matches():
@@ -285,7 +286,7 @@ async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_m
     outcomes = {}
     for top in (1, 2):
         pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.6),
-                                   score_top=top)
+                                   score_top=top, credit_margin=0.5)
         for offset, (vid, second) in enumerate((("original", 1), ("first_copy", 2), ("second_copy", 3))):
             [outcome] = await pipeline.process([event_record(vid, offset, second)])
             await pipeline.index([outcome])

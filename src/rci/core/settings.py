@@ -158,8 +158,12 @@ class Settings(BaseSettings):
     )
     retrieval_score_top: int = Field(
         3, ge=1, le=16,
-        description="Best re-ranked candidates MatchLite scores per query; the earliest it scores as a confident "
-                    "match (>= max(threshold, 0.5)) is credited: the original, not an earlier copy of it.",
+        description="Best re-ranked candidates MatchLite scores per query; the earliest it flags among those about "
+                    "as similar as the best is credited: the original, not an earlier copy of it.",
+    )
+    retrieval_credit_margin: float = Field(
+        0.15, ge=0.0, le=2.0,
+        description="'About as similar': within this much frame-set similarity of the best candidate.",
     )
 
     # --- shadow -------------------------------------------------------------------------------

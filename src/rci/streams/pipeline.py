@@ -6,7 +6,8 @@ The faust agent in `rci.streams.worker` only iterates the stream and calls
 Per batch (DESIGN.md, "Online path"):
   parse -> features (cache, else fetch + decode + encode) -> batched retrieval (index shortlist,
   re-ranked on frame sets) -> batched MatchLite on each query's best few candidates -> the credited
-  candidate (`credited`: the earliest confident match) -> one `Outcome` per record, in input order.
+  candidate (`credited`: the earliest flagged one about as similar as the best) -> one `Outcome` per
+  record, in input order.
 
 Errors follow rci.core.errors: a `RejectedEvent` turns that record's outcome into a dead letter
 and the rest of the batch carries on; a `TransientError` escapes so the caller retries
@@ -78,23 +79,20 @@ def rank_key(candidate: Candidate) -> tuple[float, int, str]:
     return (-round(candidate.similarity, SIMILARITY_DECIMALS), candidate.published_at_ms, candidate.video_id)
 
 
-# A candidate is credited over a more similar one only when MatchLite calls it more likely reproduced
-# than not (and above the operating threshold).
-CONFIDENT_SCORE = 0.5
-
-
-def credited(ranked: Sequence[Candidate], scores: Sequence[float], threshold: float) -> int:
+def credited(ranked: Sequence[Candidate], scores: Sequence[float], threshold: float, margin: float) -> int:
     """Which of the best candidates by frame-set similarity (`ranked`, best first) a query is scored
-    against: the earliest published one MatchLite scores as a confident match, else the most similar.
+    against: the earliest published one that MatchLite flags (score >= threshold) among those about as
+    similar as the best (within `margin`), else the most similar.
 
     The most similar earlier video of a copy is often another copy of the same original (the copies
-    share edits the original lacks); crediting the earliest confident match names the original,
-    whose creator the platform protects, and a copy of a copy is still caught."""
-    floor = max(threshold, CONFIDENT_SCORE)
-    confident = [i for i, score in enumerate(scores) if score >= floor]
-    if not confident:
+    share edits the original lacks); the original is about as similar, and earlier. Crediting it names
+    the video whose creator the platform protects; a candidate that looks clearly less alike is never
+    credited over the best, whatever its score."""
+    family = [i for i, (candidate, score) in enumerate(zip(ranked, scores, strict=True))
+              if score >= threshold and candidate.similarity >= ranked[0].similarity - margin]
+    if not family:
         return 0
-    return min(confident, key=lambda i: (ranked[i].published_at_ms, ranked[i].video_id))
+    return min(family, key=lambda i: (ranked[i].published_at_ms, ranked[i].video_id))
 
 
 class CandidateIndex(Protocol):
@@ -202,10 +200,12 @@ class ScoringPipeline:
         metrics: WorkerMetrics | None = None,
         memo: ScoreMemo | None = None,
         score_top: int = 1,
+        credit_margin: float = 0.15,
     ) -> None:
         if score_top < 1:
             raise ValueError("score_top must be at least 1")
         self._score_top = score_top  # candidates MatchLite scores per query (RCI_RETRIEVAL_SCORE_TOP)
+        self._credit_margin = credit_margin  # RCI_RETRIEVAL_CREDIT_MARGIN
         self._features = features
         self._index = index
         self._scorer = scorer
@@ -335,7 +335,7 @@ class ScoringPipeline:
         for p in (p for p in pending if p.shortlist):
             scored = [next(done) for _ in p.shortlist]
             ranked = [candidate for candidate, _ in p.shortlist]
-            chosen = credited(ranked, [r.score for r in scored], self._model.threshold)
+            chosen = credited(ranked, [r.score for r in scored], self._model.threshold, self._credit_margin)
             p.candidate, p.result = ranked[chosen], scored[chosen]
 
     # --- output ---------------------------------------------------------------------------

@@ -21,7 +21,8 @@ async def open_scoring_pipeline(settings: Settings, metrics: WorkerMetrics) -> t
     parts = await open_serving_parts(settings)
     memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
     pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
-                               score_top=settings.retrieval_score_top)
+                               score_top=settings.retrieval_score_top,
+                               credit_margin=settings.retrieval_credit_margin)
     return pipeline, parts
 
 
