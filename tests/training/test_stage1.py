@@ -69,3 +69,21 @@ def test_a_last_batch_of_one_pair_is_dropped_rather_than_breaking_batch_norm():
     config = variant_config(tiny_config(), "V+A+T")
     _, result = train_matchlite(config, train, TrainConfig.matchlite(epochs=2, batch_size=4), progress=False)
     assert result.steps == 2 * 2
+
+
+def test_training_draws_from_its_own_seed_whatever_the_process_drew_before():
+    """Dropout masks come from TrainConfig.seed: a model trained after other work used the global RNG
+    (computing features, say) equals one trained without it, and the caller's RNG is left alone."""
+    train = synthetic_dataset(8, seed=0)
+    config = variant_config(tiny_config(), "V+A+T")
+    train_config = TrainConfig.matchlite(epochs=2, batch_size=4, lr=1e-2)
+    torch.manual_seed(1)
+    first, _ = train_matchlite(config, train, train_config, progress=False)
+    after_first = torch.rand(3)
+    torch.manual_seed(2)
+    torch.rand(1000)  # other work in between
+    second, _ = train_matchlite(config, train, train_config, progress=False)
+    for name, value in first.state_dict().items():
+        torch.testing.assert_close(second.state_dict()[name], value, msg=name)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after_first)  # training consumed none of the caller's draws

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, TypeVar
 
@@ -136,6 +137,17 @@ def _loader(dataset: Dataset, collate: Callable, config: TrainConfig, ctx: DistC
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate, drop_last=drop_last)
 
 
+@contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Every draw inside (dropout masks, the loader's base seed) from `seed`, whatever the process drew
+    before: a model trained on features just computed and one trained on the same features read from the
+    cache are the same model. The caller's RNG state is restored afterwards."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -183,7 +195,7 @@ def fit(
     if ctx.is_main:
         log.info("training", name=name, examples=len(dataset), world_size=ctx.world_size, steps=total_steps,
                  device=str(ctx.device), **{k: v for k, v in config.to_dict().items() if k in ("lr", "schedule", "epochs")})
-    with _progress(progress and ctx.is_main) as bar:
+    with _seeded(config.seed + ctx.rank, ctx.device), _progress(progress and ctx.is_main) as bar:
         task = bar.add_task(name, total=total_steps, loss=float("nan"))
         for epoch in range(1, config.epochs + 1):
             if step >= total_steps:
