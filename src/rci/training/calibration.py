@@ -8,7 +8,7 @@ probability (`fit_calibration`):
 
     score = sigmoid(a * clamp(margin, +-margin_limit) + b * chamfer + c),   margin = logit_1 - logit_0
 
-and the result is written into the model (MatchLiteConfig.calibration and margin_limit), so the ONNX
+and the result is written into the model (MatchLiteConfig.calibration, margin_limit, relative_chamfer), so the ONNX
 graph, the torch runtime and every evaluation serve the same calibrated score.
 """
 
