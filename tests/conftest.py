@@ -124,6 +124,21 @@ def rci_settings(kafka_broker: KafkaBroker, s3_server: S3Server, milvus_uri: str
     return settings
 
 
+@pytest.fixture(autouse=True)
+def _scheduling_policy_unchanged() -> Iterator[None]:
+    """Fail the test that leaves the test process at another scheduling policy, and restore it.
+
+    The session's later children (broker, servers, `rci worker`) inherit it: at real-time priority one
+    busy child starves the Kafka broker and the suite stalls instead of failing (libsvtav1 does this when
+    run as root; tests/media/mediafactory.py's `scheduling_kept` is the fix where a test encodes)."""
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
+    yield
+    after = (os.sched_getscheduler(0), os.sched_getparam(0))
+    if after != before:
+        os.sched_setscheduler(0, *before)
+        pytest.fail(f"the test changed this process's scheduling policy from {before} to {after} (restored)")
+
+
 def _own_names(suffix: str) -> dict[str, str]:
     """Topic and group names private to one test."""
     return {

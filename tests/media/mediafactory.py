@@ -5,8 +5,11 @@ Ordinary clips come from `rci.media.synth.write_test_video`; this module makes t
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,6 +79,22 @@ def write_subtitle_only_mkv(path: Path) -> Path:
     return path
 
 
+@contextmanager
+def scheduling_kept() -> Iterator[None]:
+    """Give the calling thread back its scheduling policy when the block ends.
+
+    Why: run as root, the SVT-AV1 encoder (libsvtav1) switches the thread that opens it to SCHED_FIFO 99
+    and leaves it so. Every process the test session starts afterwards (brokers, servers, `rci worker`
+    children) would inherit real-time priority, and one busy child then starves the Kafka broker, whose
+    heartbeats fail, and the suite stalls (tests/conftest.py's guard names any test that does this)."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            os.sched_setscheduler(0, policy, param)
+
+
 def write_codec_clip(path: Path, container_format: str, video_codec: str | None, audio_codec: str | None) -> Path:
     """One second of 64x64 video at 4 fps and/or a 440 Hz tone, in the given container and encoders
     (PyAV encoder names: libvpx-vp9, libopus, libmp3lame, ...); skips when this FFmpeg lacks one."""
@@ -84,7 +103,7 @@ def write_codec_clip(path: Path, container_format: str, video_codec: str | None,
             av.Codec(codec, "w")
         except (av.FFmpegError, ValueError):
             pytest.skip(f"no {codec} encoder in this FFmpeg build")
-    with av.open(str(path), mode="w", format=container_format) as container:
+    with scheduling_kept(), av.open(str(path), mode="w", format=container_format) as container:
         video = audio = None
         if video_codec is not None:
             video = container.add_stream(video_codec, rate=4)
