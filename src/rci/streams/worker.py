@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import faust
 
-from rci.core.errors import RejectCode, RejectedEvent
+from rci.core.errors import ConfigError, ModelError, RejectCode, RejectedEvent
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
 from rci.streams.isolation import PoisonIsolator, describe_exception
@@ -39,6 +39,7 @@ from rci.streams.sink import OutcomeSink
 
 log = get_logger(__name__)
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
+EXIT_CONFIG = 2  # as for invalid settings (rci.cli.context): fix the configuration, restarting will not help
 DRAIN_TIMEOUT_S = 40.0  # below the usual 60 s grace period of `docker stop` / ChildProcess.stop
 POISON_RETRY_DELAY_S = 0.2  # before a lone record's 2nd try, doubling after
 
@@ -124,6 +125,8 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
     """The faust app and its agent. `open_runner` loads models and clients on the worker's loop."""
     from rci.streams.kafka import faust_broker_kwargs
 
+    datadir = settings.data_dir.absolute() / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last folder, and a failed start exits 1 silently
     app = faust.App(
         settings.worker_group,
         **faust_broker_kwargs(settings),
@@ -134,7 +137,7 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
         topic_disable_leader=True,
         consumer_auto_offset_reset=settings.kafka_auto_offset_reset,  # where a new group starts
         broker_commit_interval=1.0,
-        datadir=str(settings.data_dir.absolute() / "faust"),
+        datadir=str(datadir),
     )
     topic = app.topic(settings.topic_published, key_type=bytes, value_type=bytes, value_serializer="raw")
     state: dict = {"runner": None, "joined": False, "draining": False, "stopped": asyncio.Event()}
@@ -149,7 +152,7 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
 
     @app.agent(topic, name="score-published")
     async def score_published(stream: faust.StreamT) -> None:
-        state["runner"] = runner = await open_runner()  # marks "serving" (rci.streams.service)
+        state["runner"] = runner = await _open_or_exit(open_runner)  # marks "serving" (rci.streams.service)
         if state["joined"]:  # the assignment came while the models were loading
             runner.metrics.mark_ready(condition="joined")
         async for events in stream.take_events(settings.batch_max_size, within=wait_s):
@@ -166,6 +169,19 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
                 await asyncio.Event().wait()
 
     return app, state
+
+
+async def _open_or_exit(open_runner: Callable[[], Awaitable[BatchRunner]]) -> BatchRunner:
+    """The runner, or the process ends before consuming anything: faust would otherwise log the crashed
+    agent and keep the process up, in the group, holding partitions it never scores."""
+    try:
+        return await open_runner()
+    except (ConfigError, ModelError) as exc:  # e.g. a model file that is there but corrupt
+        log.error("worker cannot start", error=str(exc), exit_code=EXIT_CONFIG)
+        os._exit(EXIT_CONFIG)
+    except Exception:
+        log.exception("unexpected error while opening the serving parts", exit_code=EXIT_BUG)
+        os._exit(EXIT_BUG)
 
 
 async def _handle_or_exit(runner: BatchRunner, records: list[InputRecord]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rci.services.kafka_broker import KafkaBroker
 from rci.services.ports import free_port
 from rci.services.s3server import S3Server
 from tests.streams.test_preflight import fake_model_dir
@@ -88,3 +89,16 @@ def test_a_kafka_extra_key_the_worker_cannot_honour_exits_2_naming_it(tmp_path: 
     assert done.returncode == 2, done.stderr[-3000:]
     assert "rci worker cannot start: RCI_KAFKA_EXTRA key 'statistics.interval.ms'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_that_is_there_but_corrupt_exits_2_naming_it(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    """The start-up check only looks for the files; an empty MatchLite ONNX file fails when the agent
+    loads it, on the real broker. faust alone would log the crashed agent and keep the process up in
+    the group, holding partitions it never scores (issue 15: corrupt model files exit 2)."""
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")),
+                     kafka_bootstrap=kafka_broker.bootstrap, milvus_uri=str(tmp_path / "milvus.db"),
+                     topic_published=f"video.published.{uuid.uuid4().hex[:8]}")  # fmt: skip
+    done = run_worker(env, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "worker cannot start" in output and "encoder" in output, output[-3000:]
