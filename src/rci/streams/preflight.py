@@ -7,7 +7,8 @@ a worker that cannot score:
   RCI_MODEL_DIR (`ModelError`); no S3 credentials, an unknown access key, a wrong secret, a bucket
   that does not exist (`rci.storage.errors.StorageConfigError`, a `ConfigError`), a codec in
   RCI_MEDIA_ALLOWED_CODECS that FFmpeg has no decoder for. `rci worker` exits 2.
-* an outage (the object store unreachable, 5xx) is not the configuration's fault: the check is
+* the broker refusing the worker's credentials is a configuration fault too (naming the Kafka settings);
+* an outage (the object store unreachable, 5xx; no Kafka broker answering) is not the configuration's fault: the check is
   retried with backoff for as long as it lasts (`retry_transient`, each retry logged), and SIGTERM or
   SIGINT meanwhile cancels it at once, sleeps and requests in flight included (`until_stopped`).
 
@@ -22,7 +23,7 @@ import signal
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from rci.core.errors import ModelError
+from rci.core.errors import ConfigError, ModelError
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
 from rci.inference.encoders.bundle import MODALITIES, encoders_dir
@@ -30,7 +31,7 @@ from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.media.policy import media_policy
 from rci.storage.s3 import S3Client, check_bucket, s3_config
-from rci.streams.kafka import check_client_config
+from rci.streams.kafka import KafkaAuthError, check_client_config, cluster_metadata
 from rci.streams.retry import Stopped, retry_transient, stop_on_signals, until_stopped
 
 log = get_logger(__name__)
@@ -75,13 +76,26 @@ async def check_storage(settings: Settings) -> None:
             await check_bucket(s3, bucket, bucket_setting=setting)
 
 
+BROKER_CHECK_TIMEOUT_S = 5.0  # one metadata round trip; the retry loop around it backs off and logs
+
+
+async def check_broker(settings: Settings) -> None:
+    """One metadata request: BrokerUnavailable (retried) while no broker answers, ConfigError when the
+    broker refuses the credentials. Without it faust gave up after about 20 s and the worker exited 1."""
+    try:
+        await asyncio.to_thread(cluster_metadata, settings, BROKER_CHECK_TIMEOUT_S)
+    except KafkaAuthError as exc:
+        raise ConfigError(f"{exc} (RCI_KAFKA_SECURITY_PROTOCOL, RCI_KAFKA_SASL_* or RCI_KAFKA_SSL_*)") from exc
+
+
 async def preflight(settings: Settings) -> None:
-    """Kafka client settings and models first (no retry can fix them), then storage, retried while it
-    is unreachable."""
+    """Kafka client settings and models first (no retry can fix them), then storage and the broker,
+    each retried while it is unreachable."""
     check_client_config(settings)
     media_policy(settings)  # RCI_MEDIA_ALLOWED_CODECS naming a codec this FFmpeg cannot decode
     check_model_dir(settings)
     await retry_transient(lambda: check_storage(settings), what="start-up check")
+    await retry_transient(lambda: check_broker(settings), what="start-up check: Kafka broker")
     log.info("start-up check passed", object_store=settings.object_store)
 
 

@@ -102,3 +102,39 @@ def test_a_model_that_is_there_but_corrupt_exits_2_naming_it(kafka_broker: Kafka
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-3000:]
     assert "worker cannot start" in output and "encoder" in output, output[-3000:]
+
+
+def test_no_broker_at_start_up_is_an_outage_retried_until_sigterm(tmp_path: Path) -> None:
+    """No broker answering is infrastructure, not configuration: retried with backoff (each try logged),
+    never exited on (before: faust gave up after about 20 s and the worker exited 1)."""
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")))  # the broker port is closed
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while log.read_text().count("start-up check: Kafka broker") < 4:
+                assert worker.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            worker.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            returncode = worker.wait(timeout=30)
+            waited = time.monotonic() - sent
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert returncode == 0, log.read_text()[-3000:]
+    assert waited < 10.0, waited  # at most one metadata request (5 s) still in flight
+    assert "stopped during the start-up check" in log.read_text()
+
+
+def test_a_broker_refusing_the_credentials_exits_2_naming_the_settings(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")),
+                     kafka_bootstrap=kafka_broker.sasl_bootstrap, kafka_security_protocol="SASL_PLAINTEXT",
+                     kafka_sasl_mechanism="PLAIN", kafka_sasl_username="rci", kafka_sasl_password="wrong")  # fmt: skip
+    done = run_worker(env, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "refused the credentials" in done.stderr and "RCI_KAFKA_SASL_*" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
