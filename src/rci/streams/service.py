@@ -31,10 +31,10 @@ def run_scoring_worker(settings: Settings) -> None:
 
     First the start-up check (rci.streams.preflight): a configuration fault raises ConfigError /
     ModelError before anything is consumed; SIGTERM during its outage retries returns at once."""
+    metrics = WorkerMetrics()
+    serve_metrics(metrics, settings.metrics_host, settings.metrics_port)  # alive, /ready 503, through the check's retries
     if not run_preflight(settings):
         return
-    metrics = WorkerMetrics()
-    serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
 
     async def open_runner() -> BatchRunner:
         pipeline, _parts = await open_scoring_pipeline(settings, metrics)

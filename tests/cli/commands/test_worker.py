@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,6 +34,14 @@ def worker_env(tmp_path: Path, **rci: str) -> dict[str, str]:
             "RCI_DATA_DIR": str(tmp_path / "rci"), "RCI_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
             "RCI_METRICS_PORT": "0", "RCI_LOG_FORMAT": "json"}
     return env | {f"RCI_{k.upper()}": v for k, v in rci.items()}
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def run_worker(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -107,7 +117,8 @@ def test_a_model_that_is_there_but_corrupt_exits_2_naming_it(kafka_broker: Kafka
 def test_no_broker_at_start_up_is_an_outage_retried_until_sigterm(tmp_path: Path) -> None:
     """No broker answering is infrastructure, not configuration: retried with backoff (each try logged),
     never exited on (before: faust gave up after about 20 s and the worker exited 1)."""
-    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")))  # the broker port is closed
+    port = free_port()
+    env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")), metrics_port=str(port))  # broker port closed
     log = tmp_path / "worker.log"
     with open(log, "w") as out:
         worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -117,6 +128,7 @@ def test_no_broker_at_start_up_is_an_outage_retried_until_sigterm(tmp_path: Path
                 assert worker.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.2)
+            assert http_status(port, "/metrics") == 200 and http_status(port, "/ready") == 503  # alive, not ready
             worker.send_signal(signal.SIGTERM)
             sent = time.monotonic()
             returncode = worker.wait(timeout=30)
