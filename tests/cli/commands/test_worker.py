@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,29 @@ def http_status(port: int, path: str) -> int:
         return exc.code
 
 
+def sigterm_once_logged(env: dict[str, str], log: Path, line: str, times: int,
+                        before_sigterm: Callable[[], object] = lambda: None) -> tuple[int, float]:
+    """Start `rci worker`, wait (120 s at most) until `line` is in its log `times` times, call
+    `before_sigterm`, send SIGTERM: (exit code, seconds from SIGTERM to exit)."""
+    with open(log, "w") as out:
+        worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while log.read_text().count(line) < times:
+                assert worker.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            before_sigterm()
+            worker.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            returncode = worker.wait(timeout=30)
+            return returncode, time.monotonic() - sent
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
 def run_worker(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([RCI, "worker"], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -71,22 +95,7 @@ def test_sigterm_during_start_up_retries_exits_within_seconds(tmp_path: Path) ->
                      s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="rci-features",
                      s3_access_key_id="test", s3_secret_access_key="test")
     log = tmp_path / "worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + 120
-            while log.read_text().count("transient failure, retrying") < 2:  # the outage is being retried
-                assert worker.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            worker.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            returncode = worker.wait(timeout=30)
-            waited = time.monotonic() - sent
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    returncode, waited = sigterm_once_logged(env, log, "transient failure, retrying", times=2)  # outage retried
     assert returncode == 0, log.read_text()[-3000:]
     assert waited < 5.0, waited
     assert "stopped during the start-up check" in log.read_text()
@@ -120,23 +129,10 @@ def test_no_broker_at_start_up_is_an_outage_retried_until_sigterm(tmp_path: Path
     port = free_port()
     env = worker_env(tmp_path, model_dir=str(fake_model_dir(tmp_path / "models")), metrics_port=str(port))  # broker port closed
     log = tmp_path / "worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen([RCI, "worker"], stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + 120
-            while log.read_text().count("start-up check: Kafka broker") < 4:
-                assert worker.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            assert http_status(port, "/metrics") == 200 and http_status(port, "/ready") == 503  # alive, not ready
-            worker.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            returncode = worker.wait(timeout=30)
-            waited = time.monotonic() - sent
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    statuses = []  # alive, not ready, while it retries
+    returncode, waited = sigterm_once_logged(env, log, "start-up check: Kafka broker", times=4, before_sigterm=lambda: (
+        statuses.extend([http_status(port, "/metrics"), http_status(port, "/ready")])))
+    assert statuses == [200, 503], statuses
     assert returncode == 0, log.read_text()[-3000:]
     assert waited < 10.0, waited  # at most one metadata request (5 s) still in flight
     assert "stopped during the start-up check" in log.read_text()
