@@ -275,7 +275,9 @@ def test_credit_goes_to_the_earliest_flagged_candidate_about_as_similar_as_the_b
     assert credited(ranked, [0.99, 0.93, 0.2], threshold=0.3, margin=0.05) == 0  # clearly less alike
     assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3, margin=0.15) == 1  # "other" looks nothing alike
     assert credited(ranked, [0.99, 0.93, 0.96], threshold=0.3, margin=0.5) == 2  # the earliest of the family
-    assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.5) == 0  # none flagged: the most similar
+    assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.5) == 1  # none flagged: the best score
+    assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.05) == 0  # ... among those about as alike
+    assert credited(ranked, [0.4, 0.4, 0.1], threshold=0.95, margin=0.5) == 0  # a tie: the most similar
 
 
 async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_matches():

@@ -81,17 +81,19 @@ def rank_key(candidate: Candidate) -> tuple[float, int, str]:
 
 def credited(ranked: Sequence[Candidate], scores: Sequence[float], threshold: float, margin: float) -> int:
     """Which of the best candidates by frame-set similarity (`ranked`, best first) a query is scored
-    against: the earliest published one that MatchLite flags (score >= threshold) among those about as
-    similar as the best (within `margin`), else the most similar.
+    against, among those about as similar as the best (within `margin`): the earliest published one
+    that MatchLite flags (score >= threshold), else the one it scores highest (the most similar on a tie).
 
     The most similar earlier video of a copy is often another copy of the same original (the copies
     share edits the original lacks); the original is about as similar, and earlier. Crediting it names
-    the video whose creator the platform protects; a candidate that looks clearly less alike is never
-    credited over the best, whatever its score."""
-    family = [i for i, (candidate, score) in enumerate(zip(ranked, scores, strict=True))
-              if score >= threshold and candidate.similarity >= ranked[0].similarity - margin]
+    the video whose creator the platform protects. Where none is flagged, the score reported is still
+    MatchLite's best evidence among them: a copy whose most similar frames belong to another video (a
+    small picture-in-picture over someone else's background) keeps the score of its true source. A
+    candidate that looks clearly less alike is never credited over the best, whatever its score."""
+    alike = [i for i, candidate in enumerate(ranked) if candidate.similarity >= ranked[0].similarity - margin]
+    family = [i for i in alike if scores[i] >= threshold]
     if not family:
-        return 0
+        return max(alike, key=lambda i: (scores[i], -i))
     return min(family, key=lambda i: (ranked[i].published_at_ms, ranked[i].video_id))
 
 
