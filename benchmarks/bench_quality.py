@@ -6,9 +6,10 @@ scorers a user would pick instead.
     python -m benchmarks.bench_quality --matchlite-models .rci/models   # also (c), through the real worker
     python -m benchmarks.bench_quality --matchlite-models demo          # (c) with the demo's models, trained once
 
-The held-out set (benchmarks/quality/heldout.py) is built from pools disjoint from every training
-pool (benchmarks/quality/pools.py): GCompris's photographs (Debian gcompris-qt-data), HyperRogue's
-music (hyperrogue-music), espeak-ng speaking de/fr/es/it/pt. Originals are Ken Burns clips over
+The held-out set (rci.training.realset.sets) is built from pools disjoint from every training pool
+and from the pool the served threshold is chosen on (rci.training.realset.pools: BENCH vs VALIDATION):
+GCompris's photographs (Debian gcompris-qt-data), HyperRogue's music (hyperrogue-music), espeak-ng
+speaking de/fr/es/it/pt. Originals are Ken Burns clips over
 those photos with a soundtrack, a title and a sticker; later uploads are ~30% easy copies, ~25%
 hard copies, ~20% unrelated originals and ~25% templates (an original's exact sound, title and
 sticker over new pictures: not reproductions). A query is positive iff it is a copy.
@@ -39,7 +40,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.quality.evaluate import evaluate, plot_pr
-from benchmarks.quality.heldout import SIZES, HeldoutSet, build_set, default_work_dir
+from rci.training.realset.pools import POOL_SPECS, default_pool_dir
+from rci.training.realset.sets import SIZES, HeldoutSet, build_set
 from benchmarks.quality.scorers import ScorerResult, extract_features, matchlite_worker, phash_chromaprint, sscd_chamfer
 from benchmarks.record import command_line, machine_description, markdown_table, publish
 
@@ -66,12 +68,13 @@ def _matchlite_models(spec: str, work_dir: Path, progress: Progress) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
-    work_dir = args.work_dir.expanduser()
+    pools = POOL_SPECS[args.pools]
+    work_dir = (args.work_dir or default_pool_dir(pools)).expanduser()
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     timings: dict[str, float] = {}
     with Progress(*columns) as progress:
         t0 = time.monotonic()
-        dataset = build_set(work_dir, args.size, args.seed, jobs=args.jobs, progress=progress)
+        dataset = build_set(work_dir, args.size, args.seed, jobs=args.jobs, progress=progress, pools=pools)
         timings["set"] = time.monotonic() - t0
         t0 = time.monotonic()
         features = extract_features(dataset, work_dir, progress=progress)
@@ -138,7 +141,8 @@ def report(result: dict[str, object]) -> str:
         f"copies; chance AP {_pct(first['all']['chance_ap'])}). (c) MatchLite: {result['matchlite']}."
     )
     setup = (
-        f"Pools, disjoint from training (Debian wallpapers, procedural pictures, English voices, procedural music): "
+        f"Pools, disjoint from training (Debian wallpapers, procedural pictures, English voices, procedural music) "
+        f"and from the threshold's validation pairs (GCompris's vocabulary pictures, ASC's music, nl/pl/sv voices): "
         f"{pools['kept']} GCompris photographs (gcompris-qt-data; {pools['near_duplicates_dropped']} near-duplicates "
         f"dropped, {pools['close_to_training_dropped']} dropped within pHash distance 12 of the "
         f"{pools['training_photos_compared']} training photos), "
@@ -172,16 +176,28 @@ def report(result: dict[str, object]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--size", choices=tuple(SIZES), default="default", help="small (tests), default, large")
+    p.add_argument("--size", choices=tuple(SIZES), default="default",
+                   help="small (tests), default, large; validation: the size of the threshold's set")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work-dir", type=Path, default=default_work_dir(), help="cache for pools, set, features")
+    p.add_argument("--pools", choices=tuple(POOL_SPECS), default="bench",
+                   help="bench: the benchmark's held-out pools; validation: the pools the served threshold is "
+                        "chosen on (for checking a serving rule there, never for recorded figures)")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="cache for pools, set, features (default: ~/.cache/rci/bench_quality for bench)")
     p.add_argument("--jobs", type=int, default=2, help="render processes")
     p.add_argument("--matchlite-models", default=None,
                    help="(c): a model dir the worker serves (RCI_MODEL_DIR), or `demo` to train/reuse the demo's")
-    p.add_argument("--json", type=Path, default=RESULTS_DIR / "quality.json")
-    p.add_argument("--plot", type=Path, default=RESULTS_DIR / "quality_pr.png")
+    p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/quality.json (bench pools)")
+    p.add_argument("--plot", type=Path, default=None, help="default: benchmarks/results/quality_pr.png (bench pools)")
     p.add_argument("--no-record", action="store_true", help="print only, do not append to benchmarks/RESULTS.md")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.pools != "bench":  # the validation pools' figures are a development check, never a result
+        args.no_record = True
+        work = args.work_dir or default_pool_dir(POOL_SPECS[args.pools])
+        args.json, args.plot = args.json or work / "quality.json", args.plot or work / "quality_pr.png"
+    args.json = args.json or RESULTS_DIR / "quality.json"
+    args.plot = args.plot or RESULTS_DIR / "quality_pr.png"
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.quality.heldout import HARD_EDITS, HeldoutSet
+from rci.training.realset.sets import HARD_EDITS, HeldoutSet
 from benchmarks.quality.scorers import ScorerResult
 from rci.training.metrics import average_precision, best_f1, f1_at, pr_curve, recall_at_precision
 

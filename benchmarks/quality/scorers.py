@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.quality.heldout import HeldoutSet, Video
-from benchmarks.quality.phash import phash, similarity as phash_similarity
+from rci.training.realset.sets import HeldoutSet, Video
+from rci.training.realset.phash import phash, similarity as phash_similarity
 from rci.media.fingerprint import CHANCE, best_alignment, fingerprint
 from rci.retrieval.similarity import chamfer
 

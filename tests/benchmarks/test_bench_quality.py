@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.quality.phash import phash, similarity
-from benchmarks.quality.pools import check_heldout_media, read_rcc
+from rci.training.realset.phash import phash, similarity
+from rci.training.realset.pools import check_heldout_media, read_rcc
 from rci.training.corpus.errors import ReservedMediaError
 
 
@@ -92,7 +92,7 @@ def test_held_out_pool_files_are_allowed():
 @pytest.mark.timeout(900)
 def test_small_set_end_to_end(tmp_path: Path):
     from benchmarks import bench_quality
-    from benchmarks.quality.heldout import SIZES, build_set, default_work_dir
+    from rci.training.realset.sets import SIZES, build_set, default_work_dir
     from benchmarks.quality.scorers import chromaprint_audio, extract_features
     from benchmarks.record import RESULTS_FILE
 
@@ -154,7 +154,7 @@ def test_small_set_through_the_real_worker(tmp_path: Path, trained_model_dir: Pa
     """(c): the small set's events through the local stack and `rci worker` serving the demo's models;
     every query comes back scored against an earlier video, at the model's stored threshold."""
     from benchmarks import bench_quality
-    from benchmarks.quality.heldout import build_set, default_work_dir
+    from rci.training.realset.sets import build_set, default_work_dir
 
     out = tmp_path / "quality.json"
     result = bench_quality.main(["--size", "small", "--no-record", "--matchlite-models", str(trained_model_dir),

@@ -9,9 +9,10 @@ The full two-stage recipe with the teacher and the ablation report is `rci train
 3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss, on the labelled
    pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
    against its nearest unrelated earlier video (what retrieval hands the model for an original);
-4. the served score calibrated on the val split (rci.training.calibration: the head's bounded vote beside
-   the frame-set similarity), and the operating threshold at 80% precision chosen there (0.5 if val
-   cannot reach it);
+4. the served score calibrated (rci.training.calibration: the head's bounded vote beside the frame-set
+   similarity) on validation pairs of real media from pools that neither training nor the benchmark
+   uses (rci.training.realpairs), and the operating threshold at 80% precision chosen there (0.5 if
+   they cannot reach it); the corpus's own val split is reported beside (`corpus_val_average_precision`);
 5. checkpoint + ONNX export installed where the worker loads them (rci.inference.model_dir).
 
 The result is keyed by the corpus and encoder versions (`serving.json`): a rerun with the same
@@ -56,6 +57,7 @@ from rci.training.calibration import calibrated, fit_calibration, pair_evidence
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.metrics import average_precision, operating_point
+from rci.training.realpairs import VALIDATION_STAMP, realmedia_validation
 from rci.training.sscd import SSCDConfig, StepStats, train_and_save_visual
 from rci.training.stage1 import build_matchlite, train_matchlite, variant_config
 
@@ -119,7 +121,7 @@ def train_serving_models(
     ensure_visual_encoder(model_dir, recipe, progress=progress)
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
-             "encoder_version": extractor.version, "recipe": asdict(recipe)}
+             "encoder_version": extractor.version, "recipe": asdict(recipe), "validation": VALIDATION_STAMP}
     installed = _installed(model_dir, stamp)
     if installed is not None:
         return installed
@@ -145,22 +147,30 @@ def train_serving_models(
         init.set_background(torch.from_numpy(background))
     model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, init=init, progress=progress)
 
-    val = validation_pairs(manifest, features, recipe)
+    real = realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress)
+    val = PairDataset(real.examples, real.features)
     margins, chamfers = pair_evidence(model, val)
     calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit,
                                   head_vote=recipe.head_vote)
     model = calibrated(model, calibration, recipe.margin_limit)
-    scores = predict(matchlite_forward(model), val).scores
-    point = operating_point(scores, val.labels, recipe.target_precision)
+    query_scores, query_labels = real.query_scores(predict(matchlite_forward(model), val).scores)
+    point = operating_point(query_scores, query_labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
+    corpus_val = validation_pairs(manifest, features, recipe)
     meta = publish_matchlite(model_dir, model, {
         "threshold": threshold,
         "threshold_reached": bool(point.reached),
+        "threshold_set": real.info,
         "calibration": list(model.config.calibration),
         "margin_limit": model.config.margin_limit,
         "relative_chamfer": model.config.relative_chamfer,
         "val_pairs": len(val),
-        "val_average_precision": float(average_precision(scores, val.labels)),
+        "val_positives": real.positives,
+        "val_queries": len(query_labels),
+        "val_average_precision": float(average_precision(query_scores, query_labels)),
+        "val_recall_at_threshold": float(point.recall),
+        "corpus_val_average_precision": float(average_precision(predict(matchlite_forward(model), corpus_val).scores,
+                                                                corpus_val.labels)),
         "encoder_version": extractor.version,
         "stage": "stage1",
         "variant": "V+A+T",

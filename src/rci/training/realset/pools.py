@@ -1,56 +1,96 @@
-"""Held-out media pools: pictures, music and speech that no training corpus of this project uses.
+"""Real-media pools that no training corpus of this project uses: one for the generalisation
+benchmark, a disjoint one for choosing the served threshold.
 
 Training (src/rci/training/corpus) draws photos from the Debian wallpaper packages gnome-backgrounds,
 sway-backgrounds and desktop-base, procedural pictures, English espeak-ng voices and procedural
-music. The benchmark draws from other sources only:
+music. The two pools here draw from other sources, and from each other's never:
 
-* photos: real photographs shipped by GCompris (Debian `gcompris-qt-data`: animals, farm animals,
-  monuments, castles, landscapes, musicians, under water), packed in Qt resource files (.rcc);
-  `read_rcc` unpacks them. Near-duplicates (the same picture in two activities) are dropped, and so
-  is any picture whose pHash is close to a training photo's, when those packages are installed;
-* music: HyperRogue's soundtrack (Debian `hyperrogue-music`, 17 composed pieces, ogg), cut into
-  non-overlapping segments;
-* speech: espeak-ng speaking German, French, Spanish, Italian and Portuguese sentences.
+* BENCH (benchmarks/bench_quality.py, never fitted on):
+  - photos: real photographs shipped by GCompris (Debian `gcompris-qt-data`: animals, farm animals,
+    monuments, castles, landscapes, musicians, under water), packed in Qt resource files (.rcc);
+  - music: HyperRogue's soundtrack (Debian `hyperrogue-music`, composed pieces, ogg);
+  - speech: espeak-ng speaking German, French, Spanish, Italian and Portuguese.
+* VALIDATION (rci.training.calibration's real-media pairs: the served score's scale and bias and the
+  stored threshold are chosen there):
+  - photos: GCompris's vocabulary photographs (the `lang` activity: objects, animals, food; cut out
+    on transparent backgrounds, flattened onto white), a different collection from the bench's; any
+    within pHash distance 12 of a bench or training photo is dropped;
+  - music: Advanced Strategic Command's soundtrack (Debian `asc-music`, mp3);
+  - speech: espeak-ng speaking Dutch, Polish and Swedish.
 
-Every file is checked against the packages reserved for someone else's evaluation (pictures and
-sounds alike) with the training corpus's own guard, `rci.training.corpus.sources.check_photo_allowed`
-(dpkg ownership and path markers): `check_heldout_media` raises ReservedMediaError for them.
-`benchmarks/install_heldout.sh` installs the packages when missing.
+`read_rcc` unpacks Qt resource files. Near-duplicates within a pool are dropped too. Every file is
+checked against the packages reserved for someone else's evaluation (pictures and sounds alike) with
+the training corpus's own guard, `rci.training.corpus.sources.check_photo_allowed` (dpkg ownership and
+path markers): `check_heldout_media` raises ReservedMediaError for them. `install_pools.sh` (beside
+this file) installs the packages when missing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.quality.phash import hamming, phash
 from rci.training.corpus.ffmpeg import decode_image
 from rci.training.corpus.sources import DEFAULT_PHOTO_ROOTS, PHOTO_SUFFIXES, check_photo_allowed
+from rci.training.realset.phash import hamming, phash
 
-INSTALLER = Path(__file__).resolve().parents[1] / "install_heldout.sh"
+INSTALLER = Path(__file__).resolve().parent / "install_pools.sh"
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
-MUSIC_DIR = Path("/usr/share/hyperrogue/music")
-# GCompris activities whose pictures are photographs (others are drawings, icons or paintings),
-# and which of their files: the photo backgrounds of "details", the underwater scenes of "clickgame".
-PHOTO_ACTIVITIES: dict[str, str] = {
-    "erase": "",
-    "explore_monuments": "",
-    "explore_world_animals": "",
-    "explore_farm_animals": "",
-    "explore_world_music": "",
-    "details": "_background.",
-    "clickgame": "sea",
-}
 MIN_SIDE = 400  # pictures smaller than this are icons
 NEAR_DUPLICATE_BITS = 12  # pHash distance at or below which two pictures count as the same
 POOL_VERSION = 1
+
+# espeak-ng voice variants (both pools); the languages are each pool's own.
+VARIANTS = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4")
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """Where one pool's pictures, music and voices come from."""
+
+    name: str
+    # GCompris activities whose pictures are photographs, each with a marker their file paths contain
+    photo_activities: dict[str, str]
+    music_dir: Path
+    music_glob: str
+    voices: tuple[str, ...]  # espeak-ng voices (languages); the phrase banks (phrases.json) cover each
+    flatten: bool = False  # cut-outs on transparent backgrounds: flattened onto white when extracted
+    avoid: tuple[str, ...] = field(default=())  # other pools (names) whose photos this one must not repeat
+
+
+# The bench's: the photo backgrounds of "details", the underwater scenes of "clickgame", and whole
+# activities of photographs (others are drawings, icons or paintings).
+BENCH = PoolSpec(
+    name="bench",
+    photo_activities={"erase": "", "explore_monuments": "", "explore_world_animals": "",
+                      "explore_farm_animals": "", "explore_world_music": "", "details": "_background.",
+                      "clickgame": "sea"},  # fmt: skip
+    music_dir=Path("/usr/share/hyperrogue/music"), music_glob="*.ogg",
+    voices=("de", "fr", "es", "it", "pt", "pt-br"),
+)
+VALIDATION = PoolSpec(
+    name="validation",
+    photo_activities={"lang": "/words_sample/"},
+    music_dir=Path("/usr/share/games/asc/music"), music_glob="*.mp3",
+    voices=("nl", "pl", "sv"),
+    flatten=True,
+    avoid=("bench",),
+)
+POOL_SPECS = {spec.name: spec for spec in (BENCH, VALIDATION)}
+
+
+def default_pool_dir(spec: PoolSpec) -> Path:
+    """Where a pool's photos are extracted and its sets rendered (the bench's keeps its old name)."""
+    cache = Path(os.environ.get("RCI_CACHE_DIR", Path.home() / ".cache" / "rci"))
+    return cache / ("bench_quality" if spec.name == "bench" else f"realset-{spec.name}")
 
 
 def check_heldout_media(path: str | Path) -> Path:
@@ -58,9 +98,9 @@ def check_heldout_media(path: str | Path) -> Path:
     return check_photo_allowed(path)
 
 
-def ensure_installed() -> None:
-    """Run benchmarks/install_heldout.sh when a pool's files are missing."""
-    if not (GCOMPRIS_RCC.is_dir() and MUSIC_DIR.is_dir()):
+def ensure_installed(spec: PoolSpec) -> None:
+    """Run install_pools.sh when a pool's files are missing."""
+    if not (GCOMPRIS_RCC.is_dir() and spec.music_dir.is_dir()):
         subprocess.run(["bash", str(INSTALLER)], check=True)
 
 
@@ -132,36 +172,64 @@ def training_photo_hashes() -> np.ndarray:
     return np.array(hashes, dtype=np.uint64)
 
 
-def photo_pool(work_dir: Path) -> tuple[list[PoolPhoto], dict[str, int]]:
-    """The held-out photos, extracted once into `work_dir/photos` (cached with a listing), and counts."""
-    listing = work_dir / "photos" / "pool.json"
-    if listing.exists():
-        cached = json.loads(listing.read_text())
-        if cached.get("version") == POOL_VERSION and all(Path(p["path"]).exists() for p in cached["photos"]):
-            return [PoolPhoto(**p) for p in cached["photos"]], cached["counts"]
-    ensure_installed()
+def _flatten_onto_white(path: Path) -> None:
+    """Replace a picture with transparency by the same picture over white (as GCompris shows it)."""
+    flat = path.with_name(path.stem + ".flat.png")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), "-filter_complex",
+                    "[0:v]format=rgba[fg];color=white,format=rgba[bg];[bg][fg]scale2ref[bg][fg];"
+                    "[bg][fg]overlay=shortest=1,format=rgb24", "-frames:v", "1", str(flat)],
+                   check=True, capture_output=True)  # fmt: skip
+    flat.replace(path)
+
+
+def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
+    """Every photo of the pool's activities, extracted under work_dir/photos, before deduplication."""
     candidates: list[PoolPhoto] = []
-    for activity, marker in PHOTO_ACTIVITIES.items():
+    for activity, marker in spec.photo_activities.items():
         rcc = check_heldout_media(GCOMPRIS_RCC / f"{activity}.rcc")
         out_dir = work_dir / "photos" / activity
         out_dir.mkdir(parents=True, exist_ok=True)
         for member, raw in sorted(read_rcc(rcc.read_bytes())):
             name = Path(member).name
-            if not name.lower().endswith((".jpg", ".jpeg", ".png", ".webp")) or marker not in name:
+            if not name.lower().endswith((".jpg", ".jpeg", ".png", ".webp")) or marker not in (
+                    f"/{member}" if marker.startswith("/") else name):  # fmt: skip
                 continue
             check_heldout_media(f"{rcc}/{member}")
-            target = out_dir / name
+            target = out_dir / (Path(name).stem + ".png" if spec.flatten else name)
             target.write_bytes(raw)
+            if spec.flatten:
+                _flatten_onto_white(target)
             if min(_image_size(target)) >= MIN_SIDE:
                 candidates.append(PoolPhoto(str(check_heldout_media(target)), f"{rcc.name}:{member}", activity))
+    return candidates
+
+
+def _hashes(photos: list[PoolPhoto]) -> np.ndarray:
+    return np.array([_photo_hash(p.path) for p in photos], dtype=np.uint64)
+
+
+def photo_pool(spec: PoolSpec, work_dir: Path | None = None) -> tuple[list[PoolPhoto], dict[str, int]]:
+    """A pool's photos, extracted once into `work_dir/photos` (cached with a listing), and counts."""
+    work_dir = default_pool_dir(spec) if work_dir is None else work_dir
+    listing = work_dir / "photos" / "pool.json"
+    if listing.exists():
+        cached = json.loads(listing.read_text())
+        if cached.get("version") == POOL_VERSION and all(Path(p["path"]).exists() for p in cached["photos"]):
+            return [PoolPhoto(**p) for p in cached["photos"]], cached["counts"]
+    ensure_installed(spec)
+    candidates = _candidates(spec, work_dir)
     training = training_photo_hashes()
+    avoided = [_hashes(photo_pool(POOL_SPECS[name])[0]) for name in spec.avoid]
+    elsewhere = np.concatenate([training, *avoided]) if len(training) or avoided else training
     kept: list[PoolPhoto] = []
     kept_hashes: list[int] = []
-    dropped_dup = dropped_training = 0
+    dropped_dup = dropped_training = dropped_other = 0
     for photo in candidates:
         h = np.array([_photo_hash(photo.path)], dtype=np.uint64)
         if len(training) and hamming(h, training).min() <= NEAR_DUPLICATE_BITS:
             dropped_training += 1
+        elif len(elsewhere) > len(training) and hamming(h, elsewhere).min() <= NEAR_DUPLICATE_BITS:
+            dropped_other += 1
         elif kept_hashes and hamming(h, np.array(kept_hashes, dtype=np.uint64)).min() <= NEAR_DUPLICATE_BITS:
             dropped_dup += 1
         else:
@@ -169,6 +237,8 @@ def photo_pool(work_dir: Path) -> tuple[list[PoolPhoto], dict[str, int]]:
             kept_hashes.append(int(h[0]))
     counts = {"candidates": len(candidates), "kept": len(kept), "near_duplicates_dropped": dropped_dup,
               "close_to_training_dropped": dropped_training, "training_photos_compared": len(training)}  # fmt: skip
+    if spec.avoid:
+        counts["close_to_other_pools_dropped"] = dropped_other
     listing.write_text(json.dumps({"version": POOL_VERSION, "photos": [asdict(p) for p in kept], "counts": counts},
                                   indent=1))  # fmt: skip
     return kept, counts
@@ -183,22 +253,18 @@ class MusicTrack:
     duration_s: float
 
 
-def music_pool() -> list[MusicTrack]:
-    """HyperRogue's pieces (ogg), each checked against the reserved packages."""
-    ensure_installed()
+def music_pool(spec: PoolSpec) -> list[MusicTrack]:
+    """A pool's music pieces, each checked against the reserved packages."""
+    ensure_installed(spec)
     tracks = []
-    for path in sorted(MUSIC_DIR.glob("*.ogg")):
+    for path in sorted(spec.music_dir.glob(spec.music_glob)):
         check_heldout_media(path)
         out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                               str(path)], capture_output=True, text=True, check=False)  # fmt: skip
-        if out.returncode == 0 and out.stdout.strip():  # three of the pieces have headers FFmpeg refuses
+        if out.returncode == 0 and out.stdout.strip():  # three of HyperRogue's pieces have headers FFmpeg refuses
             tracks.append(MusicTrack(str(path), float(out.stdout.strip())))
     return tracks
 
-
-# espeak-ng voices of the held-out languages (training speaks English only), with voice variants.
-VOICES = ("de", "fr", "es", "it", "pt", "pt-br")
-VARIANTS = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4")
 
 # Sentences are drawn as subject + action + place, titles as two parts, per language (phrases.json).
 PHRASES = json.loads((Path(__file__).parent / "phrases.json").read_text(encoding="utf-8"))

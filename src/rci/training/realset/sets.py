@@ -1,11 +1,13 @@
-"""The held-out set: originals made from the held-out pools, then later uploads with a fixed mix.
+"""A real-media set: originals made from one pool (rci.training.realset.pools), then later uploads with a
+fixed mix.
 
-    dataset = build_set(work_dir, "default", seed=0, jobs=2)    # cached: a rerun only reads the manifest
+    dataset = build_set(work_dir, "default", seed=0, jobs=2)    # the benchmark's (BENCH pools), cached
+    dataset = build_set(None, "validation", pools=VALIDATION)  # the threshold's: other photos, music, voices
 
 Originals (`library` first, then the `unrelated` and `template` queries, which are originals too):
 one or two held-out photos with Ken Burns motion (a cut between them), portrait 288x512 or landscape
 512x288 (720x1280 scaled down for the CPU), 12 fps, H.264 + AAC; a soundtrack that is a segment
-of a HyperRogue piece, or espeak-ng speech in de/fr/es/it/pt (sometimes over a quiet music bed); a
+of one of the pool's music pieces, or espeak-ng speech in its languages (sometimes over a quiet music bed); a
 title and a sticker text on the event, the sticker also drawn on the picture.
 
 Later uploads, each published after everything it derives from, in a seeded shuffled order:
@@ -26,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.quality.pools import (VARIANTS, VOICES, MusicTrack, PoolPhoto, check_heldout_media, language_of,
-                                      music_pool, photo_pool, pick, speech_text, title_text)  # fmt: skip
+from rci.training.realset.pools import (BENCH, VARIANTS, MusicTrack, PoolPhoto, PoolSpec, check_heldout_media,
+                                        default_pool_dir, language_of, music_pool, photo_pool, pick, speech_text,
+                                        title_text)  # fmt: skip
 from rci.core import rfc3339
 from rci.training.corpus.ffmpeg import DETERMINISM_ARGS, espeak, font_file, run_ffmpeg
 from rci.training.corpus.sources import VisualRecipe, frames_for
@@ -75,6 +77,8 @@ SIZES = {
     "small": SetSize(library=6, easy=4, hard=5, unrelated=3, template=4, min_s=6.0, max_s=8.0),
     "default": SetSize(library=40, easy=24, hard=20, unrelated=16, template=20, min_s=6.0, max_s=20.0),
     "large": SetSize(library=48, easy=33, hard=28, unrelated=22, template=27, min_s=6.0, max_s=20.0),
+    # the validation pool's (rci.training.realpairs): threshold and calibration pairs for each trained model
+    "validation": SetSize(library=18, easy=11, hard=10, unrelated=8, template=10, min_s=6.0, max_s=14.0),
 }
 
 
@@ -152,8 +156,10 @@ class HeldoutSet:
 
 
 class _Planner:
-    def __init__(self, size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack]) -> None:
+    def __init__(self, size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack],
+                 voices: tuple[str, ...]) -> None:
         self.size = size
+        self.voices = voices
         self.rng = np.random.default_rng(seed)
         order = self.rng.permutation(len(photos))
         self.photos = [photos[i] for i in order]
@@ -190,14 +196,14 @@ class _Planner:
         if self.rng.random() < 0.5:
             track, offset = self.take_music(duration_s)
             return Sound("music", track=track, offset_s=offset)
-        voice = f"{pick(self.rng, VOICES)}+{pick(self.rng, VARIANTS)}"
+        voice = f"{pick(self.rng, self.voices)}+{pick(self.rng, VARIANTS)}"
         bed = self.take_music(duration_s) if self.rng.random() < 0.4 else ("", 0.0)
         return Sound("speech", voice=voice, wpm=int(self.rng.integers(140, 180)), pitch=int(self.rng.integers(30, 70)),
                      text=speech_text(self.rng, language_of(voice), sentences=int(math.ceil(duration_s / 3))),
                      bed_track=bed[0], bed_offset_s=bed[1])  # fmt: skip
 
     def original(self, video_id: str, kind: str, landscape: bool, category: str | None = None) -> Video:
-        language = language_of(pick(self.rng, VOICES))
+        language = language_of(pick(self.rng, self.voices))
         width, height = LANDSCAPE if landscape else PORTRAIT
         duration = round(float(self.rng.uniform(self.size.min_s, self.size.max_s)), 2)
         return Video(video_id, kind, "", title=title_text(self.rng, language),
@@ -254,7 +260,7 @@ class _Planner:
             background = pick(rng, tuple(self.backgrounds))
             width, height = (2 * width, height) if height > width else (width, 2 * height)
         elif edit == "pip":
-            voice = f"{pick(rng, VOICES)}+{pick(rng, VARIANTS)}"
+            voice = f"{pick(rng, self.voices)}+{pick(rng, VARIANTS)}"
             params = {"op": edit, "scale": round(float(rng.uniform(0.3, 0.42)), 3), "x": round(float(rng.random()), 2),
                       "y": round(float(rng.random()), 2), "voice": voice,
                       "text": speech_text(rng, language_of(voice), sentences=int(math.ceil(duration / 3)))}  # fmt: skip
@@ -272,9 +278,10 @@ class _Planner:
                      seed=int(rng.integers(2**31)))  # fmt: skip
 
 
-def plan_set(size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack]) -> list[Video]:
+def plan_set(size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack],
+             voices: tuple[str, ...] = BENCH.voices) -> list[Video]:
     """Every video of the set, in publication order, with what it is made of (nothing rendered)."""
-    planner = _Planner(size, seed, photos, tracks)
+    planner = _Planner(size, seed, photos, tracks, voices)
     rng = planner.rng
     library = [planner.original(f"o{i:03d}", "library", landscape=i % 5 in (0, 2)) for i in range(size.library)]
     landscape = [v for v in library if v.width > v.height]
@@ -461,14 +468,18 @@ def load_set(root: Path) -> HeldoutSet | None:
     return HeldoutSet(root, data["size"], data["seed"], videos, data["info"])
 
 
-def build_set(work_dir: Path, size: str = "default", seed: int = 0, jobs: int = 2, progress=None) -> HeldoutSet:
-    """The set for (size, seed) under `work_dir/sets/`, rendered once and reused while its plan is unchanged."""
+def build_set(work_dir: Path | None = None, size: str = "default", seed: int = 0, jobs: int = 2, progress=None,
+              pools: PoolSpec = BENCH) -> HeldoutSet:
+    """The set for (pools, size, seed) under `work_dir/sets/` (default: the pool's cache dir), rendered once
+    and reused while its plan is unchanged."""
+    work_dir = default_pool_dir(pools) if work_dir is None else work_dir
     root = work_dir / "sets" / f"{size}-seed{seed}"
-    photos, pool_counts = photo_pool(work_dir)
-    tracks = music_pool()
+    photos, pool_counts = photo_pool(pools, work_dir)
+    tracks = music_pool(pools)
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
-    videos = [_with(v, path=str(media / f"{v.video_id}.mp4")) for v in plan_set(SIZES[size], seed, photos, tracks)]
+    planned = plan_set(SIZES[size], seed, photos, tracks, pools.voices)
+    videos = [_with(v, path=str(media / f"{v.video_id}.mp4")) for v in planned]
     digest = _digest(videos)
     cached = load_set(root)
     if cached is not None and cached.info.get("plan_digest") == digest:
@@ -494,4 +505,5 @@ def build_set(work_dir: Path, size: str = "default", seed: int = 0, jobs: int = 
 
 
 def default_work_dir() -> Path:
-    return Path(os.environ.get("RCI_CACHE_DIR", Path.home() / ".cache" / "rci")) / "bench_quality"
+    """The benchmark's work dir (its pool, sets, features and demo models)."""
+    return default_pool_dir(BENCH)

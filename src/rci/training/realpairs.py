@@ -1,0 +1,132 @@
+"""Validation pairs made from real media that no training and no benchmark uses: where the served
+score's scale and bias are fitted and the stored threshold is chosen.
+
+A threshold chosen on the generated corpus's own validation pairs sits where generated negatives
+score, far below where real unrelated uploads and templates score (the corpus's negatives are easy).
+So the set of rci.training.realset's VALIDATION pools (GCompris's vocabulary pictures, ASC's music,
+Dutch, Polish and Swedish speech: disjoint from every training pool and from the benchmark's pools)
+is rendered once per machine (under the cache dir, ~2 minutes) and encoded once per model dir with the
+serving encoders. Its pairs are what the worker scores, under the service's default retrieval
+settings (rci.core.settings):
+
+* each later upload with its `retrieval_score_top` most similar earlier originals (frame-set Chamfer
+  similarity, as the worker re-ranks) within `retrieval_credit_margin` of the best, labelled 1 for the
+  original it reproduces; the query is flagged when any of them scores at the threshold, as the worker
+  flags it (rci.streams.pipeline.credited), so the threshold is chosen on those query-level scores;
+* and, for the calibration's fit, so both hard cases are there whatever retrieval ranks first, each
+  copy with its true source (1) and each template with the original whose sound, title and sticker it
+  borrows (0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from rci.core.settings import Settings
+
+from rci.features.cache import FeatureCache
+from rci.features.pipeline import extract_features
+from rci.features.pipeline import FeaturePipeline
+from rci.inference.encoders.extract import FeatureExtractor
+from rci.inference.features import VideoFeatures
+from rci.media.policy import MediaPolicy
+from rci.retrieval.similarity import frame_set_similarity
+from rci.storage.objects import LocalObjectStore
+from rci.streams.contracts import PublishedEvent
+from rci.training.data import DataError, PairExample, load_features
+from rci.training.realset.pools import VALIDATION
+from rci.training.realset.sets import SET_VERSION, HeldoutSet, Video, build_set
+
+ID_PREFIX = "realval-"  # the set's ids are short ("q012"): prefixed, they cannot meet a corpus video's
+SET_SIZE = "validation"
+FEATURES_DIR = "realval-features"
+SUBSET = "realmedia_validation"
+# what a trained model's threshold depends on: a new pairing rule or set changes it (the serving stamp)
+VALIDATION_STAMP = {"pools": VALIDATION.name, "size": SET_SIZE, "set_version": SET_VERSION, "pairs": 2}
+SCORE_TOP = Settings.model_fields["retrieval_score_top"].default  # the worker's defaults
+CREDIT_MARGIN = Settings.model_fields["retrieval_credit_margin"].default
+
+
+@dataclass(frozen=True)
+class ServedQuery:
+    """One later upload as the worker sees it: the pairs (indices into the examples) it is scored on."""
+
+    video_id: str
+    label: int  # 1 = a reproduction
+    pairs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RealValidation:
+    examples: list[PairExample]
+    features: dict[str, VideoFeatures]
+    queries: list[ServedQuery]
+    info: dict  # what the set is made of, for the model's meta
+
+    @property
+    def positives(self) -> int:
+        return sum(e.label for e in self.examples)
+
+    def query_scores(self, pair_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """([Q] each query's best pair score, the one the worker flags it on; [Q] its label)."""
+        scores = np.array([max(pair_scores[i] for i in q.pairs) for q in self.queries], np.float64)
+        return scores, np.array([q.label for q in self.queries], np.int64)
+
+
+def realmedia_validation(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, *, seed: int = 0,
+                         jobs: int = 2, progress: bool = True) -> RealValidation:
+    """The validation pool's set (rendered once under the cache dir), encoded by `extractor` (once per
+    model dir), and its pairs."""
+    with Progress(disable=not progress) as bar:
+        dataset = build_set(None, SET_SIZE, seed=seed, jobs=jobs, progress=bar, pools=VALIDATION)
+        events = [_event(v) for v in dataset.videos]
+        cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR))
+        pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
+        task = bar.add_task(f"encode real validation set ({extractor.version})", total=len(events))
+        summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))
+    if summary.rejected:
+        video_id, why = next(iter(summary.rejected.items()))
+        raise DataError(f"{len(summary.rejected)} validation videos were rejected, e.g. {video_id}: {why}") from why
+    features = load_features(cache, [e.video_id for e in events], extractor.version)
+    info = {"pools": VALIDATION.name, "size": SET_SIZE, "seed": seed, "counts": dataset.counts(),
+            "photo_pool": dataset.info.get("photo_pool")}  # fmt: skip
+    examples, queries = pairs_as_served(dataset, features)
+    return RealValidation(examples, features, queries, info)
+
+
+def _event(video: Video) -> PublishedEvent:
+    return PublishedEvent(schema_version=1, video_id=ID_PREFIX + video.video_id, media_uri=Path(video.path).as_uri(),
+                          title=video.title, sticker_text=video.sticker, published_at=video.published_at)  # fmt: skip
+
+
+def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, score_top: int = SCORE_TOP,
+                    margin: float = CREDIT_MARGIN) -> tuple[list[PairExample], list[ServedQuery]]:
+    """The pairs the worker would score (each query with its best few earlier originals about as similar
+    as the best), plus each copy with its source and each template with the original it borrows from
+    (no pair twice); and each query with the pairs it is flagged on."""
+    index: dict[tuple[str, str], int] = {}
+    labels: list[int] = []
+    queries: list[ServedQuery] = []
+
+    def pair(query: str, candidate: str, label: int) -> int:
+        if (query, candidate) not in index:
+            index[(query, candidate)] = len(labels)
+            labels.append(label)
+        return index[(query, candidate)]
+
+    for query in dataset.queries():
+        q = features[ID_PREFIX + query.video_id]
+        similar = sorted(((frame_set_similarity(q, features[ID_PREFIX + c.video_id]), c.video_id)
+                          for c in dataset.earlier_originals(query)), reverse=True)[:score_top]  # fmt: skip
+        alike = [vid for sim, vid in similar if sim >= similar[0][0] - margin]
+        served = tuple(pair(query.video_id, vid, int(query.is_reproduction and vid == query.source_id)) for vid in alike)
+        queries.append(ServedQuery(ID_PREFIX + query.video_id, int(query.is_reproduction), served))
+        if query.source_id is not None:  # a copy's source (1); a template's borrowed original (0)
+            pair(query.video_id, query.source_id, int(query.is_reproduction))
+    examples = [PairExample(ID_PREFIX + q, ID_PREFIX + c, labels[i], SUBSET, "val",
+                            {"visual": labels[i], "audio": None, "text": None}) for (q, c), i in index.items()]  # fmt: skip
+    return examples, queries

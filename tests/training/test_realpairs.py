@@ -1,0 +1,93 @@
+"""The real-media validation pairs (rci.training.realpairs): which pairs, with which labels.
+
+The set is planned, not rendered (a unit test's boundary: stand-in features whose frames point where
+the test says), so what is checked is the pairing rule: each later upload with its best few earlier
+originals about as similar as the best (what the worker scores it on), plus each copy with its source
+and each template with the original it borrows from; and the query-level score the threshold is chosen on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rci.inference.features import VideoFeatures
+from rci.training.realpairs import ID_PREFIX, RealValidation, pairs_as_served
+from rci.training.realset.pools import MusicTrack, PoolPhoto
+from rci.training.realset.sets import SIZES, HeldoutSet, plan_set
+
+
+def _frames_along(vid: str, direction: np.ndarray) -> VideoFeatures:
+    visual = np.zeros((4, 8), np.float32)
+    visual[:2] = direction / np.linalg.norm(direction)
+    return VideoFeatures(vid, "enc-test", visual, np.array([True, True, False, False]), np.zeros(4, np.float32), False,
+                         np.zeros((2, 3), np.float32), np.zeros(2, bool), 2.0)
+
+
+def _planned_set() -> HeldoutSet:
+    photos = [PoolPhoto(f"/pool/p{i:03d}.png", f"x.rcc:p{i}", "lang") for i in range(60)]
+    tracks = [MusicTrack(f"/pool/m{i}.mp3", 400.0) for i in range(3)]
+    videos = plan_set(SIZES["small"], 3, photos, tracks, ("nl", "pl", "sv"))
+    return HeldoutSet(Path("/set"), "small", 3, videos)
+
+
+def _features(dataset: HeldoutSet, rng: np.random.Generator) -> dict[str, VideoFeatures]:
+    """Originals point in random directions; a copy points where its source does (plus a little noise),
+    a template somewhere new (its pictures are new)."""
+    direction: dict[str, np.ndarray] = {}
+    for video in dataset.videos:
+        base = direction[video.source_id] if video.is_reproduction else rng.normal(size=8)
+        direction[video.video_id] = base + (0.05 * rng.normal(size=8) if video.is_reproduction else 0)
+    return {ID_PREFIX + vid: _frames_along(ID_PREFIX + vid, d) for vid, d in direction.items()}
+
+
+def test_every_query_meets_its_nearest_earlier_original_and_copies_their_source() -> None:
+    dataset = _planned_set()
+    features = _features(dataset, np.random.default_rng(0))
+    pairs, queries = pairs_as_served(dataset, features, margin=0.0)  # margin 0: only the most similar is served
+    by_query: dict[str, dict[str, int]] = {}
+    for ex in pairs:
+        assert ex.query_id.startswith(ID_PREFIX) and ex.candidate_id.startswith(ID_PREFIX)
+        by_query.setdefault(ex.query_id.removeprefix(ID_PREFIX), {})[ex.candidate_id.removeprefix(ID_PREFIX)] = ex.label
+
+    assert set(by_query) == {q.video_id for q in dataset.queries()}
+    assert len({(ex.query_id, ex.candidate_id) for ex in pairs}) == len(pairs)  # no pair twice
+    for query in dataset.queries():
+        candidates = by_query[query.video_id]
+        earlier = {v.video_id for v in dataset.earlier_originals(query)}
+        assert set(candidates) <= earlier
+        if query.is_reproduction:
+            assert candidates == {query.source_id: 1}  # the copy's frames point at its source: nearest
+        elif query.kind == "template":
+            assert candidates[query.source_id] == 0 and set(candidates.values()) == {0}
+        else:
+            assert len(candidates) == 1 and set(candidates.values()) == {0}
+    assert [q.video_id for q in queries] == [ID_PREFIX + q.video_id for q in dataset.queries()]
+    assert all(len(q.pairs) == 1 and pairs[q.pairs[0]].query_id == q.video_id for q in queries)
+
+
+def test_a_copy_whose_nearest_is_another_video_is_a_negative_there_and_a_positive_with_its_source() -> None:
+    dataset = _planned_set()
+    features = _features(dataset, np.random.default_rng(1))
+    copy = next(q for q in dataset.queries() if q.is_reproduction)
+    decoy = next(v for v in dataset.earlier_originals(copy) if v.video_id != copy.source_id)
+    features[ID_PREFIX + copy.video_id] = features[ID_PREFIX + decoy.video_id]  # looks exactly like the decoy
+    pairs, _ = pairs_as_served(dataset, features, margin=0.0)
+    labels = {(ex.query_id, ex.candidate_id): ex.label for ex in pairs}
+    assert labels[(ID_PREFIX + copy.video_id, ID_PREFIX + decoy.video_id)] == 0
+    assert labels[(ID_PREFIX + copy.video_id, ID_PREFIX + copy.source_id)] == 1
+
+
+def test_a_query_is_served_its_best_few_about_as_similar_and_scored_by_the_best_of_them() -> None:
+    dataset = _planned_set()
+    features = _features(dataset, np.random.default_rng(2))
+    pairs, queries = pairs_as_served(dataset, features, score_top=3, margin=2.0)  # margin 2: cosines all within
+    for query in queries:
+        later = next(q for q in dataset.queries() if ID_PREFIX + q.video_id == query.video_id)
+        assert len(query.pairs) == min(3, len(dataset.earlier_originals(later)))
+        assert query.label == int(later.is_reproduction)
+    validation = RealValidation(pairs, features, queries, info={})
+    pair_scores = np.linspace(0.0, 1.0, len(pairs))
+    scores, labels = validation.query_scores(pair_scores)
+    assert scores.tolist() == [max(pair_scores[i] for i in q.pairs) for q in queries]
+    assert labels.tolist() == [q.label for q in queries]
