@@ -20,17 +20,15 @@ settings (rci.core.settings):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
 from rci.core.settings import Settings
-
 from rci.features.cache import FeatureCache
-from rci.features.pipeline import extract_features
-from rci.features.pipeline import FeaturePipeline
+from rci.features.pipeline import FeaturePipeline, extract_features
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
 from rci.media.policy import MediaPolicy
@@ -39,14 +37,15 @@ from rci.storage.objects import LocalObjectStore
 from rci.streams.contracts import PublishedEvent
 from rci.training.data import DataError, PairExample, load_features
 from rci.training.realset.pools import VALIDATION
-from rci.training.realset.sets import SET_VERSION, HeldoutSet, Video, build_set
+from rci.training.realset.sets import SET_VERSION, SIZES, HeldoutSet, Video, build_set
 
 ID_PREFIX = "realval-"  # the set's ids are short ("q012"): prefixed, they cannot meet a corpus video's
 SET_SIZE = "validation"
 FEATURES_DIR = "realval-features"
 SUBSET = "realmedia_validation"
 # what a trained model's threshold depends on: a new pairing rule or set changes it (the serving stamp)
-VALIDATION_STAMP = {"pools": VALIDATION.name, "size": SET_SIZE, "set_version": SET_VERSION, "pairs": 2}
+VALIDATION_STAMP = {"pools": VALIDATION.name, "size": SET_SIZE, "set": asdict(SIZES[SET_SIZE]),
+                    "set_version": SET_VERSION, "pairs": 2}
 SCORE_TOP = Settings.model_fields["retrieval_score_top"].default  # the worker's defaults
 CREDIT_MARGIN = Settings.model_fields["retrieval_credit_margin"].default
 
@@ -84,7 +83,8 @@ def realmedia_validation(model_dir: Path, extractor: FeatureExtractor, policy: M
     with Progress(disable=not progress) as bar:
         dataset = build_set(None, SET_SIZE, seed=seed, jobs=jobs, progress=bar, pools=VALIDATION)
         events = [_event(v) for v in dataset.videos]
-        cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR))
+        # per plan: a re-planned set re-renders its videos under the same names and paths
+        cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR / dataset.info["plan_digest"]))
         pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
         task = bar.add_task(f"encode real validation set ({extractor.version})", total=len(events))
         summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))

@@ -484,6 +484,8 @@ def build_set(work_dir: Path | None = None, size: str = "default", seed: int = 0
     cached = load_set(root)
     if cached is not None and cached.info.get("plan_digest") == digest:
         return cached
+    for stale in media.glob("*.mp4"):  # another plan's renders under the same names
+        stale.unlink()
     by_id = {v.video_id: v for v in videos}
     task = progress.add_task("render held-out set", total=len(videos)) if progress else None
     started = time.monotonic()
