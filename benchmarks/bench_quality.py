@@ -69,7 +69,7 @@ def _matchlite_models(spec: str, work_dir: Path, progress: Progress) -> Path:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     pools = POOL_SPECS[args.pools]
-    work_dir = (args.work_dir or default_pool_dir(pools)).expanduser()
+    work_dir = args.work_dir
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     timings: dict[str, float] = {}
     with Progress(*columns) as progress:
@@ -191,10 +191,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plot", type=Path, default=None, help="default: benchmarks/results/quality_pr.png (bench pools)")
     p.add_argument("--no-record", action="store_true", help="print only, do not append to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
+    args.work_dir = (args.work_dir or default_pool_dir(POOL_SPECS[args.pools])).expanduser()
     if args.pools != "bench":  # the validation pools' figures are a development check, never a result
         args.no_record = True
-        work = args.work_dir or default_pool_dir(POOL_SPECS[args.pools])
-        args.json, args.plot = args.json or work / "quality.json", args.plot or work / "quality_pr.png"
+        args.json, args.plot = args.json or args.work_dir / "quality.json", args.plot or args.work_dir / "quality_pr.png"
     args.json = args.json or RESULTS_DIR / "quality.json"
     args.plot = args.plot or RESULTS_DIR / "quality_pr.png"
     return args

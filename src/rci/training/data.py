@@ -35,7 +35,7 @@ from rci.media.policy import MediaPolicy
 from rci.core.errors import RCIError
 from rci.core.logs import get_logger
 from rci.features.cache import FeatureCache
-from rci.features.pipeline import FeaturePipeline, extract_features
+from rci.features.pipeline import ExtractionSummary, FeaturePipeline, extract_features
 from rci.storage.objects import LocalObjectStore
 from rci.training.corpus.manifest import CorpusManifest, PairRecord
 from rci.training.losses import IGNORE_INDEX
@@ -111,11 +111,17 @@ def encode_corpus(
         task = bar.add_task(f"encode ({version})", total=len(manifest.events))
         summary = extract_features(pipeline, manifest.events, batch_size=batch_size,
                                    on_progress=lambda s: bar.update(task, completed=s.done))
-    if summary.rejected:
-        video_id, why = next(iter(summary.rejected.items()))
-        raise DataError(f"{len(summary.rejected)} corpus videos were rejected, e.g. {video_id}: {why}") from why
+    raise_if_rejected(summary, "corpus")
     log.info("corpus encoded", encoder_version=version, encoded=summary.encoded, cached=summary.already_cached)
     return summary.encoded
+
+
+def raise_if_rejected(summary: ExtractionSummary, what: str) -> None:
+    """DataError naming how many of `what`'s videos the features path rejected, and one of them: a
+    training or validation set is made here, so none of its videos may fail."""
+    if summary.rejected:
+        video_id, why = next(iter(summary.rejected.items()))
+        raise DataError(f"{len(summary.rejected)} {what} videos were rejected, e.g. {video_id}: {why}") from why
 
 
 def corpus_media_policy(manifest: CorpusManifest, policy: MediaPolicy) -> MediaPolicy:

@@ -35,7 +35,7 @@ from rci.media.policy import MediaPolicy
 from rci.retrieval.similarity import frame_set_similarity
 from rci.storage.objects import LocalObjectStore
 from rci.streams.contracts import PublishedEvent
-from rci.training.data import DataError, PairExample, load_features
+from rci.training.data import PairExample, load_features, raise_if_rejected
 from rci.training.realset.pools import VALIDATION
 from rci.training.realset.sets import SET_VERSION, SIZES, HeldoutSet, Video, build_set
 
@@ -88,9 +88,7 @@ def realmedia_validation(model_dir: Path, extractor: FeatureExtractor, policy: M
         pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
         task = bar.add_task(f"encode real validation set ({extractor.version})", total=len(events))
         summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))
-    if summary.rejected:
-        video_id, why = next(iter(summary.rejected.items()))
-        raise DataError(f"{len(summary.rejected)} validation videos were rejected, e.g. {video_id}: {why}") from why
+    raise_if_rejected(summary, "validation")
     features = load_features(cache, [e.video_id for e in events], extractor.version)
     info = {"pools": VALIDATION.name, "size": SET_SIZE, "seed": seed, "counts": dataset.counts(),
             "photo_pool": dataset.info.get("photo_pool")}  # fmt: skip

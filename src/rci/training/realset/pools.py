@@ -219,8 +219,8 @@ def photo_pool(spec: PoolSpec, work_dir: Path | None = None) -> tuple[list[PoolP
     ensure_installed(spec)
     candidates = _candidates(spec, work_dir)
     training = training_photo_hashes()
-    avoided = [_hashes(photo_pool(POOL_SPECS[name])[0]) for name in spec.avoid]
-    elsewhere = np.concatenate([training, *avoided]) if len(training) or avoided else training
+    avoided = np.concatenate([_hashes(photo_pool(POOL_SPECS[name])[0]) for name in spec.avoid] or
+                             [np.zeros(0, np.uint64)])  # fmt: skip
     kept: list[PoolPhoto] = []
     kept_hashes: list[int] = []
     dropped_dup = dropped_training = dropped_other = 0
@@ -228,7 +228,7 @@ def photo_pool(spec: PoolSpec, work_dir: Path | None = None) -> tuple[list[PoolP
         h = np.array([_photo_hash(photo.path)], dtype=np.uint64)
         if len(training) and hamming(h, training).min() <= NEAR_DUPLICATE_BITS:
             dropped_training += 1
-        elif len(elsewhere) > len(training) and hamming(h, elsewhere).min() <= NEAR_DUPLICATE_BITS:
+        elif len(avoided) and hamming(h, avoided).min() <= NEAR_DUPLICATE_BITS:
             dropped_other += 1
         elif kept_hashes and hamming(h, np.array(kept_hashes, dtype=np.uint64)).min() <= NEAR_DUPLICATE_BITS:
             dropped_dup += 1
