@@ -4,17 +4,21 @@ group, a third-party producer (kcat), the Prometheus endpoint. Real broker, Milv
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from rci.services.ports import free_port
 from rci.core.settings import Settings
 from rci.streams.processes import ChildProcess
+from rci.streams.worker import EXIT_INTERRUPTED
+from benchmarks.outage import TcpProxy
 from tests.streams.worker_harness import encode, produce, published_event, read_outputs, write_media_library
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -173,3 +177,46 @@ def test_sigterm_drains_the_batch_in_flight_and_a_restart_scores_the_rest(worker
     assert set(out.scored_ids) == {e["video_id"] for e in events}
     # a clean stop commits what it wrote: nothing is scored twice
     assert max(out.scored_ids.values()) == 1, second.log_tail()
+
+
+def test_a_batch_unfinished_at_the_drain_timeout_is_left_for_the_next_worker(worker_settings: Settings,
+                                                                              tmp_path: Path):
+    """Issue 15, item 3: faust acks the batch it handed out when its agent is cancelled, so a stop with
+    a batch still retrying an outage used to commit records that were never scored. Now the worker
+    exits 75 without acknowledging them, on SIGTERM and on SIGINT alike, and the next worker scores them."""
+    upstream = urlsplit(worker_settings.s3_endpoint_url)
+    proxy = TcpProxy(upstream.hostname, upstream.port).start()  # the feature cache's store, cut at will
+    settings = worker_settings.model_copy(update={"object_store": "s3", "s3_endpoint_url": f"http://{proxy.address}",
+                                                  "worker_drain_timeout_s": 3.0, "batch_max_size": 1})
+    media = write_media_library(settings.media_dir, 3)
+    produce(settings, [encode(published_event("first", media[0], 0))])
+    try:
+        for attempt, signum in enumerate((signal.SIGTERM, signal.SIGINT)):
+            worker = ChildProcess("worker", settings, tmp_path / f"worker{attempt}.log")
+            try:  # scores what the last one left (the start-up check needs the store), then gets stuck
+                assert len(read_outputs(settings, expected_total=1 + attempt, timeout_s=300).scored_ids) == 1 + attempt
+                proxy.cut()
+                produce(settings, [encode(published_event(f"stuck{attempt}", media[1 + attempt], 1 + attempt))])
+                wait_for_line(worker, "transient failure, retrying")
+            finally:
+                stopped_at = time.monotonic()
+                code = worker.stop(timeout_s=60, signum=signum)
+            assert code == EXIT_INTERRUPTED, worker.log_tail()
+            assert time.monotonic() - stopped_at < 3.0 + 20, "the drain is bounded by its timeout"
+            assert "exiting without acknowledging it" in worker.log_path.read_text()
+            proxy.restore()
+        last = ChildProcess("worker", settings, tmp_path / "last.log")
+        try:
+            out = read_outputs(settings, expected_total=3, timeout_s=300)
+        finally:
+            assert last.stop() == 0, last.log_tail()
+        assert out.scored_ids == {"first": 1, "stuck0": 1, "stuck1": 1}, last.log_tail()
+    finally:
+        proxy.stop()
+
+
+def wait_for_line(worker: ChildProcess, line: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while line not in worker.log_path.read_text(errors="replace"):
+        assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.2)

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         50, ge=1, description="Longest wait for a batch to fill, ms; at least 1 (faust reads 0 as wait forever)."
     )
+    worker_drain_timeout_s: float = Field(
+        40.0, gt=0, le=3600,
+        description="On SIGTERM or SIGINT, how long the batch in flight may take to finish before the worker exits "
+                    "without acknowledging it (it is re-delivered); keep it below the supervisor's grace period.",
+    )
     poison_max_attempts: int = Field(
         3, ge=1, description="Unexpected failures of one record, alone, before it is dead-lettered as internal_error."
     )

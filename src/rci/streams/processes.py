@@ -72,10 +72,10 @@ class ChildProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM (the worker drains its batch in flight), then SIGKILL if it does not exit."""
+    def stop(self, timeout_s: float = 60.0, signum: signal.Signals = signal.SIGTERM) -> int:
+        """SIGTERM (the worker drains its batch in flight; SIGINT does the same), then SIGKILL if it does not exit."""
         if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
+            self.popen.send_signal(signum)
             try:
                 self.popen.wait(timeout_s)
             except subprocess.TimeoutExpired:

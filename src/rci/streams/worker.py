@@ -15,8 +15,12 @@ Delivery guarantees:
   times is dead-lettered with code `internal_error`, the rest of the batch is scored. An
   unexpected exception anywhere else (writing, indexing) still exits the process without
   acking, so the records are re-delivered to the restarted worker.
-* SIGTERM while a batch is in flight: the batch finishes (outputs written), then the
-  worker stops; no new batch is started.
+* SIGTERM or SIGINT while a batch is in flight: the batch finishes (outputs written), then the
+  worker stops; no new batch is started. If it has not finished within RCI_WORKER_DRAIN_TIMEOUT_S
+  (e.g. it is retrying an outage), or the agent is cancelled while a batch is in flight for any
+  other reason, the process exits at once with EXIT_INTERRUPTED and commits nothing more: faust's
+  `take_events` acknowledges the batch it handed out in a `finally`, so letting faust's shutdown run
+  would commit records that were never scored. They are re-delivered to the next worker.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn
 
 import faust
 
@@ -40,7 +46,7 @@ from rci.streams.sink import OutcomeSink
 log = get_logger(__name__)
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
 EXIT_CONFIG = 2  # as for invalid settings (rci.cli.context): fix the configuration, restarting will not help
-DRAIN_TIMEOUT_S = 40.0  # below the usual 60 s grace period of `docker stop` / ChildProcess.stop
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped with a batch unfinished, left un-acked for the next worker
 POISON_RETRY_DELAY_S = 0.2  # before a lone record's 2nd try, doubling after
 
 
@@ -187,9 +193,22 @@ async def _open_or_exit(open_runner: Callable[[], Awaitable[BatchRunner]]) -> Ba
 async def _handle_or_exit(runner: BatchRunner, records: list[InputRecord]) -> None:
     try:
         await runner.handle(records)
+    except asyncio.CancelledError:  # faust's shutdown; its cleanup would ack this unfinished batch
+        exit_unacked(EXIT_INTERRUPTED, "stopped with a batch in flight; exiting without acknowledging it",
+                     records=len(records))
     except Exception:  # a bug, not a transient failure: keep the records un-acked
         log.exception("unexpected error while scoring a batch; exiting without committing")
-        os._exit(EXIT_BUG)
+        exit_unacked(EXIT_BUG)
+
+
+def exit_unacked(code: int, message: str | None = None, **fields: object) -> NoReturn:
+    """End the process now, before faust acknowledges or commits anything more: what is in flight is
+    re-delivered. The log is flushed first (os._exit skips Python's own flushing)."""
+    if message:
+        log.warning(message, exit_code=code, **fields)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _record_lag(app: faust.App, metrics: WorkerMetrics, events: Sequence[object]) -> None:
@@ -204,34 +223,44 @@ def _record_lag(app: faust.App, metrics: WorkerMetrics, events: Sequence[object]
 
 
 class DrainingWorker(faust.Worker):
-    """faust's worker, but SIGTERM lets the batch in flight finish before stopping."""
+    """faust's worker, but SIGTERM and SIGINT let the batch in flight finish, within the drain timeout."""
 
-    def __init__(self, app: faust.App, state: dict, **kwargs: object) -> None:
+    def __init__(self, app: faust.App, state: dict, drain_timeout_s: float, **kwargs: object) -> None:
         super().__init__(app, **kwargs)
         self._state = state
+        self._drain_timeout_s = drain_timeout_s
 
     def _on_sigterm(self) -> None:
+        self._drain_then_stop(signal.SIGTERM)
+
+    def _on_sigint(self) -> None:  # faust alone stops at once, and its cleanup acks the batch in flight
+        self._drain_then_stop(signal.SIGINT)
+
+    def _drain_then_stop(self, signum: signal.Signals) -> None:
         runner = self._state["runner"]
         if runner is not None:
             runner.metrics.mark_ready(False)  # stopping: /ready answers 503 while the batch drains
+        if self._state["draining"]:  # a second signal: stop now, the unfinished batch is re-delivered
+            exit_unacked(EXIT_INTERRUPTED, "second signal while draining; exiting without acknowledging the batch",
+                         signal=signum.name)
         if runner is None or not runner.in_flight:
-            super()._on_sigterm()
+            self._schedule_shutdown(signum)
             return
-        log.info("SIGTERM: draining the batch in flight")
+        log.info("draining the batch in flight", signal=signum.name, timeout_s=self._drain_timeout_s)
         self._state["draining"] = True
-        asyncio.ensure_future(self._stop_when_drained())
+        asyncio.ensure_future(self._stop_when_drained(signum))
 
-    async def _stop_when_drained(self) -> None:
+    async def _stop_when_drained(self, signum: signal.Signals) -> None:
         try:
-            await asyncio.wait_for(self._state["stopped"].wait(), DRAIN_TIMEOUT_S)
-        except TimeoutError:  # e.g. retrying a broker outage: stop anyway, the batch is re-delivered
-            log.warning("batch still in flight after the drain timeout; stopping without acking it",
-                        timeout_s=DRAIN_TIMEOUT_S)
-        self._schedule_shutdown(signal.SIGTERM)
+            await asyncio.wait_for(self._state["stopped"].wait(), self._drain_timeout_s)
+        except TimeoutError:  # e.g. retrying an outage: the batch is re-delivered to the next worker
+            exit_unacked(EXIT_INTERRUPTED, "batch still in flight after the drain timeout; exiting without "
+                                           "acknowledging it", timeout_s=self._drain_timeout_s)
+        self._schedule_shutdown(signum)
 
 
 def run_worker(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunner]]) -> None:
     """Block running the worker until SIGTERM/SIGINT."""
     app, state = build_app(settings, open_runner)
-    worker = DrainingWorker(app, state, loglevel="WARNING", override_logging=False, quiet=True, redirect_stdouts=False)
+    worker = DrainingWorker(app, state, settings.worker_drain_timeout_s, loglevel="WARNING", override_logging=False, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
