@@ -14,7 +14,9 @@ from rci.inference.runtime import PairScore
 from rci.retrieval.similarity import frame_set_similarity
 from rci.streams.pipeline import (
     Candidate,
+    chain_to_source,
     credited,
+    source_links,
     rank_key,
     InputRecord,
     ModelInfo,
@@ -278,6 +280,56 @@ def test_credit_goes_to_the_earliest_flagged_candidate_about_as_similar_as_the_b
     assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.5) == 1  # none flagged: the best score
     assert credited(ranked, [0.1, 0.9, 0.3], threshold=0.95, margin=0.05) == 0  # ... among those about as alike
     assert credited(ranked, [0.4, 0.4, 0.1], threshold=0.95, margin=0.5) == 0  # a tie: the most similar
+
+
+def test_the_chain_follows_flagged_reproductions_among_the_shortlist_back_to_the_earliest():
+    ranked = [Candidate("zoom_copy", 0.8, 3_000), Candidate("crop_copy", 0.75, 2_000),
+              Candidate("original", 0.7, 1_000), Candidate("later", 0.6, 4_000)]
+    assert source_links(ranked, 0) == [(0, 1), (0, 2), (1, 2)]  # "later" was published after the evidence
+    assert source_links(ranked, 2) == []
+    links = {(0, 1): 0.95, (0, 2): 0.2, (1, 2): 0.9}
+    # unflagged evidence: the name moves to the original, the score stays the query's own
+    assert chain_to_source(ranked, 0, 0.4, links, threshold=0.85) == (2, 0.4)
+    # flagged evidence: the weakest flagged link, so the deboost decision stands
+    assert chain_to_source(ranked, 0, 0.99, links, threshold=0.85) == (2, 0.9)
+    assert chain_to_source(ranked, 0, 0.4, links, threshold=0.92) == (1, 0.4)  # crop -> original not flagged
+    assert chain_to_source(ranked, 0, 0.4, {(0, 1): 0.5, (0, 2): 0.5, (1, 2): 0.99}, threshold=0.85) == (0, 0.4)
+    # two flagged sources of the evidence: the earliest
+    assert chain_to_source(ranked, 0, 0.4, {(0, 1): 0.9, (0, 2): 0.9, (1, 2): 0.1}, threshold=0.85) == (2, 0.4)
+
+
+class TableScorer:
+    """MatchLite by a table of (query, candidate) -> score; pairs not in it look unrelated."""
+
+    def __init__(self, table: dict[tuple[str, str], float]) -> None:
+        self.table = table
+        self.pairs: list[tuple[str, str]] = []
+
+    async def score(self, query, candidate):
+        self.pairs.append((query.video_id, candidate.video_id))
+        return PairScore(score=self.table.get((query.video_id, candidate.video_id), 0.05),
+                         matched_segments=[[0.0, 1.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(("query_to_copy", "copy_to_original", "credited_id", "score", "deboost"), [
+    (0.6, 0.99, "original", 0.6, False),  # an unflagged hard copy: named after the original, same score
+    (0.95, 0.92, "original", 0.92, True),  # flagged: credited to the original, still deboosted
+    (0.6, 0.5, "copy", 0.6, False),  # the copy is not MatchLite's reproduction of the original: no chain
+])
+async def test_a_query_most_like_an_earlier_copy_is_credited_to_the_copy_s_original(
+        query_to_copy, copy_to_original, credited_id, score, deboost):
+    original = make_features("original", 5)
+    copy = make_features("copy", 5, noise=0.3)
+    table = {"original": original, "copy": copy, "query": replace(copy, video_id="query")}  # most like the copy
+    scorer = TableScorer({("copy", "original"): copy_to_original, ("query", "copy"): query_to_copy,
+                          ("query", "original"): 0.3})
+    pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), scorer, ModelInfo("m1", 0.9),
+                               score_top=2, credit_margin=0.5)
+    for offset, vid in enumerate(("original", "copy", "query")):
+        [outcome] = await pipeline.process([event_record(vid, offset, offset + 1)])
+        await pipeline.index([outcome])
+    assert (outcome.score.candidate_id, outcome.score.score, outcome.score.deboost) == (credited_id, score, deboost)
+    assert ("copy", "original") in scorer.pairs[-1:]  # the second round compares the shortlist itself
 
 
 async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_matches():

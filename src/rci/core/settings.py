@@ -164,7 +164,8 @@ class Settings(BaseSettings):
     retrieval_score_top: int = Field(
         3, ge=1, le=16,
         description="Best re-ranked candidates MatchLite scores per query; the earliest it flags among those about "
-                    "as similar as the best is credited: the original, not an earlier copy of it.",
+                    "as similar as the best is the evidence, and the credit follows MatchLite's flags among these "
+                    "candidates back to the earliest of the evidence's family: the original, not a copy of it.",
     )
     retrieval_credit_margin: float = Field(
         0.15, ge=0.0, le=2.0,

@@ -5,9 +5,10 @@ The faust agent in `rci.streams.worker` only iterates the stream and calls
 
 Per batch (DESIGN.md, "Online path"):
   parse -> features (cache, else fetch + decode + encode) -> batched retrieval (index shortlist,
-  re-ranked on frame sets) -> batched MatchLite on each query's best few candidates -> the credited
-  candidate (`credited`: the earliest flagged one about as similar as the best) -> one `Outcome` per
-  record, in input order.
+  re-ranked on frame sets) -> batched MatchLite on each query's best few candidates -> its evidence
+  (`credited`: the earliest flagged one about as similar as the best) -> back along the shortlist's
+  own reproductions to the earliest of that family (`chain_to_source`) -> one `Outcome` per record,
+  in input order.
 
 Errors follow rci.core.errors: a `RejectedEvent` turns that record's outcome into a dead letter
 and the rest of the batch carries on; a `TransientError` escapes so the caller retries
@@ -19,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -94,7 +95,40 @@ def credited(ranked: Sequence[Candidate], scores: Sequence[float], threshold: fl
     family = [i for i in alike if scores[i] >= threshold]
     if not family:
         return max(alike, key=lambda i: (scores[i], -i))
-    return min(family, key=lambda i: (ranked[i].published_at_ms, ranked[i].video_id))
+    return min(family, key=lambda i: _publication_order(ranked[i]))
+
+
+def _publication_order(candidate: Candidate) -> tuple[int, str]:
+    return candidate.published_at_ms, candidate.video_id
+
+
+def source_links(ranked: Sequence[Candidate], evidence: int) -> list[tuple[int, int]]:
+    """The pairs (later, earlier) of shortlisted candidates that `chain_to_source` may follow from the
+    `evidence` candidate: both published no later than it, the first after the second."""
+    order = [i for i in range(len(ranked)) if _publication_order(ranked[i]) <= _publication_order(ranked[evidence])]
+    return [(i, j) for i in order for j in order if _publication_order(ranked[j]) < _publication_order(ranked[i])]
+
+
+def chain_to_source(ranked: Sequence[Candidate], evidence: int, evidence_score: float,
+                    links: dict[tuple[int, int], float], threshold: float) -> tuple[int, float]:
+    """The credited candidate and its score: from the `evidence` candidate (`credited`), back along
+    the shortlist's own reproductions to the earliest video of the family, with the chain's weakest link.
+
+    `links[i, j]` is MatchLite's score of shortlisted candidate i reproducing the earlier candidate j
+    (`source_links`). A query's best evidence is often an earlier copy of the original rather than the
+    original itself (a zoomed copy is most like an earlier zoomed copy, a picture-in-picture most like
+    an earlier copy that shares its background); where MatchLite flags that copy as a reproduction of
+    an earlier shortlisted video, that video is the source the platform protects and is credited.
+    The score is the weakest link (query -> evidence -> ... -> source): the chain is no stronger than
+    its least certain step, and since every followed step is flagged, a query's deboost decision is the
+    same as its evidence's; an unflagged query keeps its evidence's score exactly."""
+    chosen, strength = evidence, evidence_score
+    while True:
+        sources = [j for (i, j), score in links.items() if i == chosen and score >= threshold]
+        if not sources:
+            return chosen, strength
+        source = min(sources, key=lambda j: _publication_order(ranked[j]))
+        chosen, strength = source, min(strength, links[chosen, source])
 
 
 class CandidateIndex(Protocol):
@@ -324,21 +358,34 @@ class ScoringPipeline:
         return dict(zip(ordered, loaded, strict=True))
 
     async def _score(self, pending: list[_Pending]) -> None:
-        """Every shortlisted pair in one gather (the micro-batcher batches them), then each query's credit."""
-        pairs = [(p, candidate_features) for p in pending for _, candidate_features in p.shortlist]
-        results = await asyncio.gather(
-            *(self._scorer.score(p.features, candidate_features) for p, candidate_features in pairs),
-            return_exceptions=True,
-        )
+        """Two rounds of pairs, each in one gather (the micro-batcher batches them): every query against
+        its shortlist, which gives its evidence (`credited`); then the shortlisted candidates against each
+        other, which leads from the evidence back to the earliest of its family (`chain_to_source`)."""
+        scoring = [p for p in pending if p.shortlist]
+        scored = await self._score_pairs([(p.features, features) for p in scoring for _, features in p.shortlist])
+        evidence: list[tuple[_Pending, list[Candidate], list[PairScore], int]] = []
+        for p in scoring:
+            results = [next(scored) for _ in p.shortlist]
+            ranked = [candidate for candidate, _ in p.shortlist]
+            chosen = credited(ranked, [r.score for r in results], self._model.threshold, self._credit_margin)
+            evidence.append((p, ranked, results, chosen))
+        links = [source_links(ranked, chosen) for _, ranked, _, chosen in evidence]
+        linked = await self._score_pairs([(p.shortlist[i][1], p.shortlist[j][1])
+                                          for (p, *_), pairs in zip(evidence, links, strict=True) for i, j in pairs])
+        for (p, ranked, results, chosen), pairs in zip(evidence, links, strict=True):
+            link_scores = {pair: next(linked).score for pair in pairs}
+            source, strength = chain_to_source(ranked, chosen, results[chosen].score, link_scores,
+                                               self._model.threshold)  # fmt: skip
+            # the evidence shown is the query's own comparison with the credited video
+            p.candidate, p.result = ranked[source], replace(results[source], score=strength)
+
+    async def _score_pairs(self, pairs: list[tuple[VideoFeatures, VideoFeatures]]) -> Iterator[PairScore]:
+        """MatchLite on (query, candidate) pairs, in order; the first failure escapes (the batch is retried)."""
+        results = await asyncio.gather(*(self._scorer.score(q, c) for q, c in pairs), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        done = iter(results)
-        for p in (p for p in pending if p.shortlist):
-            scored = [next(done) for _ in p.shortlist]
-            ranked = [candidate for candidate, _ in p.shortlist]
-            chosen = credited(ranked, [r.score for r in scored], self._model.threshold, self._credit_margin)
-            p.candidate, p.result = ranked[chosen], scored[chosen]
+        return iter(results)
 
     # --- output ---------------------------------------------------------------------------
 
