@@ -3,6 +3,7 @@ scoring raises something unexpected is dead-lettered as internal_error, the rest
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from rci.core.errors import RejectCode, TransientError
@@ -75,3 +76,44 @@ async def test_a_transient_error_still_retries_the_whole_batch_and_dead_letters_
     assert metrics.retries._value.get() == 2
     assert features.calls["b"] == 3  # tried with its batch each time, never alone
     assert len(run.isolator.ledger) == 0
+
+
+class ReadinessProbe(FlakyFeatures):
+    """FlakyFeatures that notes /ready's answer at each call, after `delay_s` of work."""
+
+    def __init__(self, table, failures, metrics: WorkerMetrics, delay_s: float = 0.0) -> None:
+        super().__init__(table, failures)
+        self.metrics, self.delay_s = metrics, delay_s
+        self.seen: list[bool] = []
+
+    async def features_for(self, event):
+        await asyncio.sleep(self.delay_s)
+        self.seen.append(self.metrics.is_ready)
+        return await super().features_for(event)
+
+
+def ready_runner(failures: dict, delay_s: float = 0.0, stall_s: float = 60.0):
+    metrics = WorkerMetrics()
+    metrics.mark_ready(condition="serving")
+    metrics.mark_ready(condition="joined")
+    features = ReadinessProbe({"a": make_features("a", 1)}, failures, metrics, delay_s)
+    pipeline = ScoringPipeline(features, ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9), metrics)
+    return BatchRunner(pipeline, MemorySink(), metrics, poison_retry_delay_s=0, stall_s=stall_s), features, metrics
+
+
+async def test_not_ready_while_a_batch_retries_an_outage_and_ready_again_once_it_is_scored():
+    run, features, metrics = ready_runner({"a": [TransientError("object store unreachable")] * 2})
+    [outcome] = await run.handle([event_record("a", 0, second=0)])
+    assert outcome.score is not None
+    assert features.seen == [True, False, False]  # the first try, then the two retries
+    assert metrics.is_ready and metrics.ready._value.get() == 1
+
+
+async def test_not_ready_while_one_batch_takes_longer_than_the_stall_bound():
+    run, features, metrics = ready_runner({}, delay_s=0.3, stall_s=0.1)  # e.g. a decode that hangs
+    [outcome] = await run.handle([event_record("a", 0, second=0)])
+    assert outcome.score is not None and features.seen == [False]
+    assert metrics.is_ready
+    quick, features, _ = ready_runner({}, delay_s=0.0, stall_s=0.1)
+    await quick.handle([event_record("a", 0, second=0)])
+    assert features.seen == [True]

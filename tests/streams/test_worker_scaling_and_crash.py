@@ -192,12 +192,16 @@ def test_a_batch_unfinished_at_the_drain_timeout_is_left_for_the_next_worker(wor
     produce(settings, [encode(published_event("first", media[0], 0))])
     try:
         for attempt, signum in enumerate((signal.SIGTERM, signal.SIGINT)):
-            worker = ChildProcess("worker", settings, tmp_path / f"worker{attempt}.log")
+            port = free_port()
+            worker = ChildProcess("worker", settings.model_copy(update={"metrics_port": port}),
+                                  tmp_path / f"worker{attempt}.log")
             try:  # scores what the last one left (the start-up check needs the store), then gets stuck
                 assert len(read_outputs(settings, expected_total=1 + attempt, timeout_s=300).scored_ids) == 1 + attempt
+                assert ready_status(port) == 200
                 proxy.cut()
                 produce(settings, [encode(published_event(f"stuck{attempt}", media[1 + attempt], 1 + attempt))])
                 wait_for_line(worker, "transient failure, retrying")
+                assert wait_for_status(port, 503) == 503, "alive but stuck retrying: not ready"
             finally:
                 stopped_at = time.monotonic()
                 code = worker.stop(timeout_s=60, signum=signum)
@@ -220,3 +224,10 @@ def wait_for_line(worker: ChildProcess, line: str, timeout_s: float = 180.0) -> 
     while line not in worker.log_path.read_text(errors="replace"):
         assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
         time.sleep(0.2)
+
+
+def wait_for_status(port: int, status: int, timeout_s: float = 10.0) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while (got := ready_status(port)) != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got

@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         description="On SIGTERM or SIGINT, how long the batch in flight may take to finish before the worker exits "
                     "without acknowledging it (it is re-delivered); keep it below the supervisor's grace period.",
     )
+    ready_stall_s: float = Field(
+        120.0, gt=0, le=86400,
+        description="/ready answers 503 while one batch has been in flight this long (and while any batch retries "
+                    "an outage), until it finishes: the worker is alive but stuck.",
+    )
     poison_max_attempts: int = Field(
         3, ge=1, description="Unexpected failures of one record, alone, before it is dead-lettered as internal_error."
     )

@@ -5,8 +5,10 @@ by default) : settings.metrics_port, next to `/ready`: 503 until the process met
 conditions (`mark_ready(condition=...)`: the worker once its models, index and sink are open in the running
 agent, "serving", and its consumer joined the group and got its assignment, possibly empty, "joined"; the
 shadow consumer once its teacher is loaded, its catalog caught up and it subscribed), then 200, and 503 again
-once it stops serving (`mark_ready(False)`). `/metrics` answers from the first second, so it tells a health
-check only that the process is alive.
+once it stops serving (`mark_ready(False)`), and 503 for as long as a passing trouble lasts
+(`mark_trouble`: the worker while it retries an outage, or while one batch has been in flight longer than
+RCI_READY_STALL_S). `/metrics` answers from the first second, so it tells a health check only that the
+process is alive.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ProcessMetrics:
         self._ready = threading.Event()
         self._conditions = frozenset(conditions)
         self._met: set[str] = set()
+        self._troubles: set[str] = set()
         self._ready_lock = threading.Lock()
 
     def mark_ready(self, ready: bool = True, condition: str = "serving") -> None:
@@ -46,9 +49,19 @@ class ProcessMetrics:
                 self._met.add(condition)
             else:
                 self._met.clear()
-            now = self._conditions <= self._met
-            (self._ready.set if now else self._ready.clear)()
-            self.ready.set(1 if now else 0)
+            self._update_ready()
+
+    def mark_trouble(self, trouble: str, present: bool = True) -> None:
+        """A passing reason not to be ready while it lasts (the worker: "retrying" an outage, "stalled" on a
+        batch in flight too long); `/ready` answers 503 until every trouble is cleared."""
+        with self._ready_lock:
+            (self._troubles.add if present else self._troubles.discard)(trouble)
+            self._update_ready()
+
+    def _update_ready(self) -> None:
+        now = self._conditions <= self._met and not self._troubles
+        (self._ready.set if now else self._ready.clear)()
+        self.ready.set(1 if now else 0)
 
     @property
     def is_ready(self) -> bool:

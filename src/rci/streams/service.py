@@ -42,6 +42,7 @@ def run_scoring_worker(settings: Settings) -> None:
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
         metrics.mark_ready()  # /ready answers 200 from now on
-        return BatchRunner(pipeline, sink, metrics, poison_max_attempts=settings.poison_max_attempts)
+        return BatchRunner(pipeline, sink, metrics, poison_max_attempts=settings.poison_max_attempts,
+                           stall_s=settings.ready_stall_s)
 
     run_worker(settings, open_runner)

@@ -72,10 +72,12 @@ class BatchRunner:
         metrics: WorkerMetrics,
         poison_max_attempts: int = 3,
         poison_retry_delay_s: float = POISON_RETRY_DELAY_S,
+        stall_s: float = 120.0,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
+        self.stall_s = stall_s  # RCI_READY_STALL_S
         self.in_flight = False
         self.isolator: PoisonIsolator[InputRecord, Outcome] = PoisonIsolator(
             key=record_identity,
@@ -86,11 +88,18 @@ class BatchRunner:
         )
 
     async def handle(self, records: Sequence[InputRecord]) -> list[Outcome]:
+        """Not ready (/ready 503) from the first transient retry, or once the batch has taken `stall_s`,
+        until it is done: stuck is not ready, though the process stays up and keeps trying."""
         self.in_flight = True
+        stall = asyncio.get_running_loop().call_later(self.stall_s, self.metrics.mark_trouble, "stalled")
         try:
             self.metrics.events_in.inc(len(records))
             self.metrics.batch_size.observe(len(records))
-            retried = lambda _exc: self.metrics.retries.inc()  # noqa: E731
+
+            def retried(_exc: Exception) -> None:
+                self.metrics.retries.inc()
+                self.metrics.mark_trouble("retrying")
+
             outcomes = await retry_transient(
                 lambda: self.isolator.run(records, self.pipeline.process), what="score", on_retry=retried
             )
@@ -102,6 +111,9 @@ class BatchRunner:
             return outcomes
         finally:
             self.in_flight = False
+            stall.cancel()
+            self.metrics.mark_trouble("retrying", False)
+            self.metrics.mark_trouble("stalled", False)
 
     def _count(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
