@@ -8,8 +8,12 @@ nothing listens there.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 import os
 import uuid
+from datetime import datetime
 from urllib.parse import urlparse
 
 import numpy as np
@@ -64,5 +68,84 @@ def test_values_of_four_byte_characters_fit_on_a_server(server_uri: str):
     store = MilvusVectorStore(server_uri, token=os.environ.get("RCI_TEST_MILVUS_TOKEN", ""), collection=collection)
     try:
         emoji_round_trip(store)
+    finally:
+        store.drop()
+
+
+# --- every contract-valid value through the worker's own index path, on a server (issue 15) -------------
+
+def accepted_events():
+    """Events the contract accepts, with the values that reach the store drawn from their whole range:
+    any Unicode in creator_id and media_uri up to their limits, published_at anywhere in years 1-9999
+    (UTC) written with any offset."""
+    from hypothesis import assume, strategies as st
+
+    from rci.core.errors import RejectedEvent
+    from rci.streams.contracts import parse_published
+
+    def text(max_size: int, min_size: int = 0):
+        """Any text, and often text at its limit in 4-byte characters (what a byte-counting VARCHAR misses)."""
+        anything = st.characters(blacklist_categories=("Cs", "Cc"))
+        wide = st.characters(min_codepoint=0x10000, blacklist_categories=("Cs", "Cc"))
+        return st.one_of(st.text(anything, min_size=min_size, max_size=max_size),
+                         st.text(wide, min_size=max_size - 8, max_size=max_size))
+
+    @st.composite
+    def build(draw: st.DrawFn):
+        when = draw(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                                 timezones=st.timezones()))
+        event = {"schema_version": 1,
+                 "video_id": draw(st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)),
+                 "media_uri": "file:///" + draw(text(2048 - len("file:///"), min_size=1)),
+                 "title": "t", "published_at": when.isoformat(),
+                 "creator_id": draw(st.one_of(st.none(), text(128)))}
+        try:
+            return parse_published(json.dumps(event).encode(), None)
+        except RejectedEvent:
+            assume(False)
+
+    return build()
+
+
+def test_every_contract_valid_value_round_trips_through_the_index_on_a_server(server_uri: str):
+    """What the worker indexes from an accepted event (`MilvusCandidateIndex.add`), upserted to a real
+    Milvus server and read back: the same strings, the same instant, and the reverse conversion of the
+    candidates (`nearest`) never raises. Before issue 15, '0001-01-01T00:00:00+23:59' was accepted and
+    indexed, and converting it back raised OverflowError in every later batch that retrieved it."""
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    from rci.inference.features import VideoFeatures
+    from rci.retrieval.store import to_epoch_ms
+    from rci.streams.components import MilvusCandidateIndex
+
+    spec = VectorSpec()
+    collection = f"rci_test_{uuid.uuid4().hex[:8]}"
+    store = MilvusVectorStore(server_uri, token=os.environ.get("RCI_TEST_MILVUS_TOKEN", ""), collection=collection)
+    index = MilvusCandidateIndex(store, spec, "enc-test", top_k=1)
+    seeds = itertools.count(1)
+
+    def features(event, seed: int) -> VideoFeatures:
+        visual = FrameSequences(seed=seed).video(4)
+        return VideoFeatures(video_id=event.video_id, encoder_version="enc-test", visual=visual,
+                             visual_mask=np.ones(4, bool), audio=np.zeros(8, np.float32), has_audio=False,
+                             text=np.zeros((1, 4), np.float32), text_mask=np.zeros(1, bool), duration_s=4.0)
+
+    @hsettings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(accepted_events(), min_size=1, max_size=25, unique_by=lambda e: e.video_id))
+    def round_trip(events) -> None:
+        items = [(e, features(e, next(seeds))) for e in events]  # vectors unlike any earlier example's
+        asyncio.run(index.add(items))
+        later = "9999-12-31T23:59:59.999Z"
+        probes = [SearchQuery(f"probe-{i}", query_vectors(f.visual, f.visual_mask, spec), later)
+                  for i, (_, f) in enumerate(items)]
+        hits = store.search(probes, top_k=1)
+        for (event, _), found in zip(items, hits, strict=True):
+            assert [(h.video_id, h.creator_id, h.media_uri, to_epoch_ms(h.published_at)) for h in found] == [
+                (event.video_id, event.creator_id or "", event.media_uri, to_epoch_ms(event.published_at))]
+        asyncio.run(index.nearest([(e.model_copy(update={"video_id": "probe", "published_at": later}), f)
+                                   for e, f in items]))  # the reverse conversion of every candidate
+
+    try:
+        round_trip()
     finally:
         store.drop()
