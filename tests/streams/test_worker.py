@@ -117,3 +117,30 @@ async def test_not_ready_while_one_batch_takes_longer_than_the_stall_bound():
     quick, features, _ = ready_runner({}, delay_s=0.0, stall_s=0.1)
     await quick.handle([event_record("a", 0, second=0)])
     assert features.seen == [True]
+
+
+class BrokenIndex(ExactIndex):
+    """Indexing any batch holding `bad` raises, as a value a store cannot take would."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    async def add(self, items):
+        if any(event.video_id == self.bad for event, _ in items):
+            raise ValueError("value out of range for the store")
+        await super().add(items)
+
+
+async def test_a_video_that_cannot_be_indexed_stays_scored_and_the_rest_are_indexed():
+    ids = ["a", "b", "c", "d"]
+    table = {vid: make_features(vid, i) for i, vid in enumerate(ids)}
+    metrics, sink, index = WorkerMetrics(), MemorySink(), BrokenIndex("c")
+    pipeline = ScoringPipeline(MemoryFeatures(table), index, CosineScorer(), ModelInfo("m1", 0.9), metrics)
+    run = BatchRunner(pipeline, sink, metrics, poison_max_attempts=2, poison_retry_delay_s=0)
+
+    outcomes = await run.handle([event_record(vid, offset, second=offset) for offset, vid in enumerate(ids)])
+
+    assert [o.score.video_id for o in outcomes] == ids and sink.written == outcomes  # before: ValueError, exit 70
+    assert sorted(index.rows) == ["a", "b", "d"]
+    assert metrics.index_failures.labels("ValueError")._value.get() == 1

@@ -89,6 +89,10 @@ class WorkerMetrics(ProcessMetrics):
             "rci_poison_records", "records dead-lettered as internal_error after failing alone (rci.streams.isolation)",
             ["exception"], registry=r,
         )
+        self.index_failures = Counter(
+            "rci_index_failures", "scored videos left out of the index after failing alone (rci.streams.isolation)",
+            ["exception"], registry=r,
+        )
         self.stage_seconds = Histogram(
             "rci_stage_seconds", "time per pipeline stage per batch", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
         )

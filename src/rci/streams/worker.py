@@ -12,9 +12,12 @@ Delivery guarantees:
   batch is never acked while they last.
 * any other exception raised while scoring is isolated (rci.streams.isolation): the batch is
   split until the failing record is alone; a record that fails alone RCI_POISON_MAX_ATTEMPTS
-  times is dead-lettered with code `internal_error`, the rest of the batch is scored. An
-  unexpected exception anywhere else (writing, indexing) still exits the process without
-  acking, so the records are re-delivered to the restarted worker.
+  times is dead-lettered with code `internal_error`, the rest of the batch is scored. Indexing,
+  after the outputs are written, is isolated the same way: a video whose indexing fails alone that
+  many times stays scored but unindexed (logged, `rci_index_failures`), so later videos cannot
+  match it; the batch is not re-delivered for it (that would write its scores again, forever). An
+  unexpected exception while writing still exits the process without acking, so the records are
+  re-delivered to the restarted worker.
 * SIGTERM or SIGINT while a batch is in flight: the batch finishes (outputs written), then the
   worker stops; no new batch is started. If it has not finished within RCI_WORKER_DRAIN_TIMEOUT_S
   (e.g. it is retrying an outage), or the agent is cancelled while a batch is in flight for any
@@ -61,6 +64,14 @@ def internal_error(record: InputRecord, exc: Exception, attempts: int) -> Outcom
     return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
 
 
+def not_indexed(outcome: Outcome, exc: Exception, attempts: int) -> bool:
+    """A scored video whose indexing failed alone `attempts` times: left out of the index, said loudly."""
+    log.error("scored but not indexed: later videos cannot match it", video_id=outcome.score and outcome.score.video_id,
+              partition=outcome.record.partition, offset=outcome.record.offset, attempts=attempts,
+              error=describe_exception(exc))  # fmt: skip
+    return False
+
+
 class BatchRunner:
     """One micro-batch: score -> write and wait for acks -> index. Retries transient failures,
     isolates records whose scoring raises anything else."""
@@ -86,6 +97,13 @@ class BatchRunner:
             retry_delay_s=poison_retry_delay_s,
             on_poison=lambda _record, exc: metrics.poison_records.labels(type(exc).__name__).inc(),
         )
+        self.index_isolator: PoisonIsolator[Outcome, bool] = PoisonIsolator(
+            key=lambda outcome: record_identity(outcome.record),
+            poisoned=not_indexed,
+            max_attempts=poison_max_attempts,
+            retry_delay_s=poison_retry_delay_s,
+            on_poison=lambda _outcome, exc: metrics.index_failures.labels(type(exc).__name__).inc(),
+        )
 
     async def handle(self, records: Sequence[InputRecord]) -> list[Outcome]:
         """Not ready (/ready 503) from the first transient retry, or once the batch has taken `stall_s`,
@@ -107,13 +125,18 @@ class BatchRunner:
                 await retry_transient(lambda: self.sink.write(outcomes), what="write", on_retry=retried)
             self._count(outcomes)  # written and acknowledged: counted now, not after indexing
             with self.metrics.stage("index"):
-                await retry_transient(lambda: self.pipeline.index(outcomes), what="index", on_retry=retried)
+                await retry_transient(lambda: self.index_isolator.run(outcomes, self._index), what="index",
+                                      on_retry=retried)  # fmt: skip
             return outcomes
         finally:
             self.in_flight = False
             stall.cancel()
             self.metrics.mark_trouble("retrying", False)
             self.metrics.mark_trouble("stalled", False)
+
+    async def _index(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        await self.pipeline.index(outcomes)
+        return [True] * len(outcomes)
 
     def _count(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
