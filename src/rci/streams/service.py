@@ -6,6 +6,7 @@ import asyncio
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.streams.crashes import CrashLedger
 from rci.streams.components import ObjectStoreScoreMemo, ServingParts, open_serving_parts
 from rci.streams.metrics import WorkerMetrics, serve_metrics
 from rci.streams.pipeline import ScoringPipeline
@@ -37,12 +38,13 @@ def run_scoring_worker(settings: Settings) -> None:
         return
 
     async def open_runner() -> BatchRunner:
-        pipeline, _parts = await open_scoring_pipeline(settings, metrics)
+        pipeline, parts = await open_scoring_pipeline(settings, metrics)
         sink = await asyncio.to_thread(open_sink, settings)
         log.info("worker ready", group=settings.worker_group, topic=settings.topic_published,
                  dlq_max_record_bytes=sink.max_record_bytes)  # fmt: skip
         metrics.mark_ready()  # /ready answers 200 from now on
         return BatchRunner(pipeline, sink, metrics, poison_max_attempts=settings.poison_max_attempts,
-                           stall_s=settings.ready_stall_s)
+                           stall_s=settings.ready_stall_s,
+                           crash_ledger=CrashLedger(parts.cache.store, settings.worker_group))
 
     run_worker(settings, open_runner)

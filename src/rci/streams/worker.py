@@ -33,13 +33,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import faust
 
-from rci.core.errors import ConfigError, ModelError, RejectCode, RejectedEvent
+from rci.core.errors import ConfigError, ModelError, RejectCode, RejectedEvent, TransientError
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.streams.crashes import CrashLedger
 from rci.streams.isolation import PoisonIsolator, describe_exception
 from rci.streams.metrics import WorkerMetrics
 from rci.streams.pipeline import InputRecord, Outcome, ScoringPipeline, dead_letter
@@ -47,6 +48,7 @@ from rci.streams.retry import retry_transient
 from rci.streams.sink import OutcomeSink
 
 log = get_logger(__name__)
+T = TypeVar("T")
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
 EXIT_CONFIG = 2  # as for invalid settings (rci.cli.context): fix the configuration, restarting will not help
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped with a batch unfinished, left un-acked for the next worker
@@ -61,6 +63,15 @@ def record_identity(record: InputRecord) -> tuple[str, int, int]:
 def internal_error(record: InputRecord, exc: Exception, attempts: int) -> Outcome:
     """The dead letter of a record whose processing kept raising something unexpected (CONTRACT.md)."""
     detail = f"failed {attempts} times on its own: {describe_exception(exc)[:1500]}"
+    return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
+
+
+def crashed(record: InputRecord, crashes: int) -> Outcome:
+    """The dead letter of a record that was being processed each of `crashes` times a worker process died."""
+    detail = (f"a worker process died {crashes} times while processing this record on its own or in its batch "
+              "(a crash or a kill, not an exception: see the workers' logs and exit codes)")
+    log.error("record took the worker down repeatedly: dead-lettering it unprocessed", partition=record.partition,
+              offset=record.offset, crashes=crashes)  # fmt: skip
     return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
 
 
@@ -84,11 +95,14 @@ class BatchRunner:
         poison_max_attempts: int = 3,
         poison_retry_delay_s: float = POISON_RETRY_DELAY_S,
         stall_s: float = 120.0,
+        crash_ledger: CrashLedger | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
         self.stall_s = stall_s  # RCI_READY_STALL_S
+        self.crash_ledger = crash_ledger  # durable: records in flight when a process died (rci.streams.crashes)
+        self.max_crashes = poison_max_attempts
         self.in_flight = False
         self.isolator: PoisonIsolator[InputRecord, Outcome] = PoisonIsolator(
             key=record_identity,
@@ -114,25 +128,67 @@ class BatchRunner:
             self.metrics.events_in.inc(len(records))
             self.metrics.batch_size.observe(len(records))
 
-            def retried(_exc: Exception) -> None:
-                self.metrics.retries.inc()
-                self.metrics.mark_trouble("retrying")
-
-            outcomes = await retry_transient(
-                lambda: self.isolator.run(records, self.pipeline.process), what="score", on_retry=retried
-            )
-            with self.metrics.stage("write"):
-                await retry_transient(lambda: self.sink.write(outcomes), what="write", on_retry=retried)
-            self._count(outcomes)  # written and acknowledged: counted now, not after indexing
-            with self.metrics.stage("index"):
-                await retry_transient(lambda: self.index_isolator.run(outcomes, self._index), what="index",
-                                      on_retry=retried)  # fmt: skip
-            return outcomes
+            if self.crash_ledger is None:
+                return await self._process(records)
+            return await self._process_watching_crashes(records, self.crash_ledger)
         finally:
             self.in_flight = False
             stall.cancel()
             self.metrics.mark_trouble("retrying", False)
             self.metrics.mark_trouble("stalled", False)
+
+    async def _process_watching_crashes(self, records: Sequence[InputRecord], ledger: CrashLedger) -> list[Outcome]:
+        """`_process` with the records' process deaths counted durably (rci.streams.crashes): a record in
+        flight at `max_crashes` deaths is dead-lettered unprocessed, one in flight at fewer is processed alone."""
+        crashes = await self._retried(lambda: ledger.crashes(records), "crash ledger")
+        done: dict[tuple[str, int, int], Outcome] = {}
+        doomed = [(r, c) for r, c in zip(records, crashes, strict=True) if c >= self.max_crashes]
+        if doomed:  # no further try: they took the process down with them every time
+            for outcome in await self._write_and_count([crashed(r, c) for r, c in doomed]):
+                done[record_identity(outcome.record)] = outcome
+        live = [(r, c) for r, c in zip(records, crashes, strict=True) if c < self.max_crashes]
+        # the never-suspected together, then each suspect alone: a death now names one record
+        groups = [g for g in [[(r, c) for r, c in live if c == 0]] if g] + [[(r, c)] for r, c in live if c > 0]
+        for i, group in enumerate(groups):
+            waiting = doomed + [item for later in groups[i + 1:] for item in later]
+            await self._retried(lambda: ledger.begin(group, waiting), "crash ledger")  # noqa: B023
+            for outcome in await self._process([r for r, _ in group]):
+                done[record_identity(outcome.record)] = outcome
+        await self._clear_crash_marks(ledger, records)
+        return [done[record_identity(r)] for r in records]
+
+    @staticmethod
+    async def _clear_crash_marks(ledger: CrashLedger, records: Sequence[InputRecord]) -> None:
+        """Best effort, not retried: the batch is written and indexed, and its acknowledgement must not wait
+        on the store. A marker left behind matters only if these records are re-delivered (a death before
+        the commit), and then counts one death against them; the next batch of the partition replaces it."""
+        try:
+            await ledger.end(records)
+        except TransientError as exc:
+            log.warning("could not clear the in-flight marker; continuing", error=str(exc))
+
+    async def _process(self, records: Sequence[InputRecord]) -> list[Outcome]:
+        """Score (poison-isolated), write and wait for the acks, index (isolated too)."""
+        outcomes = await self._retried(lambda: self.isolator.run(records, self.pipeline.process), "score")
+        await self._write_and_count(outcomes)
+        with self.metrics.stage("index"):
+            await self._retried(lambda: self.index_isolator.run(outcomes, self._index), "index")
+        return outcomes
+
+    async def _write_and_count(self, outcomes: list[Outcome]) -> list[Outcome]:
+        with self.metrics.stage("write"):
+            await self._retried(lambda: self.sink.write(outcomes), "write")
+        self._count(outcomes)  # written and acknowledged: counted now, not after indexing
+        return outcomes
+
+    async def _retried(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """TransientError retried with backoff for as long as it lasts, not ready meanwhile."""
+
+        def retried(_exc: Exception) -> None:
+            self.metrics.retries.inc()
+            self.metrics.mark_trouble("retrying")
+
+        return await retry_transient(operation, what=what, on_retry=retried)
 
     async def _index(self, outcomes: Sequence[Outcome]) -> list[bool]:
         await self.pipeline.index(outcomes)
