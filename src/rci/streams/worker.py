@@ -18,6 +18,9 @@ Delivery guarantees:
   match it; the batch is not re-delivered for it (that would write its scores again, forever). An
   unexpected exception while writing still exits the process without acking, so the records are
   re-delivered to the restarted worker.
+* a record that kills the process itself (no exception to isolate) is counted durably
+  (rci.streams.crashes): once it was being processed at RCI_POISON_MAX_ATTEMPTS deaths it is
+  dead-lettered `internal_error` unprocessed; the others of its batch are scored.
 * SIGTERM or SIGINT while a batch is in flight: the batch finishes (outputs written), then the
   worker stops; no new batch is started. If it has not finished within RCI_WORKER_DRAIN_TIMEOUT_S
   (e.g. it is retrying an outage), or the agent is cancelled while a batch is in flight for any
