@@ -6,9 +6,9 @@ catch: it is re-delivered to the restarted worker, kills it again, and the parti
 
 So before each batch the worker writes, per partition, which offsets it is about to process
 (`inflight/<group>/<topic>/<partition>.json` in the object store beside the score memo) and clears the
-marker once the batch is written and indexed (best effort: the next batch of the partition replaces it). A marker still there when a batch is next taken names
-the records that were in flight when the last owner of the partition stopped without finishing: each
-such record has crashed one more time. The worker then processes every suspect on its own, so an
+marker once the batch is written and indexed (best effort: the next batch of the partition replaces
+it). A marker still there when a batch is next taken names the records that were in flight when the
+last owner of the partition stopped without finishing: each such record has crashed one more time. The worker then processes every suspect on its own, so an
 innocent neighbour is scored and the culprit alone is marked again; a record that was in flight at
 `max_crashes` deaths is dead-lettered as `internal_error` without being processed again.
 
@@ -70,9 +70,7 @@ class CrashLedger:
         try:
             data = json.loads(await self._store.get(self.key(partition)))
             return _offsets(data, "processing"), _offsets(data, "waiting")
-        except ObjectNotFound:
-            return {}, {}
-        except (ValueError, TypeError, AttributeError):  # torn or foreign: nothing known of what was in flight
+        except (ObjectNotFound, ValueError, TypeError, AttributeError):  # none, or torn or foreign: nothing known
             return {}, {}
 
 

@@ -65,8 +65,7 @@ def record_identity(record: InputRecord) -> tuple[str, int, int]:
 
 def internal_error(record: InputRecord, exc: Exception, attempts: int) -> Outcome:
     """The dead letter of a record whose processing kept raising something unexpected (CONTRACT.md)."""
-    detail = f"failed {attempts} times on its own: {describe_exception(exc)[:1500]}"
-    return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
+    return _internal_error_letter(record, f"failed {attempts} times on its own: {describe_exception(exc)[:1500]}")
 
 
 def crashed(record: InputRecord, crashes: int) -> Outcome:
@@ -75,6 +74,10 @@ def crashed(record: InputRecord, crashes: int) -> Outcome:
               "(a crash or a kill, not an exception: see the workers' logs and exit codes)")
     log.error("record took the worker down repeatedly: dead-lettering it unprocessed", partition=record.partition,
               offset=record.offset, crashes=crashes)  # fmt: skip
+    return _internal_error_letter(record, detail)
+
+
+def _internal_error_letter(record: InputRecord, detail: str) -> Outcome:
     return Outcome(record=record, dead_letter=dead_letter(record, RejectedEvent(RejectCode.INTERNAL_ERROR, detail)))
 
 
