@@ -223,3 +223,13 @@ def test_the_runtime_lock_pins_the_development_versions_of_every_runtime_depende
         if "sys_platform != 'linux'" in marker:  # the image is linux x86_64
             continue
         assert name in runtime, f"the runtime lock lacks the dependency {name}"
+
+
+def test_the_gpu_override_gives_each_app_service_a_gpu_and_demands_cuda(compose: dict) -> None:
+    override = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
+    assert set(override["services"]) == set(APP_SERVICES) <= set(compose["services"])
+    for service in APP_SERVICES:
+        merged = {**_rci_env(compose, service), **override["services"][service]["environment"]}
+        assert _settings({"services": {service: {"environment": merged}}}, service).device == "cuda"
+        [device] = override["services"][service]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
