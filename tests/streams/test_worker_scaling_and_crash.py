@@ -19,7 +19,9 @@ from rci.core.settings import Settings
 from rci.streams.processes import ChildProcess
 from rci.streams.worker import EXIT_INTERRUPTED
 from benchmarks.outage import TcpProxy
-from tests.streams.worker_harness import encode, produce, published_event, read_outputs, write_media_library
+from tests.streams.worker_harness import (
+    encode, produce, published_event, read_outputs, ready_status, wait_for_status, write_media_library,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -88,17 +90,6 @@ def scrape(port: int) -> dict[str, float]:
             name = series.split("{", 1)[0]  # summed over labels
             values[name] = values.get(name, 0.0) + float(value)
     return values
-
-
-def ready_status(port: int) -> int | None:
-    """What /ready answers: 200 or 503, None while nothing listens yet (preflight still running)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def watch_readiness(ports: list[int], min_s: float, timeout_s: float) -> list[list[int]]:
@@ -224,10 +215,3 @@ def wait_for_line(worker: ChildProcess, line: str, timeout_s: float = 180.0) -> 
     while line not in worker.log_path.read_text(errors="replace"):
         assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
         time.sleep(0.2)
-
-
-def wait_for_status(port: int, status: int, timeout_s: float = 10.0) -> int | None:
-    deadline = time.monotonic() + timeout_s
-    while (got := ready_status(port)) != status and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return got

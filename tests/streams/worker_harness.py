@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,3 +80,21 @@ def read_outputs(settings: Settings, expected_total: int, timeout_s: float = 300
 
 def encode(event: dict) -> tuple[bytes, bytes]:
     return event["video_id"].encode(), json.dumps(event).encode()
+
+
+def ready_status(port: int) -> int | None:
+    """What /ready answers: 200 or 503, None while nothing listens yet (preflight still running)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def wait_for_status(port: int, status: int, timeout_s: float = 10.0) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while (got := ready_status(port)) != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
