@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from benchmarks.outage import TcpProxy
 from benchmarks.record import machine_description, markdown_table, record
@@ -58,11 +58,14 @@ from rci.core.settings import Settings
 from rci.streams.contracts import DeadLetterRecord, ScoreRecord
 from rci.streams.kafka import make_consumer, make_producer, produce_with_backpressure
 from rci.streams.processes import ChildProcess
+from rci.streams.worker import EXIT_INTERRUPTED
 
 log = get_logger(__name__)
 MAX_FRAMES = 4
 DEFAULT_JSON = Path(__file__).parent / "results" / "faults.json"
 DEFAULT_PLOT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "faults-timeline.png"
+STALL_LIMIT_S = 60.0  # no partition with records waiting may go longer without progress after an outage ends
+OUTAGE_ENDS = ("broker started", "object store reachable", "Milvus reachable")
 PRODUCE_TIMEOUT_S = 600.0  # how long the paced producer's records may wait for a broker that is down
 
 
@@ -90,6 +93,17 @@ class WorkerSupervisor:
         """SIGKILL: no drain, no commit, no flush."""
         self.process.kill()
         self.kills += 1
+
+    def signal_and_restart(self, signum: signal.Signals, drain_s: float = 60.0) -> int:
+        """Stop the worker with `signum` (it drains: exit 0, or 75 with a batch unfinished), start a new one.
+
+        A worker still importing its modules has no handler yet and dies of the signal itself (-signum):
+        it had consumed nothing. Any other exit code is a death we did not expect."""
+        code = self.process.stop(drain_s, signum)
+        if code not in (0, EXIT_INTERRUPTED, -signum):
+            self.unexpected_exits.append(code)
+        self.start()
+        return code
 
     def restart_if_dead(self) -> bool:
         """Restart a worker that died on its own; True if it had."""
@@ -240,6 +254,58 @@ class OutputReader:
         self._consumer.close()
 
 
+class PartitionWatch:
+    """The worker group's committed offset and the end offset of every partition of video.published, sampled
+    at most every `every_s`: how long a partition with records waiting goes without progress after a fault.
+
+    It reads the group's commits with a consumer of the same group id that never subscribes, so it never
+    joins the group; while the broker is down a sample is skipped."""
+
+    def __init__(self, settings: Settings, every_s: float = 2.0) -> None:
+        self.every_s = every_s
+        self.samples: list[tuple[float, dict[int, tuple[int, int]]]] = []  # (s, partition -> (committed, end))
+        self._consumer = make_consumer(settings, settings.worker_group)
+        topic = settings.topic_published
+        partitions = self._consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+
+    def sample(self, at_s: float) -> None:
+        if self.samples and at_s - self.samples[-1][0] < self.every_s:
+            return
+        try:
+            committed = self._consumer.committed(self._partitions, timeout=2)
+            ends = [self._consumer.get_watermark_offsets(tp, timeout=2, cached=False)[1] for tp in self._partitions]
+        except KafkaException:
+            return
+        self.samples.append((at_s, {tp.partition: (max(tp.offset, 0), end) for tp, end in zip(committed, ends, strict=True)}))
+
+    def stall_after(self, at_s: float) -> float:
+        """The longest time from `at_s` until a partition with records waiting then had its commit move (or
+        until the last sample, for one that never moved)."""
+        later = [(t, snapshot) for t, snapshot in self.samples if t >= at_s]
+        if not later:
+            return 0.0
+        base = later[0][1]
+        worst = 0.0
+        for partition, (committed, end) in base.items():
+            if committed >= end:
+                continue  # nothing waiting: nothing to progress on
+            moved = next((t for t, snapshot in later if snapshot[partition][0] > committed), later[-1][0])
+            worst = max(worst, moved - at_s)
+        return round(worst, 1)
+
+    def recovered(self, at_s: float) -> bool:
+        """Every partition with records waiting at `at_s` has had its commit move since."""
+        later = [snapshot for t, snapshot in self.samples if t >= at_s]
+        return bool(later) and all(
+            any(snapshot[partition][0] > committed for snapshot in later[1:])
+            for partition, (committed, end) in later[0].items() if committed < end
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 # --- producing ------------------------------------------------------------------------------------
 
 
@@ -345,10 +411,33 @@ class FaultPlan:
     milvus_outage_s: float = 10.0
     seed: int = 0
     settle_timeout_s: float = 600.0
+    sigterms: int = 0  # SIGTERM, then a new worker: the drain path
+    sigints: int = 0  # SIGINT (Ctrl-C), then a new worker
+    store_outages: int = 1  # each store_outage_s long; none when store_outage_s is 0
+    milvus_outages: int = 1
+
+    @property
+    def faults(self) -> list[str]:
+        """Every fault of the run, in no particular order."""
+        return (["kill"] * self.kills + ["sigterm"] * self.sigterms + ["sigint"] * self.sigints
+                + ["broker"] * self.broker_restarts + ["store"] * (self.store_outages if self.store_outage_s > 0 else 0)
+                + ["milvus"] * (self.milvus_outages if self.milvus_outage_s > 0 else 0))  # fmt: skip
 
     @property
     def fault_count(self) -> int:
-        return self.kills + self.broker_restarts + (self.store_outage_s > 0) + (self.milvus_outage_s > 0)
+        return len(self.faults)
+
+
+def chaos_plan(minutes: float = 20.0, rate: float = 1.5, seed: int = 0) -> FaultPlan:
+    """`--chaos`: `minutes` of traffic at `rate` records/s, 5% of them poison (hostile records), and about
+    one fault a minute of every kind: kill -9, SIGTERM, SIGINT, broker restarts, object store and Milvus
+    outages."""
+    records = int(minutes * 60 * rate)
+    hostile = max(1, round(records * 0.05))
+    per_kind = max(1, round(minutes / 7))  # six kinds: about one fault a minute in all
+    return FaultPlan(events=records - hostile, hostile=hostile, references=8, rate=rate, kills=per_kind,
+                     broker_restarts=per_kind, sigterms=per_kind, sigints=per_kind, store_outages=per_kind,
+                     milvus_outages=per_kind, seed=seed, settle_timeout_s=900.0)  # fmt: skip
 
 
 @dataclass
@@ -363,10 +452,17 @@ class FaultResult:
     recovery_s: list[float]  # per fault: seconds from its end until the output count grew again
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since the fault phase began, outputs)
     worker_log: str = ""
+    partition_stall_s: list[tuple[str, float]] = field(default_factory=list)  # per fault's end: longest stall
+
+    @property
+    def outage_stall_s(self) -> float:
+        """The longest a partition with records waiting went without progress after an outage ended."""
+        return max((s for what, s in self.partition_stall_s if what.startswith(OUTAGE_ENDS)), default=0.0)
 
     @property
     def ok(self) -> bool:
-        return self.verdict.ok and self.worker_alive_at_end and len(self.recovery_s) == self.plan.fault_count
+        return (self.verdict.ok and self.worker_alive_at_end and len(self.recovery_s) == self.plan.fault_count
+                and not self.unexpected_exits and self.outage_stall_s <= STALL_LIMIT_S)  # fmt: skip
 
 
 def build_inputs(settings: Settings, workdir: Path, plan: FaultPlan) -> tuple[Ledger, list, list]:
@@ -423,12 +519,14 @@ def run_faults(
         supervisor.start()
         _wait(lambda: len({s.video_id for s in reader.scores}) >= len(references), reader, supervisor, 600)
         warm = reader.count
+        watch = PartitionWatch(settings)
         producer = PacedProducer(settings, mixed, plan.rate)
         producer.start()
         t0 = time.monotonic()  # fault times and the timeline count from the start of the fault phase
 
         def sample() -> None:
             timeline.append((round(time.monotonic() - t0, 1), reader.count - warm))
+            watch.sample(time.monotonic() - t0)
             if on_progress:
                 on_progress(reader.count, ledger.expected)
 
@@ -441,11 +539,16 @@ def run_faults(
             started = time.monotonic()
             if _wait(lambda: reader.count > before or reader.done(ledger), reader, supervisor, 300, sample):  # noqa: B023
                 recovery.append(round(time.monotonic() - started, 1))
+            # every partition moving again before the next fault, so that each stall is its own fault's
+            ended_at = faults.events[-1][0]
+            _wait(lambda: watch.recovered(ended_at) or reader.done(ledger), reader, supervisor, 300, sample)  # noqa: B023
         producer.join(timeout=plan.settle_timeout_s)
         _wait(lambda: reader.done(ledger), reader, supervisor, plan.settle_timeout_s, sample)
         reader.poll(5.0)  # late duplicates, if any
         sample()
         alive = supervisor.process.alive()
+        stalls = [(what, watch.stall_after(at)) for at, what in faults.events if not _fault_start(what)]
+        watch.close()
     finally:
         supervisor.stop()
         reader.close()
@@ -460,13 +563,18 @@ def run_faults(
         recovery_s=recovery,
         timeline=timeline,
         worker_log=supervisor.logs(),
+        partition_stall_s=stalls,
     )
+
+
+def _fault_start(what: str) -> bool:
+    """The note that opens an outage ("broker stop (10 s)", "... unreachable (10 s)"); the others end a fault."""
+    return what.startswith("broker stop") or "unreachable" in what
 
 
 def _schedule(plan: FaultPlan, rng: random.Random) -> list[tuple[float, str]]:
     """(share of the fault phase's outputs at which to fire, fault), a random point in equal slices."""
-    faults = (["kill"] * plan.kills + ["broker"] * plan.broker_restarts
-              + (["store"] if plan.store_outage_s > 0 else []) + (["milvus"] if plan.milvus_outage_s > 0 else []))  # fmt: skip
+    faults = plan.faults
     rng.shuffle(faults)
     width = 0.9 / max(len(faults), 1)  # the last 10% are left to finish undisturbed
     return [(round((i + rng.uniform(0.2, 0.8)) * width, 3), f) for i, f in enumerate(faults)]
@@ -478,6 +586,10 @@ def _inject(fault: str, fs: FaultStack, supervisor: WorkerSupervisor, plan: Faul
         supervisor.kill9()
         faults.note(t0, "kill -9 worker")
         supervisor.start()
+    elif fault in ("sigterm", "sigint"):
+        signum = signal.SIGTERM if fault == "sigterm" else signal.SIGINT
+        code = supervisor.signal_and_restart(signum)
+        faults.note(t0, f"{signum.name} worker (exit {code})")
     elif fault == "broker":
         faults.note(t0, f"broker stop ({plan.broker_down_s:.0f} s)")
         restart_broker(fs.stack, plan.broker_down_s)
@@ -563,7 +675,11 @@ def report(result: FaultResult) -> str:
         ["unexpected worker exits", len(result.unexpected_exits)],
         ["worker generations", result.worker_generations],
         ["worker alive at the end", result.worker_alive_at_end],
+        ["SIGTERM / SIGINT of the worker", f"{result.faults.count('SIGTERM')} / {result.faults.count('SIGINT')}"],
         ["recovery after each fault (s)", ", ".join(map(str, result.recovery_s)) or "-"],
+        [f"longest partition stall after an outage ended (s, limit {STALL_LIMIT_S:.0f})", result.outage_stall_s],
+        ["longest partition stall after a worker was killed or stopped (s)",
+         max((s for what, s in result.partition_stall_s if not what.startswith(OUTAGE_ENDS)), default=0.0)],
         ["wall time (s)", result.wall_s],
     ]
     timeline = "\n".join(f"- t={t:.1f}s {what}" for t, what in result.faults.events)
@@ -583,6 +699,7 @@ def write_json(result: FaultResult, path: Path) -> None:
         "codes": dict(v.codes),
         "faults": [{"at_s": t, "what": what} for t, what in result.faults.events],
         "recovery_s": result.recovery_s,
+        "partition_stall_s": result.partition_stall_s,
         "worker_generations": result.worker_generations,
         "unexpected_exits": result.unexpected_exits,
         "worker_alive_at_end": result.worker_alive_at_end,
@@ -606,18 +723,24 @@ def plot_timeline(data: dict, path: Path = DEFAULT_PLOT) -> Path:
     fig, ax = plt.subplots(figsize=(9, 3.6))
     ax.plot(t, n, color="tab:blue", lw=1.6, label="outputs (scores + dead letters)")
     opened: dict[str, float] = {}
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:  # one legend entry per kind of fault
+        return None if label in labelled or labelled.add(label) else label
+
     for fault in data["faults"]:
         at, what = fault["at_s"], fault["what"]
-        if what.startswith("kill"):
-            ax.axvline(at, color="tab:red", lw=1, ls="--")
-            ax.text(at, 0.02, " kill -9", rotation=90, color="tab:red", transform=ax.get_xaxis_transform(), fontsize=8)
-        elif "stop" in what or "unreachable" in what:
+        if what.startswith(("kill", "SIGTERM", "SIGINT")):
+            kind = what.split(" worker")[0]
+            colour = {"SIGTERM": "tab:brown", "SIGINT": "tab:olive"}.get(kind, "tab:red")
+            ax.axvline(at, color=colour, lw=1, ls="--", label=once(f"{kind} of the worker"))
+        elif _fault_start(what):
             opened[what.split()[0]] = at
         else:  # the end of an outage: shade it
             name = what.split()[0]
             start = opened.pop(name, at)
             ax.axvspan(start, at, color={"broker": "tab:purple", "object": "tab:orange"}.get(name, "tab:green"),
-                       alpha=0.25, label=f"{name} {'store ' if name == 'object' else ''}down")  # fmt: skip
+                       alpha=0.25, label=once(f"{name} {'store ' if name == 'object' else ''}down"))  # fmt: skip
     ax.set(xlabel="seconds since the fault phase began", ylabel="outputs",
            title="Fault run: the worker recovers after every fault")  # fmt: skip
     ax.legend(loc="upper left", fontsize=8)
@@ -634,23 +757,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=300, help="valid events in the fault phase")
     parser.add_argument("--hostile", type=int, default=100, help="hostile records from rci.media.hostile")
     parser.add_argument("--references", type=int, default=8, help="clips published (and indexed) before the faults")
-    parser.add_argument("--rate", type=float, default=4.0, help="records per second produced in the fault phase")
+    parser.add_argument("--rate", type=float, default=None, help="records per second produced in the fault phase "
+                        "(default 4, or 1.5 with --chaos)")
     parser.add_argument("--kills", type=int, default=5, help="kill -9 of the worker at random moments")
     parser.add_argument("--broker-restarts", type=int, default=1)
     parser.add_argument("--broker-down-s", type=float, default=10.0)
     parser.add_argument("--store-outage-s", type=float, default=10.0, help="0 skips the object store outage")
     parser.add_argument("--milvus-outage-s", type=float, default=10.0, help="0 skips the Milvus outage")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chaos", action="store_true",
+                        help="a chaos run instead: --minutes of traffic with 5%% poison records and about one fault "
+                             "a minute of every kind (kill -9, SIGTERM, SIGINT, broker restart, store and Milvus "
+                             "outages); the fault counts and --events/--hostile above are then ignored")
+    parser.add_argument("--minutes", type=float, default=20.0, help="the chaos run's traffic, in minutes")
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run (default: a temp dir, removed)")
     parser.add_argument("--model-dir", type=Path, default=None, help="reuse an installed model dir")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the figures go as JSON")
+    parser.add_argument("--json", type=Path, default=None,
+                        help=f"where the figures go as JSON (default {DEFAULT_JSON.name}, or chaos.json beside it)")
     parser.add_argument("--no-record", action="store_true", help="no RESULTS.md entry, no JSON")
     args = parser.parse_args(argv)
-    plan = FaultPlan(
-        events=args.events, hostile=args.hostile, references=args.references, rate=args.rate, kills=args.kills,
-        broker_restarts=args.broker_restarts, broker_down_s=args.broker_down_s, store_outage_s=args.store_outage_s,
-        milvus_outage_s=args.milvus_outage_s, seed=args.seed,
-    )  # fmt: skip
+    if args.chaos:
+        plan = chaos_plan(args.minutes, args.rate or 1.5, args.seed)
+    else:
+        plan = FaultPlan(
+            events=args.events, hostile=args.hostile, references=args.references, rate=args.rate or 4.0,
+            kills=args.kills, broker_restarts=args.broker_restarts, broker_down_s=args.broker_down_s,
+            store_outage_s=args.store_outage_s, milvus_outage_s=args.milvus_outage_s, seed=args.seed,
+        )  # fmt: skip
+    json_path = args.json or (DEFAULT_JSON.with_name("chaos.json") if args.chaos else DEFAULT_JSON)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="rci-faults-") as tmp:
         workdir = args.workdir or Path(tmp)
@@ -664,9 +798,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_record:
         print(body)
     else:
-        record("Reliability: fault injection (benchmarks.faults)", body)
-        write_json(result, args.json)
-        plot_timeline(json.loads(args.json.read_text()))
+        title = "Reliability: chaos run (benchmarks.faults --chaos)" if args.chaos else "Reliability: fault injection (benchmarks.faults)"
+        record(title, body)
+        write_json(result, json_path)
+        plot_timeline(json.loads(json_path.read_text()), DEFAULT_PLOT.with_name("chaos-timeline.png") if args.chaos else DEFAULT_PLOT)
     if not result.ok:
         print(json.dumps({"lost": result.verdict.lost[:20], "inconsistent": result.verdict.inconsistent[:20],
                           "valid_on_dlq": result.verdict.valid_on_dlq[:20],

@@ -32,9 +32,11 @@ Delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn, TypeVar
 
@@ -54,6 +56,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 EXIT_BUG = 70  # EX_SOFTWARE: unexpected error, records left un-acked for the restarted worker
 EXIT_CONFIG = 2  # as for invalid settings (rci.cli.context): fix the configuration, restarting will not help
+MIN_SHUTDOWN_S = 5.0  # faust's own stop (commit, leave the group) gets at least this after a drained batch
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped with a batch unfinished, left un-acked for the next worker
 POISON_RETRY_DELAY_S = 0.2  # before a lone record's 2nd try, doubling after
 
@@ -340,19 +343,37 @@ class DrainingWorker(faust.Worker):
         if self._state["draining"]:  # a second signal: stop now, the unfinished batch is re-delivered
             exit_unacked(EXIT_INTERRUPTED, "second signal while draining; exiting without acknowledging the batch",
                          signal=signum.name)
+        deadline = self.loop.time() + self._drain_timeout_s
         if runner is None or not runner.in_flight:
-            self._schedule_shutdown(signum)
+            self._stop_leaving_unread(signum, deadline)
             return
         log.info("draining the batch in flight", signal=signum.name, timeout_s=self._drain_timeout_s)
         self._state["draining"] = True
-        asyncio.ensure_future(self._stop_when_drained(signum))
+        asyncio.ensure_future(self._stop_when_drained(signum, deadline))
 
-    async def _stop_when_drained(self, signum: signal.Signals) -> None:
+    async def _stop_when_drained(self, signum: signal.Signals, deadline: float) -> None:
         try:
             await asyncio.wait_for(self._state["stopped"].wait(), self._drain_timeout_s)
         except TimeoutError:  # e.g. retrying an outage: the batch is re-delivered to the next worker
             exit_unacked(EXIT_INTERRUPTED, "batch still in flight after the drain timeout; exiting without "
                                            "acknowledging it", timeout_s=self._drain_timeout_s)
+        self._stop_leaving_unread(signum, deadline)
+
+    def _stop_leaving_unread(self, signum: signal.Signals, deadline: float) -> None:
+        """faust's own stop, bounded by the drain deadline, and without waiting for records read ahead.
+
+        faust fetches ahead of the agent: records in its queues were never handed to a batch, so nothing
+        acknowledges them, and its stop would wait for them forever (`stream_wait_empty`, seen hanging a
+        SIGINT'd worker). Without that wait it commits only what was acknowledged, leaves the group, and
+        the records read ahead are delivered again to the next worker. Past the deadline the process
+        exits EXIT_INTERRUPTED, committing nothing more.
+        """
+        with warnings.catch_warnings():  # faust warns that the setting is changed after start-up: on purpose
+            warnings.simplefilter("ignore")
+            self.app.conf.stream_wait_empty = False
+        self.loop.call_at(max(deadline, self.loop.time() + MIN_SHUTDOWN_S), functools.partial(
+            exit_unacked, EXIT_INTERRUPTED, "stop not finished within the drain timeout; exiting",
+            signal=signum.name))  # fmt: skip
         self._schedule_shutdown(signum)
 
 
