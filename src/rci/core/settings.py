@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     ready_stall_s: float = Field(
         120.0, gt=0, le=86400,
         description="/ready answers 503 while one batch has been in flight this long (and while any batch retries "
-                    "an outage), until it finishes: the worker is alive but stuck.",
+                    "an outage), until it finishes, and while a partition the worker owns has records waiting and "
+                    "no commit for this long: the worker is alive but stuck.",
     )
     poison_max_attempts: int = Field(
         3, ge=1, description="Unexpected failures of one record, alone, before it is dead-lettered as internal_error."

@@ -36,11 +36,13 @@ import functools
 import os
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn, TypeVar
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from rci.core.errors import ConfigError, ModelError, RejectCode, RejectedEvent, TransientError
 from rci.core.logs import get_logger
@@ -49,6 +51,7 @@ from rci.streams.crashes import CrashLedger
 from rci.streams.isolation import PoisonIsolator, describe_exception
 from rci.streams.metrics import WorkerMetrics
 from rci.streams.pipeline import InputRecord, Outcome, ScoringPipeline, dead_letter
+from rci.streams.progress import GroupOffsets, PartitionProgress, check_progress
 from rci.streams.retry import retry_transient
 from rci.streams.sink import OutcomeSink
 
@@ -229,7 +232,7 @@ def to_input_record(message: object) -> InputRecord:
 
 def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunner]]) -> tuple[faust.App, dict]:
     """The faust app and its agent. `open_runner` loads models and clients on the worker's loop."""
-    from rci.streams.kafka import faust_broker_kwargs
+    from rci.streams.kafka import faust_broker_kwargs, make_consumer
 
     datadir = settings.data_dir.absolute() / "faust"
     datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last folder, and a failed start exits 1 silently
@@ -255,6 +258,23 @@ def build_app(settings: Settings, open_runner: Callable[[], Awaitable[BatchRunne
         state["joined"] = True
         if state["runner"] is not None:
             state["runner"].metrics.mark_ready(condition="joined")
+
+    progress = PartitionProgress(settings.ready_stall_s)
+
+    @app.timer(interval=max(1.0, settings.ready_stall_s / 4))
+    async def watch_progress() -> None:
+        # Not ready while an owned partition with records waiting sees no commit for RCI_READY_STALL_S,
+        # even with no batch in flight (rci.streams.progress).
+        runner = state["runner"]
+        if runner is None:
+            return
+        if "offsets" not in state:
+            state["offsets"] = GroupOffsets(settings, make_consumer)
+        try:
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_published}
+        except ConsumerNotStarted:
+            return
+        await check_progress(progress, state["offsets"], owned, time.monotonic(), runner.metrics.mark_trouble)
 
     @app.agent(topic, name="score-published")
     async def score_published(stream: faust.StreamT) -> None:
