@@ -101,7 +101,7 @@ def milvus_uri(tmp_path: Path) -> str:
 
 @pytest.fixture
 def rci_settings(kafka_broker: KafkaBroker, s3_server: S3Server, milvus_uri: str, tmp_path: Path) -> Settings:
-    """Settings wired to the session's broker and S3 server, with this test's own four topics
+    """Settings wired to the session's broker and S3 server, with this test's own five topics
     (created, `topic_partitions` partitions each) and its own S3 bucket. `object_store` stays
     `local`; use `rci_settings.model_copy(update={"object_store": "s3"})` for the S3 backend."""
     suffix = uuid.uuid4().hex[:8]
@@ -146,6 +146,7 @@ def _own_names(suffix: str) -> dict[str, str]:
         "topic_scores": f"rci.scores.{suffix}",
         "topic_dlq": f"video.published.dlq.{suffix}",
         "topic_shadow": f"rci.shadow.{suffix}",
+        "topic_reviews": f"rci.reviews.{suffix}",
         "worker_group": f"rci-worker-{suffix}",
         "shadow_group": f"rci-shadow-{suffix}",
     }

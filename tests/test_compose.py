@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from rci.core.settings import Settings, env_name
+from rci.streams.kafka import contract_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("worker", "shadow")
@@ -91,7 +92,7 @@ def test_topics_and_buckets_are_created_for_the_settings(compose: dict, service:
     settings = _settings(compose, service)
     topics_script = compose["services"]["kafka-init"]["command"][0]
     created = set(re.search(r"for topic in ([^;]+);", topics_script).group(1).split())
-    assert created == {settings.topic_published, settings.topic_scores, settings.topic_dlq, settings.topic_shadow}
+    assert created == set(contract_topics(settings))
     assert f"--partitions {settings.topic_partitions}" in topics_script
 
     buckets_script = compose["services"]["minio-init"]["command"][0]

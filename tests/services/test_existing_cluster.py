@@ -66,7 +66,7 @@ def cluster_settings(broker: KafkaBroker, pki: Path, milvus_uri: str, models: Pa
         kafka_ssl_cafile=pki / "ca.pem",
         kafka_extra={"client.id": "rci-worker", "session.timeout.ms": 30000},
         topic_published=f"video.published.{suffix}", topic_scores=f"rci.scores.{suffix}",
-        topic_dlq=f"video.published.dlq.{suffix}", topic_shadow=f"rci.shadow.{suffix}",
+        topic_dlq=f"video.published.dlq.{suffix}", topic_shadow=f"rci.shadow.{suffix}", topic_reviews=f"rci.reviews.{suffix}",
         worker_group=f"rci-worker-{suffix}", milvus_uri=milvus_uri, milvus_collection=f"rci_videos_{suffix}",
         data_dir=tmp_path / "rci", model_dir=models, media_allowed_prefixes=((tmp_path / "my-videos").as_uri() + "/",),
         metrics_port=free_port(),

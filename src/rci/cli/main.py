@@ -11,7 +11,7 @@ import os
 import typer
 
 from rci import __version__
-from rci.cli.commands import catalogue, corpus, demo, features, index, model, services, shadow, stream, topics, training, worker
+from rci.cli.commands import catalogue, corpus, demo, features, index, model, review, services, shadow, stream, topics, training, worker
 from rci.core.env_check import unknown_variables
 
 app = typer.Typer(
@@ -58,6 +58,7 @@ index.app.command("backfill")(catalogue.backfill)
 app.command("replay")(catalogue.replay)
 app.command("forget")(catalogue.forget)
 app.add_typer(topics.app, name="topics")
+app.command("review")(review.review)
 training.register(app)
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     topic_scores: str = "rci.scores"
     topic_dlq: str = "video.published.dlq"
     topic_shadow: str = "rci.shadow"
+    topic_reviews: str = "rci.reviews"
     topic_partitions: int = Field(6, ge=1, description="Partitions used when the project creates the topics.")
     topic_replication_factor: int = Field(
         -1, ge=-1, description="Replicas when the project creates the topics; -1: the cluster's default.replication.factor."
@@ -180,6 +181,13 @@ class Settings(BaseSettings):
 
     # --- shadow -------------------------------------------------------------------------------
     shadow_sample_rate: float = Field(0.01, ge=0.0, le=1.0)
+
+    # --- review page (rci review) --------------------------------------------------------------
+    review_host: str = Field("127.0.0.1", description="Bind address of `rci review` (loopback unless told otherwise).")
+    review_port: int = Field(8088, ge=0, le=65535, description="Port of `rci review`; 0 picks a free one.")
+    review_token: SecretStr | None = Field(
+        None, description="Bearer token a verdict must carry; unset, the review page is read-only.")
+    review_max_scores: int = Field(100_000, ge=100, description="Scores the review page keeps in memory (the newest).")
 
     # --- observability ----------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Bind address of the Prometheus endpoint (loopback by default).")

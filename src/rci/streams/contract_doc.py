@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 
 from rci.core.errors import RejectedEvent
-from rci.streams.contracts import CONTRACTS, DeadLetterRecord, PublishedEvent, ScoreRecord, ShadowRecord, parse_published
+from rci.streams.contracts import (
+    CONTRACTS, DeadLetterRecord, PublishedEvent, ReviewVerdict, ScoreRecord, ShadowRecord, parse_published,
+)
 from rci.streams.shadow.logic import shadow_record
 
 DEFAULT_DOC = Path("docs/contract.md")
@@ -53,6 +55,11 @@ _SCORE = ScoreRecord(
     scored_at="2026-11-22T10:05:01.234Z",
     latency_ms=1234.5,
 )
+_REVIEW = ReviewVerdict(
+    video_id=_SCORE.video_id, candidate_id=_SCORE.candidate_id, verdict="confirm",
+    reason="same clip, mirrored and re-captioned", reviewer="moderator-7", score=_SCORE.score, deboost=_SCORE.deboost,
+    model_version=_SCORE.model_version, reviewed_at="2026-11-22T11:40:12.000Z",
+)  # fmt: skip
 # A record outside producers really send by mistake: a space in video_id breaks the contract.
 _REJECTED_VALUE = json.dumps(
     {"schema_version": 1, "video_id": "my video 3", "media_uri": "s3://rci-media/videos/my video 3.mp4",
@@ -72,7 +79,7 @@ def _dead_letter() -> DeadLetterRecord:
     raise AssertionError("the example dead letter's record was accepted")  # pragma: no cover
 
 
-def example_records() -> dict[str, tuple[bytes, ShadowRecord | ScoreRecord | PublishedEvent | DeadLetterRecord]]:
+def example_records() -> dict[str, tuple[bytes, ShadowRecord | ScoreRecord | PublishedEvent | DeadLetterRecord | ReviewVerdict]]:
     """topic -> (record key, record) for each contract topic, every one valid under its model."""
     shadow = shadow_record(_SCORE, teacher_score=0.64, teacher_model_version="matchlm-stage1-944aed358e49",
                            scored_at="2026-11-22T10:05:03.020Z")  # fmt: skip
@@ -81,6 +88,7 @@ def example_records() -> dict[str, tuple[bytes, ShadowRecord | ScoreRecord | Pub
         "rci.scores": (_SCORE.video_id.encode(), _SCORE),
         "video.published.dlq": (b"my video 3", _dead_letter()),  # the original record's key
         "rci.shadow": (shadow.video_id.encode(), shadow),
+        "rci.reviews": (_SCORE.video_id.encode(), _REVIEW),
     }
     assert set(examples) == set(CONTRACTS)
     return examples

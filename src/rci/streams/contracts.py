@@ -136,11 +136,31 @@ class ShadowRecord(_Contract):
     scored_at: Rfc3339
 
 
+class ReviewVerdict(_Contract):
+    """`rci.reviews`: a moderator's verdict on one score, from `rci review`; verdicts become training labels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    video_id: VideoId
+    candidate_id: VideoId | None
+    verdict: Literal["confirm", "overturn"] = Field(
+        description="confirm: the score's decision stands; overturn: it was wrong (a deboost of an original, or a "
+                    "copy let through).")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    reviewer: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]
+    deboost: bool = Field(description="The decision the verdict is about.")
+    model_version: Annotated[str, StringConstraints(min_length=1)]
+    reviewed_at: Rfc3339
+
+
 CONTRACTS: dict[str, type[_Contract]] = {
     "video.published": PublishedEvent,
     "rci.scores": ScoreRecord,
     "video.published.dlq": DeadLetterRecord,
     "rci.shadow": ShadowRecord,
+    "rci.reviews": ReviewVerdict,
 }
 
 

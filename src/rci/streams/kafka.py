@@ -75,8 +75,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 
 
 def contract_topics(settings: Settings) -> tuple[str, ...]:
-    """The four topics of CONTRACT.md, under their configured names."""
-    return (settings.topic_published, settings.topic_scores, settings.topic_dlq, settings.topic_shadow)
+    """The five topics of docs/contract.md, under their configured names."""
+    return (settings.topic_published, settings.topic_scores, settings.topic_dlq, settings.topic_shadow,
+            settings.topic_reviews)
 
 
 def bootstrap_hosts(settings: Settings) -> list[str]:

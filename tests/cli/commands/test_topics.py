@@ -18,10 +18,11 @@ pytestmark = pytest.mark.integration
 
 
 def _fresh_topics(settings: Settings) -> Settings:
-    """`settings` with four topic names nobody created yet."""
+    """`settings` with five topic names nobody created yet."""
     suffix = uuid.uuid4().hex[:8]
     return settings.model_copy(update={"topic_published": f"t.published.{suffix}", "topic_scores": f"t.scores.{suffix}",
-                                       "topic_dlq": f"t.dlq.{suffix}", "topic_shadow": f"t.shadow.{suffix}"})  # fmt: skip
+                                       "topic_dlq": f"t.dlq.{suffix}", "topic_shadow": f"t.shadow.{suffix}",
+                                       "topic_reviews": f"t.reviews.{suffix}"})  # fmt: skip
 
 
 def _rci(settings: Settings, *args: str):  # noqa: ANN202
@@ -66,7 +67,7 @@ def test_create_dry_run_then_create_then_again(rci_settings: Settings) -> None:
 
     wider = _rci(settings, "topics", "create", "--partitions", "3")
     assert wider.exit_code == 0, wider.output
-    assert wider.output.count("exists with 2 partitions, 3 wanted: left as it is") == 4, wider.output
+    assert wider.output.count("exists with 2 partitions, 3 wanted: left as it is") == 5, wider.output
     assert all(len(cluster_metadata(settings).topics[t].partitions) == 2 for t in topics)  # never altered
 
     table = _rci(settings, "topics", "describe")

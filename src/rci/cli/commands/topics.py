@@ -1,4 +1,4 @@
-"""`rci topics create|describe`: the four contract topics on any cluster (a team's own Kafka included).
+"""`rci topics create|describe`: the five contract topics on any cluster (a team's own Kafka included).
 
 Creation goes through `rci.streams.kafka.ensure_topics`, the one way the project creates topics
 (`rci services up`, the demo and the tests use it too); the shape comes from the settings:
@@ -40,7 +40,7 @@ def create(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be created; create nothing."),
 ) -> None:
-    """Create the four topics that are missing; report the ones that exist (and how their shape differs).
+    """Create the five topics that are missing; report the ones that exist (and how their shape differs).
 
     Idempotent: run it again and every topic is reported as existing. Exits 1 when the cluster cannot be reached or refuses.
     """
@@ -82,7 +82,7 @@ def describe(
     as_json: bool = typer.Option(False, "--json", help="One JSON object: topic -> partitions, replication_factor, config."),
     all_configs: bool = typer.Option(False, "--all", help="Every topic config, not only the key ones and those set on the topic."),
 ) -> None:
-    """Partitions, replication factor and configs of each of the four topics (missing ones are named). Exits 1 if one is missing."""
+    """Partitions, replication factor and configs of each of the five topics (missing ones are named). Exits 1 if one is missing."""
     settings = settings_from_env()
     from rci.core.errors import RCIError
     from rci.streams.kafka import describe_topics

@@ -1,0 +1,1 @@
+"""The review page for moderators (`rci review`): recent scores, the evidence behind one, verdicts to rci.reviews."""

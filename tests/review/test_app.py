@@ -1,0 +1,128 @@
+"""The review page's web app over HTTP (aiohttp's test server, the verdict sink faked at the Kafka boundary):
+what each page shows, escaping, the token, bad requests. tests/review/test_review_e2e.py runs it for real."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from rci.core.errors import TransientError
+from rci.core.settings import Settings
+from rci.review.app import make_app, timeline
+from rci.review.index import ReviewIndex
+from rci.streams.contracts import ReviewVerdict
+from tests.review.conftest import dead_letter, event, score, shadow
+
+TOKEN = "s3cret-token"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[ReviewVerdict] = []
+        self.fail = False
+
+    async def __call__(self, record: ReviewVerdict) -> None:
+        if self.fail:
+            raise TransientError("broker down")
+        self.sent.append(record)
+
+
+@pytest.fixture
+def index() -> ReviewIndex:
+    index = ReviewIndex()
+    index.add_event(event("orig", title="an original"))
+    index.add_event(event("copy", title="<script>alert(1)</script> copy", sticker_text="wait & see"))
+    index.add_score(score("orig", 0.01, candidate_id=None, evidence={"matched_segments": []}))
+    copy = score("copy", 0.93)
+    index.add_score(copy)
+    index.add_shadow(shadow(copy, teacher=0.2, agree=False))
+    index.add_dead_letter("bad key", dead_letter(3))
+    return index
+
+
+async def client_for(index: ReviewIndex, sink: Sink, token: str | None = TOKEN) -> TestClient:
+    settings = Settings(review_token=SecretStr(token) if token else None)
+    client = TestClient(TestServer(make_app(settings, index, sink, ready=lambda: True)))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def client(index: ReviewIndex) -> AsyncIterator[tuple[TestClient, Sink]]:
+    sink = Sink()
+    client = await client_for(index, sink)
+    yield client, sink
+    await client.close()
+
+
+async def test_the_list_shows_every_scored_video_and_filters(client) -> None:
+    http, _ = client
+    page = await http.get("/")
+    html = await page.text()
+    assert page.status == 200 and page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert re.findall(r'<a href="/videos/([^"]+)">', html) == ["copy", "orig"]
+    disagree = await (await http.get("/?view=disagree")).text()
+    assert re.findall(r'<a href="/videos/([^"]+)">', disagree) == ["copy"]
+    dlq = await (await http.get("/?view=dlq")).text()
+    assert "invalid_json" in dlq and "bad key" in dlq
+    assert (await http.get("/?view=everything")).status == 400
+    assert (await http.get("/?page=x")).status == 400
+
+
+async def test_a_videos_page_shows_its_evidence_escaped(client) -> None:
+    http, _ = client
+    page = await http.get("/videos/copy")
+    html = await page.text()
+    assert page.status == 200
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; copy" in html
+    assert "wait &amp; see" in html and "an original" in html  # both titles, side by side
+    assert "0.2000 (matchlm-test): disagrees" in html
+    # the 2-6 s of an 8 s query and the 0-4 s of an 8 s candidate, as bars
+    assert 'style="left: 25.0%; width: 50.0%"' in html and 'style="left: 0.0%; width: 50.0%"' in html
+    assert (await http.get("/videos/nobody")).status == 404
+    assert (await http.get("/videos/..%2Fetc")).status == 404
+
+
+async def test_a_verdict_needs_the_token_and_lands_on_the_sink(client) -> None:
+    http, sink = client
+    form = {"verdict": "overturn", "reason": "a parody, not a copy", "reviewer": "mod-1"}
+    refused = await http.post("/videos/copy/verdict", data=form | {"token": "wrong"})
+    assert refused.status == 403 and sink.sent == []
+    assert (await http.post("/videos/copy/verdict", data=form)).status == 403
+    ok = await http.post("/videos/copy/verdict", data=form | {"token": TOKEN}, allow_redirects=False)
+    assert ok.status == 303 and ok.headers["Location"].startswith("/videos/copy?")
+    [sent] = sink.sent
+    assert (sent.video_id, sent.candidate_id, sent.verdict, sent.score, sent.deboost) == ("copy", "orig", "overturn", 0.93, True)
+    assert "a parody, not a copy" in await (await http.get("/videos/copy")).text()
+    by_header = await http.post("/videos/copy/verdict", data=form | {"verdict": "confirm"},
+                                headers={"Authorization": f"Bearer {TOKEN}"}, allow_redirects=False)  # fmt: skip
+    assert by_header.status == 303 and sink.sent[-1].verdict == "confirm"
+
+
+async def test_a_bad_verdict_or_a_down_broker_is_refused_with_a_reason(client) -> None:
+    http, sink = client
+    bad = await http.post("/videos/copy/verdict", data={"verdict": "maybe", "reason": "", "reviewer": "m", "token": TOKEN})
+    assert bad.status == 400 and "verdict" in await bad.text() and sink.sent == []
+    sink.fail = True
+    down = await http.post("/videos/copy/verdict", data={"verdict": "confirm", "reason": "r", "reviewer": "m", "token": TOKEN})
+    assert down.status == 503 and "try again" in await down.text()
+
+
+async def test_without_a_token_the_page_is_read_only(index: ReviewIndex) -> None:
+    sink = Sink()
+    http = await client_for(index, sink, token=None)
+    try:
+        assert "Read-only" in await (await http.get("/videos/copy")).text()
+        form = {"verdict": "confirm", "reason": "r", "reviewer": "m", "token": ""}
+        assert (await http.post("/videos/copy/verdict", data=form)).status == 403 and sink.sent == []
+    finally:
+        await http.close()
+
+
+def test_timeline_clips_segments_to_the_known_durations() -> None:
+    bars = timeline(score("x", 0.9, evidence={"matched_segments": [[2.0, 12.0, 1.0, 3.0]]}), 8.0, None)
+    assert bars.query == [(25.0, 75.0)] and bars.candidate == [(33.33, 66.67)]  # no duration: the segments' end
