@@ -62,3 +62,15 @@ def test_one_videos_page_gathers_both_events_the_shadow_and_its_verdicts() -> No
     [row] = index.page(View.ALL).rows
     assert row.verdict.verdict == "overturn"  # the verdict about this score's candidate, not another's
     assert index.video("nobody") is None
+
+
+def test_verdicts_become_labels_by_the_decision_they_judge_the_latest_winning() -> None:
+    from rci.review.export import labelled_pairs
+
+    def v(video: str, candidate: str | None, what: str, deboost: bool) -> ReviewVerdict:
+        return verdict(video, candidate, what).model_copy(update={"deboost": deboost})
+
+    rows = labelled_pairs([v("a", "o", "confirm", True), v("b", "o", "overturn", True), v("c", "o", "overturn", False),
+                           v("d", "o", "confirm", False), v("e", None, "confirm", True),
+                           v("a", "o", "overturn", True)])  # fmt: skip
+    assert {(r["query_id"], r["label"]) for r in rows} == {("a", 0), ("b", 0), ("c", 1), ("d", 0)}

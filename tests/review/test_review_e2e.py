@@ -3,6 +3,7 @@ token lands on rci.reviews, one without it is refused. (A headless-browser test 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,14 @@ def test_rci_review_shows_the_topics_and_writes_verdicts(rci_settings: Settings,
         [(topic, key, value)] = got
         verdict = ReviewVerdict.model_validate_json(value)
         assert (key, verdict.candidate_id, verdict.verdict, verdict.reviewer) == (b"copy-1", "orig-1", "overturn", "mod-7")
+
+        # the verdicts as training labels: an overturned deboost is a negative pair
+        out = tmp_path / "labels.jsonl"
+        exported = subprocess.run([sys.executable, "-m", "rci", "reviews", "export", str(out)], env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        [row] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert (row["query_id"], row["candidate_id"], row["label"]) == ("copy-1", "orig-1", 0)
     finally:
         server.terminate()
         assert server.wait(30) == 0, (tmp_path / "review.log").read_text()

@@ -59,6 +59,7 @@ app.command("replay")(catalogue.replay)
 app.command("forget")(catalogue.forget)
 app.add_typer(topics.app, name="topics")
 app.command("review")(review.review)
+app.add_typer(review.reviews_app, name="reviews")
 training.register(app)
 
 if __name__ == "__main__":
