@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
@@ -13,7 +14,9 @@ from pydantic import SecretStr
 from rci.core.errors import TransientError
 from rci.core.settings import Settings
 from rci.review.app import make_app, timeline
+from rci.inference.features import VideoFeatures
 from rci.review.index import ReviewIndex
+from rci.review.maps import visual_similarity
 from rci.streams.contracts import ReviewVerdict
 from tests.review.conftest import dead_letter, event, score, shadow
 
@@ -44,9 +47,26 @@ def index() -> ReviewIndex:
     return index
 
 
+def frames(video_id: str, rows: np.ndarray) -> VideoFeatures:
+    return VideoFeatures(video_id=video_id, encoder_version="e1", visual=rows.astype(np.float32),
+                         visual_mask=np.ones(len(rows), bool), audio=np.zeros(4, np.float32), has_audio=False,
+                         text=np.zeros((1, 4), np.float32), text_mask=np.zeros(1, bool), duration_s=float(len(rows)))  # fmt: skip
+
+
+ORIGINAL = np.random.default_rng(0).normal(size=(10, 16))
+STORE = {  # the feature store: "copy" is seconds 3-8 of "orig", slightly changed
+    ("orig", "e1"): frames("orig", ORIGINAL),
+    ("copy", "e1"): frames("copy", ORIGINAL[3:9] + 0.1 * np.random.default_rng(1).normal(size=(6, 16))),
+}
+
+
+async def from_store(video_id: str, encoder_version: str) -> VideoFeatures | None:
+    return STORE.get((video_id, encoder_version))
+
+
 async def client_for(index: ReviewIndex, sink: Sink, token: str | None = TOKEN) -> TestClient:
     settings = Settings(review_token=SecretStr(token) if token else None)
-    client = TestClient(TestServer(make_app(settings, index, sink, ready=lambda: True)))
+    client = TestClient(TestServer(make_app(settings, index, sink, ready=lambda: True, features=from_store)))
     await client.start_server()
     return client
 
@@ -126,3 +146,19 @@ async def test_without_a_token_the_page_is_read_only(index: ReviewIndex) -> None
 def test_timeline_clips_segments_to_the_known_durations() -> None:
     bars = timeline(score("x", 0.9, evidence={"matched_segments": [[2.0, 12.0, 1.0, 3.0]]}), 8.0, None)
     assert bars.query == [(25.0, 75.0)] and bars.candidate == [(33.33, 66.67)]  # no duration: the segments' end
+
+
+def test_the_visual_map_of_a_trimmed_copy_peaks_on_its_offset() -> None:
+    matrix = visual_similarity(STORE[("copy", "e1")], STORE[("orig", "e1")])
+    assert matrix.shape == (6, 10)
+    assert list(matrix.argmax(axis=1)) == [3, 4, 5, 6, 7, 8]  # copy second i is original second i + 3
+
+
+async def test_the_heat_map_is_served_from_the_feature_store_only(client, index: ReviewIndex) -> None:
+    http, _ = client
+    png = await http.get("/videos/copy/visual.png")
+    assert png.status == 200 and png.content_type == "image/png" and (await png.read()).startswith(b"\x89PNG")
+    assert '<img id="visual-map" src="/videos/copy/visual.png"' in await (await http.get("/videos/copy")).text()
+    assert (await http.get("/videos/orig/visual.png")).status == 404  # no candidate
+    index.add_score(score("gone", 0.9))  # scored, but its features left the store
+    assert (await http.get("/videos/gone/visual.png")).status == 404

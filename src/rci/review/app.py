@@ -2,6 +2,7 @@
 
     GET  /                               recent scores: ?view=all|deboosted|near|disagree|dlq&page=N
     GET  /videos/{video_id}              one score and its evidence, the teacher's score, verdicts
+    GET  /videos/{video_id}/visual.png   the frame-by-frame visual similarity to its candidate, as a heat map
     POST /videos/{video_id}/verdict      confirm or overturn (form: verdict, reason, reviewer, token)
     GET  /healthz                        200 once the reader runs
 
@@ -26,12 +27,16 @@ from pydantic import ValidationError
 from rci.core import rfc3339
 from rci.core.errors import TransientError
 from rci.core.settings import Settings
+from rci.inference.features import VideoFeatures
 from rci.review.index import ReviewIndex, View
+from rci.review.maps import heatmap_png, visual_similarity
+from rci.streams.components import encoder_version_of
 from rci.streams.contracts import VIDEO_ID_PATTERN, ReviewVerdict, ScoreRecord
 
 CSP = "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'"
 PER_PAGE = 50
 VerdictSink = Callable[[ReviewVerdict], Awaitable[None]]
+FeatureSource = Callable[[str, str], Awaitable[VideoFeatures | None]]  # (video_id, encoder version) -> features
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,10 @@ def timeline(score: ScoreRecord, query_s: float | None, candidate_s: float | Non
     return Timeline(bars([(s[0], s[1]) for s in segments], q_len), bars([(s[2], s[3]) for s in segments], c_len), q_len, c_len)
 
 
-def make_app(settings: Settings, index: ReviewIndex, publish_verdict: VerdictSink, ready: Callable[[], bool]) -> web.Application:
+def make_app(
+    settings: Settings, index: ReviewIndex, publish_verdict: VerdictSink, ready: Callable[[], bool],
+    features: FeatureSource,
+) -> web.Application:  # fmt: skip
     templates = Environment(loader=PackageLoader("rci.review"), autoescape=select_autoescape(default=True))
     token = settings.review_token.get_secret_value() if settings.review_token else None
 
@@ -90,6 +98,19 @@ def make_app(settings: Settings, index: ReviewIndex, publish_verdict: VerdictSin
         bars = timeline(detail.score, detail.event.duration_s if detail.event else None,
                         detail.candidate_event.duration_s if detail.candidate_event else None)  # fmt: skip
         return render("video.html", d=detail, bars=bars, message=request.query.get("message"))
+
+    async def visual_map(request: web.Request) -> web.Response:
+        """Only from the feature store, by the ids of a score the page knows: never a path from the request."""
+        detail = index.video(_video_id(request))
+        encoders = encoder_version_of(detail.score.model_version) if detail else None
+        if detail is None or detail.score.candidate_id is None or encoders is None:
+            raise web.HTTPNotFound(text="no candidate to compare with")
+        query = await features(detail.score.video_id, encoders)
+        candidate = await features(detail.score.candidate_id, encoders)
+        if query is None or candidate is None:
+            raise web.HTTPNotFound(text="features no longer in the feature store")
+        png = await asyncio.to_thread(heatmap_png, visual_similarity(query, candidate), query.video_id, candidate.video_id)
+        return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     async def verdict(request: web.Request) -> web.Response:
         video_id = _video_id(request)
@@ -134,6 +155,7 @@ def make_app(settings: Settings, index: ReviewIndex, publish_verdict: VerdictSin
     app.add_routes([
         web.get("/", scores),
         web.get("/videos/{video_id}", video),
+        web.get("/videos/{video_id}/visual.png", visual_map),
         web.post("/videos/{video_id}/verdict", verdict),
         web.get("/healthz", healthz),
     ])  # fmt: skip

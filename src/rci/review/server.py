@@ -10,6 +10,8 @@ from aiohttp import web
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.features.cache import FeatureCache
+from rci.storage.objects import make_object_store
 from rci.review.app import kafka_verdict_sink, make_app
 from rci.review.index import ReviewIndex
 from rci.review.reader import TopicReader
@@ -22,7 +24,8 @@ async def serve_review(settings: Settings, on_listening: Callable[[str], None] |
     index = ReviewIndex(settings.review_max_scores)
     reader = TopicReader(settings, index)
     reader.start()
-    app = make_app(settings, index, kafka_verdict_sink(settings), ready=reader.is_alive)
+    cache = FeatureCache(make_object_store(settings))
+    app = make_app(settings, index, kafka_verdict_sink(settings), ready=reader.is_alive, features=cache.get)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.review_host, settings.review_port)

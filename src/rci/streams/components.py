@@ -129,6 +129,12 @@ def model_version(scorer: ModelScorer, encoders: EncoderBundle) -> str:
     return f"{scorer.model_version}+enc.{encoders.version}"
 
 
+def encoder_version_of(served_model_version: str) -> str | None:
+    """The encoders' version inside a `model_version` of rci.scores (what `model_version` joined), or None."""
+    _, sep, encoders = served_model_version.rpartition("+enc.")
+    return encoders if sep and encoders else None
+
+
 async def open_serving_parts(settings: Settings) -> ServingParts:
     """Load models and open clients; call on the event loop that will use them."""
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
