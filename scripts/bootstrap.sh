@@ -21,6 +21,9 @@ ldconfig -p 2>/dev/null | grep -q libchromaprint.so.1 || need_apt+=(libchromapri
 command -v fpcalc >/dev/null || need_apt+=(libchromaprint-tools)
 # promtool (Debian's prometheus package): tests/ops checks the alert rules with it.
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# Headless Chromium and its WebDriver: the review page's browser test (tests/review/test_review_browser.py).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   echo "[bootstrap] apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -159,6 +159,8 @@ async def test_the_heat_map_is_served_from_the_feature_store_only(client, index:
     png = await http.get("/videos/copy/visual.png")
     assert png.status == 200 and png.content_type == "image/png" and (await png.read()).startswith(b"\x89PNG")
     assert '<img id="visual-map" src="/videos/copy/visual.png"' in await (await http.get("/videos/copy")).text()
+    numbers = await (await http.get("/videos/copy/visual.json")).json()
+    assert [max(range(10), key=row.__getitem__) for row in numbers["similarity"]] == [3, 4, 5, 6, 7, 8]
     assert (await http.get("/videos/orig/visual.png")).status == 404  # no candidate
     index.add_score(score("gone", 0.9))  # scored, but its features left the store
     assert (await http.get("/videos/gone/visual.png")).status == 404

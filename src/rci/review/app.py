@@ -3,6 +3,7 @@
     GET  /                               recent scores: ?view=all|deboosted|near|disagree|dlq&page=N
     GET  /videos/{video_id}              one score and its evidence, the teacher's score, verdicts
     GET  /videos/{video_id}/visual.png   the frame-by-frame visual similarity to its candidate, as a heat map
+    GET  /videos/{video_id}/visual.json  the same matrix as numbers (rows: this video's seconds)
     POST /videos/{video_id}/verdict      confirm or overturn (form: verdict, reason, reviewer, token)
     GET  /healthz                        200 once the reader runs
 
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import numpy as np
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
@@ -99,7 +101,7 @@ def make_app(
                         detail.candidate_event.duration_s if detail.candidate_event else None)  # fmt: skip
         return render("video.html", d=detail, bars=bars, message=request.query.get("message"))
 
-    async def visual_map(request: web.Request) -> web.Response:
+    async def _visual_matrix(request: web.Request) -> tuple[str, str, np.ndarray]:
         """Only from the feature store, by the ids of a score the page knows: never a path from the request."""
         detail = index.video(_video_id(request))
         encoders = encoder_version_of(detail.score.model_version) if detail else None
@@ -109,8 +111,16 @@ def make_app(
         candidate = await features(detail.score.candidate_id, encoders)
         if query is None or candidate is None:
             raise web.HTTPNotFound(text="features no longer in the feature store")
-        png = await asyncio.to_thread(heatmap_png, visual_similarity(query, candidate), query.video_id, candidate.video_id)
+        return query.video_id, candidate.video_id, visual_similarity(query, candidate)
+
+    async def visual_map(request: web.Request) -> web.Response:
+        png = await asyncio.to_thread(heatmap_png, *await _visual_matrix(request))
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    async def visual_numbers(request: web.Request) -> web.Response:
+        query_id, candidate_id, matrix = await _visual_matrix(request)
+        return web.json_response({"query_id": query_id, "candidate_id": candidate_id,
+                                  "similarity": np.round(matrix, 4).tolist()})  # fmt: skip
 
     async def verdict(request: web.Request) -> web.Response:
         video_id = _video_id(request)
@@ -156,6 +166,7 @@ def make_app(
         web.get("/", scores),
         web.get("/videos/{video_id}", video),
         web.get("/videos/{video_id}/visual.png", visual_map),
+        web.get("/videos/{video_id}/visual.json", visual_numbers),
         web.post("/videos/{video_id}/verdict", verdict),
         web.get("/healthz", healthz),
     ])  # fmt: skip

@@ -26,7 +26,7 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def heatmap_png(matrix: np.ndarray, query_id: str, candidate_id: str) -> bytes:
+def heatmap_png(query_id: str, candidate_id: str, matrix: np.ndarray) -> bytes:
     """The matrix as a heat map: query seconds down, candidate seconds across, brighter = more similar."""
     import matplotlib
 
