@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from rci.services.ports import free_port
 from rci.training.corpus.manifest import CorpusManifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3000)]
@@ -20,10 +26,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
 def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path, trained_model_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCI_")}
     # the models the demo trains come from the session's fixture (the same recipe, trained once)
-    env.update(RCI_DATA_DIR=str(tmp_path / "rci"), RCI_MODEL_DIR=str(trained_model_dir), COLUMNS="160")
-    run = subprocess.run([sys.executable, "-m", "rci", "demo"], env=env, capture_output=True, text=True,
-                         timeout=2700)  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    env.update(RCI_DATA_DIR=str(tmp_path / "rci"), RCI_MODEL_DIR=str(trained_model_dir), COLUMNS="160",
+               RCI_REVIEW_PORT=str(free_port()))  # fmt: skip
+    demo = subprocess.Popen([sys.executable, "-m", "rci", "demo", "--review"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
+    try:  # --review: after the report, the review page serves the demo's scores until Ctrl-C
+        deadline = time.monotonic() + 2700
+        while not (urls := re.findall(r"review page: (http://\S+)", "".join(lines))):
+            assert demo.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(1)
+        published = {e.video_id for e in CorpusManifest.load(tmp_path / "rci" / "media" / "corpus").events}
+        listed: set[str] = set()
+        until = time.monotonic() + 120  # the page reads rci.scores from the start: a moment to catch up
+        while listed != published and time.monotonic() < until:
+            with urllib.request.urlopen(urls[0], timeout=10) as page:
+                listed = set(re.findall(r'<a href="/videos/([^"]+)">', page.read().decode()))
+            time.sleep(1)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(120)
+    output = "".join(lines)
+    assert code == 0, output[-3000:]
 
     report = tmp_path / "rci" / "report"
     summary = json.loads((report / "summary.json").read_text())
@@ -36,4 +61,5 @@ def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path
     # are copies whose source retrieval did not find (README, "What to expect")
     assert summary["auc"] > 0.7, summary
     assert (report / "index.md").read_text().count("|") > 10 and (report / "scores.png").stat().st_size > 1000
-    assert "deboosted" in run.stdout
+    assert "deboosted" in output
+    assert listed == {e.video_id for e in sample.events}, listed  # the review page listed every scored video

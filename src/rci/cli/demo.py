@@ -45,6 +45,7 @@ class DemoOptions:
     timeout_s: float = 900.0
     retrain: bool = False
     keep_services: bool = False
+    review: bool = False  # after the report, serve the review page on the demo's topics until Ctrl-C
 
 
 @dataclass
@@ -135,10 +136,17 @@ class Demo:
             self._step("models", lambda: self._prepare_models(manifest))
             self._step("topics", self._create_topics)
             scores, dead = self._score_all(manifest)
+            result = self._report(manifest, scores, dead, started, data_dir)
+            if self.options.review:
+                self._serve_review()
         finally:
             if not self.options.keep_services:
                 milvus.stop()
                 broker.stop()
+        return result
+
+    def _report(self, manifest: CorpusManifest, scores: dict[str, ScoreRecord], dead: list[DeadLetterRecord],
+                started: float, data_dir: Path) -> DemoResult:  # fmt: skip
         truth = reproduction_truth(manifest)
         result = DemoResult(scores, dead, truth, time.perf_counter() - started, data_dir / "report",
                             stages=dict(self.stages))
@@ -147,6 +155,17 @@ class Demo:
         write_report(result, self.settings)
         self.console.print(f"\nreport: [bold]{result.report_dir / 'index.md'}[/]")
         return result
+
+    def _serve_review(self) -> None:
+        """The review page on this run's topics and feature store, until Ctrl-C or SIGTERM; then the services stop."""
+        import asyncio
+
+        from rci.review.server import serve_review
+
+        def listening(url: str) -> None:
+            self.console.print(f"review page: [bold]{url}[/] (Ctrl-C stops it and the demo's services)")
+
+        asyncio.run(serve_review(self.settings, on_listening=listening))
 
     # --- steps -------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ def demo(
     timeout_s: float | None = typer.Option(None, "--timeout-s", min=1.0, hidden=True, help="The old name of --timeout."),
     retrain: bool = typer.Option(False, help="Train the models again even if the model dir has them."),
     min_auc: float = typer.Option(0.0, min=0.0, max=1.0, help="Exit 1 if the scores' AUC is below this."),
+    review: bool = typer.Option(False, "--review", help="After the report, serve the review page (`rci review`) on "
+                                "the demo's topics until Ctrl-C, and print its address."),
 ) -> None:
     """Start Kafka, make sample media, train or load small models, publish, score, report.
 
@@ -26,7 +28,7 @@ def demo(
 
     settings = settings_from_env()
     options = DemoOptions(sources=sources, train_sources=train_sources, seed=seed, workers=workers,
-                          timeout_s=timeout if timeout_s is None else timeout_s, retrain=retrain)
+                          timeout_s=timeout if timeout_s is None else timeout_s, retrain=retrain, review=review)
     result = Demo(settings, options).run()
     if result.auc is not None and result.auc < min_auc:
         typer.secho(f"AUC {result.auc:.3f} is below --min-auc {min_auc}", fg=typer.colors.RED, err=True)
