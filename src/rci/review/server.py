@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 
+import numpy as np
 from aiohttp import web
 
 from rci.core.logs import get_logger
@@ -14,6 +15,7 @@ from rci.features.cache import FeatureCache
 from rci.storage.objects import make_object_store
 from rci.review.app import kafka_verdict_sink, make_app
 from rci.review.index import ReviewIndex
+from rci.review.maps import heatmap_png
 from rci.review.reader import TopicReader
 
 log = get_logger(__name__)
@@ -21,6 +23,8 @@ log = get_logger(__name__)
 
 async def serve_review(settings: Settings, on_listening: Callable[[str], None] | None = None) -> None:
     """Serve until a signal; `on_listening(url)` once the port is bound (port 0 picks a free one)."""
+    # matplotlib's first import and figure take ~1.5 s: paid at start, not by the first reviewer's heat map
+    await asyncio.to_thread(heatmap_png, "warm-up", "warm-up", np.eye(2, dtype=np.float32))
     index = ReviewIndex(settings.review_max_scores)
     reader = TopicReader(settings, index)
     reader.start()
