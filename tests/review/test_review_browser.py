@@ -2,7 +2,8 @@
 real worker scored: an original and a copy trimmed from its second 2, through the real broker, the demo's
 trained models and the local feature store. The list shows both videos; the copy's page shows its decision,
 the heat map image and the matched segments; the heat map's peak lies on the trim offset; a verdict with the
-token lands on rci.reviews, one with a wrong token is refused. Screenshots go to RCI_REVIEW_SCREENSHOTS
+token lands on rci.reviews, one with a wrong token is refused, and a replay then scores the copy again
+without deboosting it (the overturned verdict is remembered). Screenshots go to RCI_REVIEW_SCREENSHOTS
 (docs/figures when the README's pictures are refreshed by hand), else to the test's folder.
 """
 
@@ -121,8 +122,8 @@ def test_a_moderator_reviews_a_deboosted_trimmed_copy_in_chromium(
 
         def post_verdict(token: str) -> None:
             browser.get(base + "/videos/trimmed")
-            browser.find_element(By.CSS_SELECTOR, "input[name=verdict][value=confirm]").click()
-            browser.find_element(By.NAME, "reason").send_keys("the original's seconds 2-7, re-encoded")
+            browser.find_element(By.CSS_SELECTOR, "input[name=verdict][value=overturn]").click()
+            browser.find_element(By.NAME, "reason").send_keys("licensed re-upload by the original's author")
             browser.find_element(By.NAME, "reviewer").send_keys("moderator-1")
             browser.find_element(By.NAME, "token").send_keys(token)
             browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
@@ -130,12 +131,20 @@ def test_a_moderator_reviews_a_deboosted_trimmed_copy_in_chromium(
         post_verdict("not-the-token")
         assert "a verdict needs the review token" in browser.find_element(By.TAG_NAME, "body").text
         post_verdict(TOKEN)
-        wait_for(lambda: "verdict 'confirm' recorded" in browser.page_source, 30, "the verdict's confirmation")
+        wait_for(lambda: "verdict 'overturn' recorded" in browser.page_source, 30, "the verdict's confirmation")
         [(_, key, value)] = read_until(settings, [settings.topic_reviews], lambda r: len(r) >= 1, timeout_s=30)
         verdict = ReviewVerdict.model_validate_json(value)
-        assert (key, verdict.candidate_id, verdict.verdict, verdict.deboost) == (b"trimmed", "original", "confirm", True)
+        assert (key, verdict.candidate_id, verdict.verdict, verdict.deboost) == (b"trimmed", "original", "overturn", True)
     finally:
         browser.quit()
         server.terminate()
         server.wait(30)
         log.close()
+
+    # the overturn is remembered: a replay of the topic scores the copy again, but does not deboost it
+    replay = subprocess.run([sys.executable, "-m", "rci", "replay", "--since", "2000-01-01T00:00:00Z"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
+    again = [s for s in read_outputs(settings, expected_total=4, timeout_s=60).scores if s.video_id == "trimmed"]
+    assert [s.deboost for s in again] == [True, False], again
+    assert again[-1].score == again[0].score and again[-1].evidence.model_extra == {"review": "overturned"}

@@ -350,3 +350,28 @@ async def test_a_copy_of_a_copy_is_credited_to_the_original_when_both_score_as_m
     assert outcomes[2].retrieval_similarity < outcomes[1].retrieval_similarity  # reported for the credited one
     with pytest.raises(ValueError, match="score_top"):
         ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.6), score_top=0)
+
+
+async def test_a_deboost_a_moderator_overturned_is_not_given_again_on_redelivery_or_replay():
+    from rci.streams.reviews import ReviewedPairs
+    from rci.streams.contracts import ReviewVerdict
+
+    table = {"src": make_features("src", 6), "copy": make_features("copy", 6, 0.05)}
+    memo, reviewed = DictMemo(), ReviewedPairs()
+    pipeline = ScoringPipeline(MemoryFeatures(table), ExactIndex(), CosineScorer(), ModelInfo("m1", 0.9), memo=memo,
+                               overturned=reviewed.overturned)  # fmt: skip
+    await pipeline.index(await pipeline.process([event_record("src", 0, 1)]))
+    [first] = await pipeline.process([event_record("copy", 1, 9)])
+    assert first.score.deboost and first.score.candidate_id == "src"
+
+    def verdict(what: str) -> ReviewVerdict:
+        return ReviewVerdict(video_id="copy", candidate_id="src", verdict=what, reason="r", reviewer="m",
+                             score=first.score.score, deboost=True, model_version="m1", reviewed_at="2026-12-01T11:00:00Z")  # fmt: skip
+
+    reviewed.add(verdict("overturn"))
+    [again] = await pipeline.process([event_record("copy", 1, 9)])  # re-delivered: recalled from the memo
+    assert (again.score.deboost, again.score.score, again.score.evidence.model_extra) == (False, first.score.score, {"review": "overturned"})
+    assert memo.records[("copy", "m1", "file:///media/copy.mp4")].deboost  # the memo keeps the model's own decision
+    reviewed.add(verdict("confirm"))  # a later verdict confirms it after all: deboosted again
+    [third] = await pipeline.process([event_record("copy", 1, 9)])
+    assert third.score.deboost and not third.score.evidence.model_extra

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -237,6 +237,7 @@ class ScoringPipeline:
         memo: ScoreMemo | None = None,
         score_top: int = 1,
         credit_margin: float = 0.15,
+        overturned: Callable[[str, str], bool] | None = None,
     ) -> None:
         if score_top < 1:
             raise ValueError("score_top must be at least 1")
@@ -248,6 +249,7 @@ class ScoringPipeline:
         self._model = model
         self._metrics = metrics or WorkerMetrics()
         self._memo = memo
+        self._overturned = overturned  # (video, candidate) -> a moderator overturned its deboost (rci.streams.reviews)
 
     async def process(self, records: Sequence[InputRecord]) -> list[Outcome]:
         """Score a batch; one Outcome per record, in order. TransientError escapes (retry the batch)."""
@@ -262,10 +264,11 @@ class ScoringPipeline:
             await self._retrieve(pending)  # recalled videos stay in-batch candidates for the others
         with stage("matchlite"):
             await self._score([p for p in pending if p.memo is None])
-        outcomes = [self._outcome(p) for p in pending]
-        await self._remember([(o.score, p.event.media_uri) for o, p in zip(outcomes, pending, strict=True)
-                              if o.score and p.memo is None])
-        return outcomes
+        scores = [self._raw_score(p) for p in pending]
+        # the memo keeps the model's own decision; a moderator's verdict is applied on the way out, every time
+        await self._remember([(s, p.event.media_uri) for s, p in zip(scores, pending, strict=True)
+                              if s and p.memo is None])  # fmt: skip
+        return [self._outcome(p, s) for p, s in zip(pending, scores, strict=True)]
 
     async def _recall(self, pending: list[_Pending]) -> None:
         live = [p for p in pending if p.features is not None and p.rejection is None]
@@ -389,12 +392,24 @@ class ScoringPipeline:
 
     # --- output ---------------------------------------------------------------------------
 
-    def _outcome(self, p: _Pending) -> Outcome:
+    def _raw_score(self, p: _Pending) -> ScoreRecord | None:
         if p.rejection is not None or p.event is None or p.features is None:
+            return None
+        return p.memo or self._score_record(p)
+
+    def _outcome(self, p: _Pending, score: ScoreRecord | None) -> Outcome:
+        if score is None:
             rejection = p.rejection or RejectedEvent(RejectCode.SCHEMA_VIOLATION, "event could not be parsed")
             return Outcome(record=p.record, dead_letter=dead_letter(p.record, rejection))
-        score = p.memo or self._score_record(p)
-        return Outcome(record=p.record, score=score, event=p.event, features=p.features)
+        return Outcome(record=p.record, score=self._as_reviewed(score), event=p.event, features=p.features)
+
+    def _as_reviewed(self, score: ScoreRecord) -> ScoreRecord:
+        """Not deboosted against a candidate for which a moderator overturned that deboost (rci.reviews)."""
+        if not (score.deboost and score.candidate_id and self._overturned
+                and self._overturned(score.video_id, score.candidate_id)):  # fmt: skip
+            return score
+        evidence = Evidence(**score.evidence.model_dump(), review="overturned")
+        return score.model_copy(update={"deboost": False, "evidence": evidence})
 
     def _score_record(self, p: _Pending) -> ScoreRecord:
         score = float(np.clip(p.result.score, 0.0, 1.0)) if p.result else 0.0

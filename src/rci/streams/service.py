@@ -11,6 +11,7 @@ from rci.streams.components import ObjectStoreScoreMemo, ServingParts, open_serv
 from rci.streams.metrics import WorkerMetrics, serve_metrics
 from rci.streams.pipeline import ScoringPipeline
 from rci.streams.preflight import run_preflight
+from rci.streams.reviews import follow_reviews
 from rci.streams.sink import open_sink
 from rci.streams.worker import BatchRunner, run_worker
 
@@ -21,9 +22,12 @@ async def open_scoring_pipeline(settings: Settings, metrics: WorkerMetrics) -> t
     """The worker's scoring pipeline and the parts it holds open (`rci replay` scores through it too)."""
     parts = await open_serving_parts(settings)
     memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
+    # moderators' verdicts, read to the end before the first batch, then followed (a daemon thread)
+    reviewed, _follower = await asyncio.to_thread(follow_reviews, settings)
     pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
                                score_top=settings.retrieval_score_top,
-                               credit_margin=settings.retrieval_credit_margin)
+                               credit_margin=settings.retrieval_credit_margin,
+                               overturned=reviewed.overturned)  # fmt: skip
     return pipeline, parts
 
 
