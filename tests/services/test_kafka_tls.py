@@ -33,7 +33,7 @@ def _tls_settings(broker: KafkaBroker, pki: Path, client_cert: bool = True, **ex
         "kafka_bootstrap": broker.tls_bootstrap, "kafka_security_protocol": "SSL", "kafka_ssl_cafile": pki / "ca.pem",
         "kafka_auto_offset_reset": "earliest", "topic_published": f"video.published.{suffix}",
         "topic_scores": f"rci.scores.{suffix}", "topic_dlq": f"video.published.dlq.{suffix}",
-        "topic_shadow": f"rci.shadow.{suffix}", "topic_partitions": 1,
+        "topic_shadow": f"rci.shadow.{suffix}", "topic_reviews": f"rci.reviews.{suffix}", "topic_partitions": 1,
     }  # fmt: skip
     if client_cert:
         fields |= {"kafka_ssl_certfile": pki / "client.pem", "kafka_ssl_keyfile": pki / "client.key"}

@@ -32,7 +32,11 @@ def score_copy(settings: Settings, copy_id: str, media: Path, second: int) -> Sc
     produce(settings, [encode(published_event(copy_id, media, second=second))])
     summary = replay_scores(settings, since="2000-01-01T00:00:00Z", idle_timeout_s=30)
     assert copy_id in summary.scored_ids, summary.fields()
-    return next(r for r in reversed(score_records(settings, summary.read, timeout_s=30)) if r.video_id == copy_id)
+    # the scores topic holds every earlier replay's records too, over several partitions: read until the copy's
+    # (reading only as many records as this replay wrote could stop before reaching it)
+    mine = lambda r: r[2] is not None and ScoreRecord.model_validate_json(r[2]).video_id == copy_id  # noqa: E731
+    got = read_until(settings, [settings.topic_scores], lambda records: any(map(mine, records)), timeout_s=30)
+    return next(ScoreRecord.model_validate_json(value) for _, _, value in reversed(got) if mine((None, None, value)))
 
 
 def test_backfill_indexes_a_catalogue_without_scores_and_a_later_copy_matches_it(worker_settings: Settings) -> None:

@@ -10,9 +10,10 @@ executors so the event loop keeps the consumer's group membership alive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rci.inference.batcher import MicroBatcher
 from rci.inference.encoders.bundle import EncoderBundle
@@ -105,8 +106,11 @@ class ServingParts:
     model: ModelInfo
     cache: FeatureCache
     executor: Executor
+    background: list[Callable[[], None]] = field(default_factory=list)  # stops of helper threads (the verdicts' follower)
 
     async def aclose(self) -> None:
+        for stop in self.background:
+            await asyncio.to_thread(stop)
         await self.scorer.aclose()
         self.index.close()
         await self.features.aclose()  # the feature store's own (S3) client and the media S3 client

@@ -23,7 +23,9 @@ async def open_scoring_pipeline(settings: Settings, metrics: WorkerMetrics) -> t
     parts = await open_serving_parts(settings)
     memo = ObjectStoreScoreMemo(parts.cache.store)  # a re-delivered event gets its first score again
     # moderators' verdicts, read to the end before the first batch, then followed (a daemon thread)
-    reviewed, _follower = await asyncio.to_thread(follow_reviews, settings)
+    reviewed, follower = await asyncio.to_thread(follow_reviews, settings)
+    if follower is not None:
+        parts.background.append(follower.stop)
     pipeline = ScoringPipeline(parts.features, parts.index, parts.scorer, parts.model, metrics, memo,
                                score_top=settings.retrieval_score_top,
                                credit_margin=settings.retrieval_credit_margin,
