@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
 from benchmarks.outage import TcpProxy
 from benchmarks.record import machine_description, markdown_table, record
@@ -58,6 +58,7 @@ from rci.core.settings import Settings
 from rci.streams.contracts import DeadLetterRecord, ScoreRecord
 from rci.streams.kafka import make_consumer, make_producer, produce_with_backpressure
 from rci.streams.processes import ChildProcess
+from rci.streams.progress import GroupOffsets
 from rci.streams.worker import EXIT_INTERRUPTED
 
 log = get_logger(__name__)
@@ -264,20 +265,17 @@ class PartitionWatch:
     def __init__(self, settings: Settings, every_s: float = 2.0) -> None:
         self.every_s = every_s
         self.samples: list[tuple[float, dict[int, tuple[int, int]]]] = []  # (s, partition -> (committed, end))
-        self._consumer = make_consumer(settings, settings.worker_group)
-        topic = settings.topic_published
-        partitions = self._consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._offsets = GroupOffsets(settings, make_consumer)  # what the worker's own readiness check reads
+        self._partitions = self._offsets.partitions()
 
     def sample(self, at_s: float) -> None:
         if self.samples and at_s - self.samples[-1][0] < self.every_s:
             return
         try:
-            committed = self._consumer.committed(self._partitions, timeout=2)
-            ends = [self._consumer.get_watermark_offsets(tp, timeout=2, cached=False)[1] for tp in self._partitions]
+            read = self._offsets.read(self._partitions, timeout_s=2)
         except KafkaException:
             return
-        self.samples.append((at_s, {tp.partition: (max(tp.offset, 0), end) for tp, end in zip(committed, ends, strict=True)}))
+        self.samples.append((at_s, {p: (max(committed, 0), end) for p, (committed, end) in read.items()}))
 
     def stall_after(self, at_s: float) -> float:
         """The longest time from `at_s` until a partition with records waiting then had its commit move (or
@@ -303,7 +301,7 @@ class PartitionWatch:
         )  # fmt: skip
 
     def close(self) -> None:
-        self._consumer.close()
+        self._offsets.close()
 
 
 # --- producing ------------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class GroupOffsets:
         self._topic = settings.topic_published
         self._consumer = make_consumer(settings, settings.worker_group)
 
+    def partitions(self, timeout_s: float = 30.0) -> list[int]:
+        """Every partition of the topic, from the cluster's metadata."""
+        return sorted(self._consumer.list_topics(self._topic, timeout=timeout_s).topics[self._topic].partitions)
+
     def read(self, partitions: Collection[int], timeout_s: float = 5.0) -> Offsets:
         """Blocking; raises KafkaException when the broker does not answer in time."""
         owned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
