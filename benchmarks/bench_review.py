@@ -3,10 +3,14 @@
     .venv/bin/python -m benchmarks.bench_review --help
 
 A local Kafka broker (from the jars) holds `--scores` score records (and their publish events); `--pages`
-of them are pairs whose frame embeddings are in the local feature store, so their pages carry the visual
-heat map. `rci review` runs as a process; headless Chromium (Debian's chromium and chromedriver) with its
-cache disabled loads each of those pages `--rounds` times, and the browser's own Navigation Timing gives
-the time to the load event (HTML and the heat map PNG, rendered on request). Figures go to
+of them are pairs whose features (frame embeddings, audio fingerprints) and frame sheets are in the local
+feature store, so their pages carry 8 frames and the visual and audio heat maps. `rci review` runs as a
+process; headless Chromium (Debian's chromium and chromedriver) with its HTTP cache disabled loads each of
+those pages once (`--rounds` more times on request: Chromium's in-memory image cache keeps a page's images
+across navigations even with the HTTP cache disabled, so a second load of a page is not cold; the recorded
+figures load each page once), and the browser's own Navigation Timing gives the time to the load event (HTML, the
+frames cut from the sheets and both heat maps, rendered on request). Also measured: what storing a video's
+frame sheet costs the worker (rci.media.thumbnails, 32 frames of 224x224). Figures go to
 benchmarks/RESULTS.md with the machine.
 """
 
@@ -26,8 +30,11 @@ import numpy as np
 
 from benchmarks.record import markdown_table, record
 from rci.core.settings import Settings
-from rci.features.cache import FeatureCache
+from rci.features.cache import NO_URI, FeatureCache
 from rci.inference.features import VideoFeatures
+from rci.media.fingerprint import HOP_S
+from rci.media.synth import synthetic_picture
+from rci.media.thumbnails import contact_sheet
 from rci.services.kafka_broker import KafkaBroker
 from rci.services.kafka_jars import cache_root_from_env, ensure_jars
 from rci.services.ports import free_port
@@ -39,12 +46,33 @@ from rci.streams.processes import settings_env
 ENCODERS = "enc-bench"
 MODEL_VERSION = f"matchlite-bench+enc.{ENCODERS}"
 P95_GOAL_MS = 300.0
+IMAGES_PER_PAGE = 8 + 2  # 4 pairs of frames along the matched segment, the visual and the audio map
 
 
-def _features(video_id: str, frames: np.ndarray) -> VideoFeatures:
+def _features(video_id: str, frames: np.ndarray, fingerprint: np.ndarray) -> VideoFeatures:
     return VideoFeatures(video_id=video_id, encoder_version=ENCODERS, visual=frames.astype(np.float32),
-                         visual_mask=np.ones(len(frames), bool), audio=np.zeros(8, np.float32), has_audio=False,
-                         text=np.zeros((1, 8), np.float32), text_mask=np.zeros(1, bool), duration_s=float(len(frames)))  # fmt: skip
+                         visual_mask=np.ones(len(frames), bool), audio=np.zeros(8, np.float32), has_audio=True,
+                         text=np.zeros((1, 8), np.float32), text_mask=np.zeros(1, bool), duration_s=float(len(frames)),
+                         audio_fingerprint=fingerprint)  # fmt: skip
+
+
+def pictures(count: int, seed: int) -> np.ndarray:
+    """[count, 224, 224, 3] uint8: the generated pictures of rci.media.synth with camera-like noise on them
+    (flat blocks alone would flatter JPEG)."""
+    rng = np.random.default_rng(seed)
+    frames = np.stack([synthetic_picture(second, 224, 224, seed) for second in range(count)]).astype(np.float32)
+    return np.clip(frames + rng.normal(0, 12, size=frames.shape), 0, 255).astype(np.uint8)
+
+
+def sheet_cost(frames: int = 32, repeats: int = 20) -> tuple[float, int]:
+    """(ms, bytes) of one video's frame sheet, as the worker makes it."""
+    shots = pictures(frames, seed=7)
+    mask = np.ones(frames, bool)
+    contact_sheet(shots, mask)  # imports and first-use costs are paid once per worker, not per video
+    start = time.perf_counter()
+    for _ in range(repeats):
+        sheet = contact_sheet(shots, mask)
+    return 1000 * (time.perf_counter() - start) / repeats, len(sheet or b"")
 
 
 def _score(video_id: str, candidate_id: str, value: float, i: int) -> ScoreRecord:
@@ -60,11 +88,19 @@ def fill(settings: Settings, scores: int, pages: int, frames: int = 30) -> list[
     cache = FeatureCache(make_object_store(settings))
     measured = [f"page-{i:03d}" for i in range(pages)]
 
+    trim = int(round(5 / HOP_S))  # the copy starts 5 s into its source
+
     async def put_features() -> None:
-        for vid in measured:
+        for n, vid in enumerate(measured):
             original = rng.normal(size=(frames, 512))
-            await cache.put(_features(f"{vid}-source", original))
-            await cache.put(_features(vid, original[5:25] + 0.1 * rng.normal(size=(20, 512))))
+            printed = rng.integers(0, 2**32, size=int(frames / HOP_S), dtype=np.uint32)
+            await cache.put(_features(f"{vid}-source", original, printed))
+            await cache.put(_features(vid, original[5:25] + 0.1 * rng.normal(size=(20, 512)),
+                                      printed[trim : trim + int(20 / HOP_S)]))  # fmt: skip
+            shots = pictures(frames, seed=n)
+            for video_id, sheet in ((f"{vid}-source", contact_sheet(shots, np.ones(frames, bool))),
+                                    (vid, contact_sheet(shots[5:25], np.ones(20, bool)))):  # fmt: skip
+                await cache.put_frames(video_id, ENCODERS, NO_URI, sheet)
 
     asyncio.run(put_features())
     producer = make_producer(settings)
@@ -97,18 +133,22 @@ def chromium(profile: Path):  # noqa: ANN201 - selenium's WebDriver
 
 
 def measure(base: str, pages: list[str], rounds: int, profile: Path) -> list[float]:
-    """Load-event times (ms) of each page, `rounds` times, cache disabled."""
+    """Load-event times (ms) of each page but the first, `rounds` times, HTTP cache disabled (the first round
+    is cold). The first page warms the browser's image decoders and the server's threads up, unmeasured."""
     browser = chromium(profile)
     try:
-        browser.get(base + "/")  # the browser itself warmed up, not the pages
+        browser.get(base + "/")
+        warm_up, pages = pages[0], pages[1:]
+        browser.get(f"{base}/videos/{warm_up}")
         times = []
         for _ in range(rounds):
             for vid in pages:
                 browser.get(f"{base}/videos/{vid}")
                 ms = browser.execute_script("const [n] = performance.getEntriesByType('navigation'); return n.loadEventEnd;")
-                image_ok = browser.execute_script("const i = document.getElementById('visual-map'); return i && i.naturalWidth > 0;")
-                if not image_ok:
-                    raise RuntimeError(f"{vid}: the heat map did not load")
+                images = browser.execute_script(
+                    "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length;")
+                if images != IMAGES_PER_PAGE:
+                    raise RuntimeError(f"{vid}: {images} of {IMAGES_PER_PAGE} images loaded")
                 times.append(float(ms))
         return times
     finally:
@@ -135,8 +175,8 @@ def wait_listed(base: str, scores: int, timeout_s: float = 300.0) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_review", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scores", type=int, default=10_000, help="score records on rci.scores")
-    parser.add_argument("--pages", type=int, default=20, help="detail pages measured (each with a heat map)")
-    parser.add_argument("--rounds", type=int, default=3, help="loads of each page")
+    parser.add_argument("--pages", type=int, default=60, help="detail pages measured (each with 8 frames and 2 heat maps)")
+    parser.add_argument("--rounds", type=int, default=1, help="loads of each page (after the first, its images are warm)")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -150,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                                 review_port=free_port())  # fmt: skip
             ensure_topics(settings)
             t0 = time.monotonic()
-            pages = fill(settings, args.scores, args.pages)
+            pages = fill(settings, args.scores, args.pages + 1)  # + the warm-up page
             filled_s = time.monotonic() - t0
             env = {k: v for k, v in os.environ.items() if not k.startswith("RCI_")} | settings_env(settings)
             server = subprocess.Popen([sys.executable, "-m", "rci", "review"], env=env, stdout=subprocess.DEVNULL,
@@ -163,14 +203,19 @@ def main(argv: list[str] | None = None) -> int:
                 server.terminate()
                 server.wait(30)
             broker.stop()
+    sheet_ms, sheet_bytes = sheet_cost()
     p50, p95 = np.percentile(times, [50, 95])
     rows = [["scores on the topic", args.scores], ["detail pages x loads", f"{args.pages} x {args.rounds}"],
             ["load event, p50 (ms)", round(float(p50), 1)], ["load event, p95 (ms)", round(float(p95), 1)],
             ["load event, max (ms)", round(max(times), 1)], [f"p95 under {P95_GOAL_MS:.0f} ms", bool(p95 < P95_GOAL_MS)],
             ["time to list every score after start (s)", round(caught_up_s, 1)],
-            ["records produced in (s)", round(filled_s, 1)]]  # fmt: skip
-    body = ("A detail page with its visual heat map (rendered on request), cold cache (Chromium's cache disabled), "
-            "time to the load event from the browser's Navigation Timing.\n\n" + markdown_table(["figure", "value"], rows))  # fmt: skip
+            ["records produced in (s)", round(filled_s, 1)],
+            ["worker: one video's frame sheet, 32 frames (ms)", round(sheet_ms, 1)],
+            ["worker: one video's frame sheet (kB)", round(sheet_bytes / 1000, 1)]]  # fmt: skip
+    body = ("A detail page with 8 frames cut from the videos' sheets and the visual and audio heat maps (rendered "
+            "on request), cold cache (Chromium's cache disabled), time to the load event from the browser's "
+            "Navigation Timing. The sheet's cost is the worker's, per video, on generated pictures with noise "
+            "(one core).\n\n" + markdown_table(["figure", "value"], rows))  # fmt: skip
     if args.no_record:
         print(body)
     else:

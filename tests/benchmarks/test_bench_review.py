@@ -18,4 +18,4 @@ def test_a_small_run_measures_every_page_load(capsys: pytest.CaptureFixture[str]
     assert bench_review.main(["--scores", "300", "--pages", "2", "--rounds", "2", "--no-record"]) == 0
     printed = capsys.readouterr().out
     assert "| detail pages x loads | 2 x 2 |" in printed and "| scores on the topic | 300 |" in printed
-    assert "load event, p95 (ms)" in printed
+    assert "load event, p95 (ms)" in printed and "frame sheet, 32 frames (ms)" in printed

@@ -63,10 +63,12 @@ def media(tmp_path: Path) -> Path:
     return root
 
 
-def pipeline_for(media: Path, store: LocalObjectStore) -> tuple[FeaturePipeline, RecordingExtractor]:
+def pipeline_for(
+    media: Path, store: LocalObjectStore, keep_frames: bool = False
+) -> tuple[FeaturePipeline, RecordingExtractor]:
     extractor = RecordingExtractor()
     policy = MediaPolicy(allowed_prefixes=(media.as_uri() + "/",), max_frames=4)
-    return FeaturePipeline(extractor, FeatureCache(store), policy), extractor  # type: ignore[arg-type]
+    return FeaturePipeline(extractor, FeatureCache(store), policy, keep_frames=keep_frames), extractor  # type: ignore[arg-type]
 
 
 def videos(media: Path, *names: str) -> list[Video]:
@@ -158,3 +160,18 @@ def test_progress_counts_every_video_once() -> None:
     summary = ExtractionSummary(videos=3, encoded=1, already_cached=1)
     summary.rejected["v"] = MediaRejected(RejectCode.MEDIA_EMPTY, "zero bytes")
     assert summary.done == 3
+
+
+async def test_the_frames_sheet_is_stored_beside_the_features_when_asked(media: Path, tmp_path: Path) -> None:
+    from rci.media.thumbnails import FrameSheet
+
+    keeping, _ = pipeline_for(media, LocalObjectStore(tmp_path / "kept"), keep_frames=True)
+    [one, two] = videos(media, "clip0", "clip1")
+    await keeping.features_for(one)  # the worker's path
+    await keeping.extract_all([two])  # the batch path (backfill, index rebuild)
+    for video_id in ("clip0", "clip1"):
+        sheet = await keeping.cache.frames(video_id, "enc-1")
+        assert sheet is not None and FrameSheet(sheet).frames == 1, video_id  # a 1 s clip: 1 frame
+    plain, _ = pipeline_for(media, LocalObjectStore(tmp_path / "plain"))  # training: no frames written
+    await plain.features_for(one)
+    assert await plain.cache.frames("clip0", "enc-1") is None and await plain.cached("clip0") is not None

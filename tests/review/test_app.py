@@ -3,6 +3,7 @@ what each page shows, escaping, the token, bad requests. tests/review/test_revie
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,9 @@ from rci.core.settings import Settings
 from rci.review.app import make_app, timeline
 from rci.inference.features import VideoFeatures
 from rci.review.index import ReviewIndex
-from rci.review.maps import visual_similarity
+from rci.media.fingerprint import HOP_S
+from rci.media.thumbnails import contact_sheet
+from rci.review.maps import aligned_seconds, audio_similarity, visual_similarity
 from rci.streams.contracts import ReviewVerdict
 from tests.review.conftest import dead_letter, event, score, shadow
 
@@ -47,26 +50,46 @@ def index() -> ReviewIndex:
     return index
 
 
-def frames(video_id: str, rows: np.ndarray) -> VideoFeatures:
+def features_of(video_id: str, rows: np.ndarray, fingerprint: np.ndarray) -> VideoFeatures:
     return VideoFeatures(video_id=video_id, encoder_version="e1", visual=rows.astype(np.float32),
-                         visual_mask=np.ones(len(rows), bool), audio=np.zeros(4, np.float32), has_audio=False,
-                         text=np.zeros((1, 4), np.float32), text_mask=np.zeros(1, bool), duration_s=float(len(rows)))  # fmt: skip
+                         visual_mask=np.ones(len(rows), bool), audio=np.zeros(4, np.float32), has_audio=True,
+                         text=np.zeros((1, 4), np.float32), text_mask=np.zeros(1, bool), duration_s=float(len(rows)),
+                         audio_fingerprint=fingerprint)  # fmt: skip
 
 
-ORIGINAL = np.random.default_rng(0).normal(size=(10, 16))
+RNG = np.random.default_rng(0)
+ORIGINAL = RNG.normal(size=(10, 16))
+PRINT = RNG.integers(0, 2**32, size=int(10 / HOP_S), dtype=np.uint32)  # 10 s of sub-fingerprints
+TRIM = int(round(3 / HOP_S))  # the copy starts 3 s into the original
+COPY_PRINT = PRINT[TRIM : TRIM + int(6 / HOP_S)] ^ (1 << RNG.integers(0, 32, size=int(6 / HOP_S))).astype(np.uint32)
 STORE = {  # the feature store: "copy" is seconds 3-8 of "orig", slightly changed
-    ("orig", "e1"): frames("orig", ORIGINAL),
-    ("copy", "e1"): frames("copy", ORIGINAL[3:9] + 0.1 * np.random.default_rng(1).normal(size=(6, 16))),
+    ("orig", "e1"): features_of("orig", ORIGINAL, PRINT),
+    ("copy", "e1"): features_of("copy", ORIGINAL[3:9] + 0.1 * RNG.normal(size=(6, 16)), COPY_PRINT),
 }
+COLOURS = {"orig": 10, "copy": 200}  # each second's frame is a flat grey: base + 4 x second
+
+
+def sheet(video_id: str, seconds: int) -> bytes:
+    shades = COLOURS[video_id] + 4 * np.arange(seconds, dtype=np.uint8)
+    frames = np.broadcast_to(shades[:, None, None, None], (seconds, 224, 224, 3)).astype(np.uint8)
+    return contact_sheet(frames, np.ones(seconds, bool))
+
+
+SHEETS = {("orig", "e1"): sheet("orig", 10), ("copy", "e1"): sheet("copy", 6)}
 
 
 async def from_store(video_id: str, encoder_version: str) -> VideoFeatures | None:
     return STORE.get((video_id, encoder_version))
 
 
+async def frames_from_store(video_id: str, encoder_version: str) -> bytes | None:
+    return SHEETS.get((video_id, encoder_version))
+
+
 async def client_for(index: ReviewIndex, sink: Sink, token: str | None = TOKEN) -> TestClient:
     settings = Settings(review_token=SecretStr(token) if token else None)
-    client = TestClient(TestServer(make_app(settings, index, sink, ready=lambda: True, features=from_store)))
+    client = TestClient(TestServer(make_app(settings, index, sink, ready=lambda: True, features=from_store,
+                                             frames=frames_from_store)))
     await client.start_server()
     return client
 
@@ -164,3 +187,47 @@ async def test_the_heat_map_is_served_from_the_feature_store_only(client, index:
     assert (await http.get("/videos/orig/visual.png")).status == 404  # no candidate
     index.add_score(score("gone", 0.9))  # scored, but its features left the store
     assert (await http.get("/videos/gone/visual.png")).status == 404
+
+
+def test_the_audio_map_of_a_trimmed_copy_peaks_on_its_offset() -> None:
+    matrix = audio_similarity(STORE[("copy", "e1")], STORE[("orig", "e1")])
+    assert matrix.shape == (6, 10)
+    assert list(matrix.argmax(axis=1)) == [3, 4, 5, 6, 7, 8]
+    assert matrix.max() > 0.8 and np.median(matrix) < 0.3  # the copied stretch stands out of chance
+
+
+def test_frames_are_paired_along_the_matched_segments() -> None:
+    assert aligned_seconds([[2.0, 6.0, 0.0, 4.0]]) == [(2, 0), (3, 1), (4, 2), (5, 3)]
+    assert aligned_seconds([[0.0, 8.0, 0.0, 4.0]], per_segment=2) == [(0, 0), (4, 2)]  # a copy played 2x faster
+    assert len(aligned_seconds([[0.0, 8.0, 0.0, 8.0]] * 3, per_segment=8, limit=5)) == 5
+
+
+def shade(jpeg: bytes) -> float:
+    from PIL import Image
+
+    return float(np.asarray(Image.open(io.BytesIO(jpeg))).mean())
+
+
+async def test_both_videos_frames_are_cut_from_their_sheets(client) -> None:
+    http, _ = client
+    html = await (await http.get("/videos/copy")).text()
+    shown = re.findall(r'src="/videos/copy/frames/(video|candidate)/(\d+)\.jpg"', html)
+    # the copy's 2-6 s matched the original's 0-4 s: each row shows one second of each
+    assert shown == [("video", "2"), ("video", "3"), ("video", "4"), ("video", "5"),  # one row per video, the
+                     ("candidate", "0"), ("candidate", "1"), ("candidate", "2"), ("candidate", "3")]  # pairs aligned  # fmt: skip
+    for side, video_id, second in (("video", "copy", 4), ("candidate", "orig", 9)):
+        jpeg = await http.get(f"/videos/copy/frames/{side}/{second}.jpg")
+        assert jpeg.status == 200 and jpeg.content_type == "image/jpeg"
+        assert abs(shade(await jpeg.read()) - (COLOURS[video_id] + 4 * second)) < 2
+    assert (await http.get("/videos/copy/frames/video/6.jpg")).status == 404  # the copy has 6 frames
+    assert (await http.get("/videos/copy/frames/other/1.jpg")).status == 404
+    assert (await http.get("/videos/orig/frames/candidate/1.jpg")).status == 404  # no candidate
+
+
+async def test_the_audio_heat_map_is_served(client) -> None:
+    http, _ = client
+    png = await http.get("/videos/copy/audio.png")
+    assert png.status == 200 and (await png.read()).startswith(b"\x89PNG")
+    numbers = await (await http.get("/videos/copy/audio.json")).json()
+    assert [max(range(10), key=row.__getitem__) for row in numbers["similarity"]] == [3, 4, 5, 6, 7, 8]
+    assert (await http.get("/videos/copy/smell.png")).status == 404

@@ -1,7 +1,8 @@
 """The review page in headless Chromium (Debian's chromium and chromedriver, driven by Selenium), on what a
 real worker scored: an original and a copy trimmed from its second 2, through the real broker, the demo's
 trained models and the local feature store. The list shows both videos; the copy's page shows its decision,
-the heat map image and the matched segments; the heat map's peak lies on the trim offset; a verdict with the
+the matched segments, both videos' frames side by side (the same pictures, two seconds apart) and the visual
+and audio heat maps, whose peaks lie on the trim offset; a verdict with the
 token lands on rci.reviews, one with a wrong token is refused, and a replay then scores the copy again
 without deboosting it (the overturned verdict is remembered). Screenshots go to RCI_REVIEW_SCREENSHOTS
 (docs/figures when the README's pictures are refreshed by hand), else to the test's folder.
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,7 @@ TRIM_S = 2
 def original_and_trimmed_copy(folder: Path) -> tuple[Path, Path]:
     from rci.training.corpus.generate import make_corpus
 
-    corpus = make_corpus(folder / "corpus", n_sources=1, seed=23, reproductions_per_source=0, hard_negatives=False,
+    corpus = make_corpus(folder / "corpus", n_sources=1, seed=24, reproductions_per_source=0, hard_negatives=False,
                          unrelated_per_source=0, min_duration_s=8.0, max_duration_s=8.0, workers=1, progress=False)  # fmt: skip
     [event] = corpus.events
     original = folder / "original.mp4"
@@ -58,6 +60,20 @@ def chromium(user_data: Path):  # noqa: ANN201 - selenium's WebDriver
                  f"--user-data-dir={user_data}", "--window-size=1280,1100"):  # fmt: skip
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def frame_difference(base: str, video_second: int, candidate_second: int) -> float:
+    """Mean absolute pixel difference of the copy's frame and the original's frame the page set beside it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def pixels(side: str, second: int) -> np.ndarray:
+        with urllib.request.urlopen(f"{base}/videos/trimmed/frames/{side}/{second}.jpg", timeout=10) as reply:
+            return np.asarray(Image.open(io.BytesIO(reply.read())), dtype=np.float32)
+
+    return float(np.abs(pixels("video", video_second) - pixels("candidate", candidate_second)).mean())
 
 
 def wait_for(condition, timeout_s: float = 60.0, what: str = "") -> None:  # noqa: ANN001
@@ -113,12 +129,23 @@ def test_a_moderator_reviews_a_deboosted_trimmed_copy_in_chromium(
         wait_for(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", heat_map),
                  60, "the heat map image")  # fmt: skip
         assert browser.find_elements(By.CSS_SELECTOR, "#query-timeline span"), "no matched segment drawn"
+        images = browser.find_elements(By.CSS_SELECTOR, "#frames img, #audio-map")
+        wait_for(lambda: all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+                             for i in images), 60, "both videos' frames and the audio map")  # fmt: skip
+        second = lambda image: int(image.get_attribute("id").rsplit("-", 1)[1])  # noqa: E731 - frame-<side>-<second>
+        pairs = list(zip(map(second, browser.find_elements(By.CSS_SELECTOR, "#frames-video img")),
+                         map(second, browser.find_elements(By.CSS_SELECTOR, "#frames-candidate img")), strict=True))  # fmt: skip
+        assert len(pairs) >= 2 and all(c - q == TRIM_S for q, c in pairs), pairs  # the copy's second q is the original's q + 2
+        for q, c in pairs:  # side by side, the same picture
+            assert frame_difference(base, q, c) < 12, (q, c)
+        browser.set_window_size(1280, 1500)  # the whole page, maps included
         browser.save_screenshot(str(shots / "review-detail.png"))
 
-        browser.get(base + "/videos/trimmed/visual.json")
-        similarity = json.loads(browser.find_element(By.TAG_NAME, "body").text)["similarity"]
-        offsets = sorted(max(range(len(row)), key=row.__getitem__) - i for i, row in enumerate(similarity))
-        assert offsets[len(offsets) // 2] == TRIM_S, (offsets, similarity)  # the copy's second i is the original's i + 2
+        for modality in ("visual", "audio"):  # both maps peak on the trim: the copy's second i is the original's i + 2
+            with urllib.request.urlopen(f"{base}/videos/trimmed/{modality}.json", timeout=30) as reply:
+                similarity = json.loads(reply.read())["similarity"]
+            offsets = sorted(max(range(len(row)), key=row.__getitem__) - i for i, row in enumerate(similarity))
+            assert offsets[len(offsets) // 2] == TRIM_S, (modality, offsets, similarity)
 
         def post_verdict(token: str) -> None:
             browser.get(base + "/videos/trimmed")
@@ -129,7 +156,7 @@ def test_a_moderator_reviews_a_deboosted_trimmed_copy_in_chromium(
             browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
         post_verdict("not-the-token")
-        assert "a verdict needs the review token" in browser.find_element(By.TAG_NAME, "body").text
+        wait_for(lambda: "a verdict needs the review token" in browser.page_source, 30, "the refusal")
         post_verdict(TOKEN)
         wait_for(lambda: "verdict 'overturn' recorded" in browser.page_source, 30, "the verdict's confirmation")
         [(_, key, value)] = read_until(settings, [settings.topic_reviews], lambda r: len(r) >= 1, timeout_s=30)

@@ -43,7 +43,7 @@ def test_a_forgotten_video_is_no_longer_matched_and_its_files_are_gone(worker_se
     replay_scores(settings, since="2000-01-01T00:00:00Z", idle_timeout_s=30)
     held = objects(settings, "old1")
     assert {p.split("/")[0] for p in held} == {"features", "scores"}, held
-    assert any("/latest/" in p for p in held)
+    assert any("/latest/" in p for p in held) and any(p.endswith(".frames.jpg") for p in held)  # frames for reviews
     neighbour = objects(settings, "old2")
 
     env = {**settings_env(settings), "COLUMNS": "200"}
@@ -78,16 +78,16 @@ def test_a_forgotten_video_is_no_longer_matched_and_its_files_are_gone(worker_se
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_forget_matches_keys_exactly_on_each_object_store(rci_settings: Settings, backend: str) -> None:
-    """Only `<id>.<16 hex>.npz|json`, the legacy `<id>.npz` and the pointer go: never an id that starts like it."""
+    """Only `<id>.<16 hex>.npz|.frames.jpg|.json`, the legacy `<id>.npz` and the pointer go: never an id that starts like it."""
     import asyncio
 
     from rci.storage.objects import make_object_store
 
     settings = rci_settings.model_copy(update={"object_store": backend})
     mine = ["features/enc-a/v1.0123456789abcdef.npz", "features/enc-a/v1.npz", "features/enc-a/latest/v1.key",
-            "features/enc-b/v1.fedcba9876543210.npz", "scores/m+enc.e/v1.0123456789abcdef.json"]
+            "features/enc-b/v1.fedcba9876543210.npz", "features/enc-b/v1.fedcba9876543210.frames.jpg", "scores/m+enc.e/v1.0123456789abcdef.json"]
     others = ["features/enc-a/v1.x.0123456789abcdef.npz", "features/enc-a/latest/v1.x.key", "features/enc-a/v10.npz",
-              "scores/m+enc.e/v1.x.0123456789abcdef.json", "scores/m+enc.e/v1.notadigest.json"]  # fmt: skip
+              "features/enc-a/v1.x.0123456789abcdef.frames.jpg", "scores/m+enc.e/v1.x.0123456789abcdef.json", "scores/m+enc.e/v1.notadigest.json"]  # fmt: skip
 
     async def put_and_list(keys: list[str]) -> list[str]:
         store = make_object_store(settings)

@@ -9,6 +9,8 @@ Layout in the object store, one `VideoFeatures.to_bytes()` blob per entry:
 
     features/<encoder_version>/<video_id>.<uri digest>.npz   the features (`feature_key`)
     features/<encoder_version>/latest/<video_id>.key         the content key last stored for the id
+    features/<encoder_version>/<video_id>.<uri digest>.frames.jpg   the frames' contact sheet (`frames_key`),
+                                                             what the review page shows (rci.media.thumbnails)
 
 `<uri digest>` is the first 16 hex digits of the SHA-256 of `media_uri` (fixed length, so a key
 names exactly one (id, digest) pair). The encoder version is part of every key, so new encoders
@@ -42,6 +44,7 @@ log = get_logger(__name__)
 # What np.load / VideoFeatures.from_bytes raise on bytes that are not a complete feature record.
 _UNREADABLE = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)
 URI_DIGEST_HEX = 16
+FRAMES_SUFFIX = ".frames.jpg"
 NO_URI = ""  # callers that store features without a source (benchmarks): one entry per id
 
 
@@ -53,6 +56,11 @@ def uri_digest(media_uri: str) -> str:
 def feature_key(video_id: str, encoder_version: str, media_uri: str) -> str:
     """Where the features of `video_id` fetched from `media_uri` live (also stored in Milvus rows)."""
     return f"features/{encoder_version}/{video_id}.{uri_digest(media_uri)}.npz"
+
+
+def frames_key(video_id: str, encoder_version: str, media_uri: str) -> str:
+    """Where the contact sheet of the frames behind `feature_key(...)`'s features lives."""
+    return feature_key(video_id, encoder_version, media_uri).removesuffix(".npz") + FRAMES_SUFFIX
 
 
 def latest_key(video_id: str, encoder_version: str) -> str:
@@ -95,6 +103,21 @@ class FeatureCache:
         key = feature_key(features.video_id, features.encoder_version, media_uri)
         await self.store.put(key, features.to_bytes())
         await self.store.put(latest_key(features.video_id, features.encoder_version), key.encode("utf-8"))
+
+    async def put_frames(self, video_id: str, encoder_version: str, media_uri: str, sheet: bytes) -> None:
+        """Store the frames' contact sheet; written before the features, so the pointer never names features
+        whose frames are still on their way."""
+        await self.store.put(frames_key(video_id, encoder_version, media_uri), sheet)
+
+    async def frames(self, video_id: str, encoder_version: str) -> bytes | None:
+        """The contact sheet of the content last stored for the id; None when none was stored with it."""
+        key = await self._latest(video_id, encoder_version)
+        if key is None:
+            return None
+        try:
+            return await self.store.get(key.removesuffix(".npz") + FRAMES_SUFFIX)
+        except ObjectNotFound:
+            return None
 
     async def get_or_compute(
         self,

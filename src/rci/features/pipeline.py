@@ -26,6 +26,7 @@ from rci.media.decoded import DecodedMedia
 from rci.media.errors import MediaRejected
 from rci.media.policy import MediaPolicy
 from rci.media.reader import MediaReader
+from rci.media.thumbnails import contact_sheet
 from rci.storage.s3 import S3Client
 
 log = get_logger(__name__)
@@ -73,8 +74,10 @@ class FeaturePipeline:
         policy: MediaPolicy,
         s3: S3Client | None = None,
         executor: Executor | None = None,  # None: the event loop's default executor
+        keep_frames: bool = False,  # also store each video's contact sheet (the review page's frames)
     ) -> None:
         self.extractor = extractor
+        self.keep_frames = keep_frames
         self.cache = cache
         self.media = MediaReader(policy, s3, executor)
         self._executor = executor
@@ -123,6 +126,7 @@ class FeaturePipeline:
             for video in todo[start : start + batch_size]:
                 decoded = await self._decode_or_count_rejection(video, summary, report)
                 if decoded is not None:
+                    await self._store_frames(video.video_id, video.media_uri, decoded)
                     inputs.append(EncoderInput(video.video_id, decoded, video.text))
                     uris.append(video.media_uri)
             if inputs:
@@ -146,7 +150,16 @@ class FeaturePipeline:
 
     async def _encode_one(self, video: PublishedVideo) -> VideoFeatures:
         decoded = await self._decode(video)
+        await self._store_frames(video.video_id, video.media_uri, decoded)
         return await self._off_loop(self.extractor.encode_video, video.video_id, decoded, video.text)
+
+    async def _store_frames(self, video_id: str, media_uri: str, decoded: DecodedMedia) -> None:
+        """The frames' contact sheet, before the features that will point at it (rci.features.cache)."""
+        if not self.keep_frames:
+            return
+        sheet = await self._off_loop(contact_sheet, decoded.frames, decoded.frame_mask)
+        if sheet is not None:
+            await self.cache.put_frames(video_id, self.encoder_version, media_uri, sheet)
 
     async def _decode_or_count_rejection(
         self, video: PublishedVideo, summary: ExtractionSummary, report: ProgressCallback

@@ -4,6 +4,9 @@
     GET  /videos/{video_id}              one score and its evidence, the teacher's score, verdicts
     GET  /videos/{video_id}/visual.png   the frame-by-frame visual similarity to its candidate, as a heat map
     GET  /videos/{video_id}/visual.json  the same matrix as numbers (rows: this video's seconds)
+    GET  /videos/{video_id}/audio.png    the second-by-second audio fingerprint agreement (and audio.json)
+    GET  /videos/{video_id}/frames/{side}/{second}.jpg   a frame of the video (side `video`) or of its
+                                         candidate (`candidate`), cut from the sheet in the feature store
     POST /videos/{video_id}/verdict      confirm or overturn (form: verdict, reason, reviewer, token)
     GET  /healthz                        200 once the reader runs
 
@@ -31,7 +34,9 @@ from rci.core.errors import TransientError
 from rci.core.settings import Settings
 from rci.inference.features import VideoFeatures
 from rci.review.index import ReviewIndex, View
-from rci.review.maps import heatmap_png, visual_similarity
+from rci.review.recent import Recent
+from rci.media.thumbnails import FrameSheet
+from rci.review.maps import MAP_TITLES, SIMILARITY_MAPS, aligned_seconds, heatmap_png
 from rci.streams.components import encoder_version_of
 from rci.streams.contracts import VIDEO_ID_PATTERN, ReviewVerdict, ScoreRecord
 
@@ -39,6 +44,7 @@ CSP = "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; 
 PER_PAGE = 50
 VerdictSink = Callable[[ReviewVerdict], Awaitable[None]]
 FeatureSource = Callable[[str, str], Awaitable[VideoFeatures | None]]  # (video_id, encoder version) -> features
+FrameSource = Callable[[str, str], Awaitable[bytes | None]]  # (video_id, encoder version) -> contact sheet JPEG
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,12 @@ def timeline(score: ScoreRecord, query_s: float | None, candidate_s: float | Non
 
 def make_app(
     settings: Settings, index: ReviewIndex, publish_verdict: VerdictSink, ready: Callable[[], bool],
-    features: FeatureSource,
+    features: FeatureSource, frames: FrameSource,
 ) -> web.Application:  # fmt: skip
     templates = Environment(loader=PackageLoader("rci.review"), autoescape=select_autoescape(default=True))
+    # one load per record and sheet for all of a page's concurrent image requests (rci.review.recent)
+    recent_features = Recent(lambda key: features(*key))
+    recent_sheets = Recent(lambda key: _open_sheet(frames, *key))
     token = settings.review_token.get_secret_value() if settings.review_token else None
 
     def render(name: str, status: int = 200, **context: object) -> web.Response:
@@ -85,7 +94,7 @@ def make_app(
         def link(**changes: object) -> str:
             return "/?" + urlencode({"view": page.view.value, "page": page.number} | changes)
 
-        return render("list.html", page=page, counts=index.counts(), views=list(View), link=link)
+        return render("list.html", page=page, counts=page.counts, views=list(View), link=link)
 
     def _video_id(request: web.Request) -> str:
         video_id = request.match_info["video_id"]
@@ -99,28 +108,49 @@ def make_app(
             raise web.HTTPNotFound(text="no score for this video (yet)")
         bars = timeline(detail.score, detail.event.duration_s if detail.event else None,
                         detail.candidate_event.duration_s if detail.candidate_event else None)  # fmt: skip
-        return render("video.html", d=detail, bars=bars, message=request.query.get("message"))
+        pairs = aligned_seconds(detail.score.evidence.matched_segments) if detail.score.candidate_id else []
+        return render("video.html", d=detail, bars=bars, pairs=pairs, titles=MAP_TITLES, message=request.query.get("message"))
 
-    async def _visual_matrix(request: web.Request) -> tuple[str, str, np.ndarray]:
-        """Only from the feature store, by the ids of a score the page knows: never a path from the request."""
+    def _scored_pair(request: web.Request) -> tuple[str, str, str]:
+        """(video_id, candidate_id, encoder version) of a score the page knows, or 404."""
         detail = index.video(_video_id(request))
         encoders = encoder_version_of(detail.score.model_version) if detail else None
         if detail is None or detail.score.candidate_id is None or encoders is None:
             raise web.HTTPNotFound(text="no candidate to compare with")
-        query = await features(detail.score.video_id, encoders)
-        candidate = await features(detail.score.candidate_id, encoders)
+        return detail.score.video_id, detail.score.candidate_id, encoders
+
+    async def _matrix(request: web.Request) -> tuple[str, str, np.ndarray]:
+        """Only from the feature store, by the ids of a score the page knows: never a path from the request."""
+        similarity = SIMILARITY_MAPS.get(request.match_info["modality"])
+        if similarity is None:
+            raise web.HTTPNotFound(text="maps: visual, audio")
+        video_id, candidate_id, encoders = _scored_pair(request)
+        query, candidate = await asyncio.gather(recent_features.get((video_id, encoders)),
+                                                recent_features.get((candidate_id, encoders)))  # fmt: skip
         if query is None or candidate is None:
             raise web.HTTPNotFound(text="features no longer in the feature store")
-        return query.video_id, candidate.video_id, visual_similarity(query, candidate)
+        return query.video_id, candidate.video_id, await asyncio.to_thread(similarity, query, candidate)
 
-    async def visual_map(request: web.Request) -> web.Response:
-        png = await asyncio.to_thread(heatmap_png, *await _visual_matrix(request))
+    async def similarity_map(request: web.Request) -> web.Response:
+        png = await asyncio.to_thread(heatmap_png, *await _matrix(request))
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
-    async def visual_numbers(request: web.Request) -> web.Response:
-        query_id, candidate_id, matrix = await _visual_matrix(request)
+    async def similarity_numbers(request: web.Request) -> web.Response:
+        query_id, candidate_id, matrix = await _matrix(request)
         return web.json_response({"query_id": query_id, "candidate_id": candidate_id,
                                   "similarity": np.round(matrix, 4).tolist()})  # fmt: skip
+
+    async def frame(request: web.Request) -> web.Response:
+        """One second's frame of the scored video or of its candidate, from the sheet the worker stored."""
+        video_id, candidate_id, encoders = _scored_pair(request)
+        side, second = request.match_info["side"], int(request.match_info["second"])
+        if side not in ("video", "candidate"):
+            raise web.HTTPNotFound(text="frames of: video, candidate")
+        sheet = await recent_sheets.get((video_id if side == "video" else candidate_id, encoders))
+        jpeg = await asyncio.to_thread(sheet.frame, second) if sheet else None
+        if jpeg is None:
+            raise web.HTTPNotFound(text="no frame of that second in the feature store")
+        return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     async def verdict(request: web.Request) -> web.Response:
         video_id = _video_id(request)
@@ -165,12 +195,18 @@ def make_app(
     app.add_routes([
         web.get("/", scores),
         web.get("/videos/{video_id}", video),
-        web.get("/videos/{video_id}/visual.png", visual_map),
-        web.get("/videos/{video_id}/visual.json", visual_numbers),
+        web.get("/videos/{video_id}/{modality}.png", similarity_map),
+        web.get("/videos/{video_id}/{modality}.json", similarity_numbers),
+        web.get(r"/videos/{video_id}/frames/{side}/{second:\d{1,4}}.jpg", frame),
         web.post("/videos/{video_id}/verdict", verdict),
         web.get("/healthz", healthz),
     ])  # fmt: skip
     return app
+
+
+async def _open_sheet(frames: FrameSource, video_id: str, encoder_version: str) -> FrameSheet | None:
+    sheet = await frames(video_id, encoder_version)
+    return await asyncio.to_thread(FrameSheet, sheet) if sheet else None
 
 
 def kafka_verdict_sink(settings: Settings) -> VerdictSink:

@@ -43,6 +43,7 @@ class Page:
     total: int
     rows: list[Row]
     dead_letters: list[tuple[str, DeadLetterRecord]]  # (key, letter), for View.DEAD_LETTERED
+    counts: dict[str, int]  # videos in each view (the list's tabs), from the same rows as the page
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,17 @@ class ReviewIndex:
 
     # --- for the pages ---------------------------------------------------------------------------
     def page(self, view: View, number: int = 1, per_page: int = 50) -> Page:
+        """One page of a view, and every view's count: one pass over the newest scores."""
         with self._lock:
-            if view is View.DEAD_LETTERED:
-                letters = self._dead[::-1]
-                pages, number = _paging(len(letters), number, per_page)
-                chosen = letters[(number - 1) * per_page : number * per_page]
-                return Page(view, number, pages, len(letters), [], chosen)
-            rows = [self._row(history[-1]) for history in reversed(self._scores.values())]
-        rows = [row for row in rows if _shown(row, view)]
+            latest = [self._row(history[-1]) for history in reversed(self._scores.values())]
+            letters = self._dead[::-1]
+        counts = {v.value: (len(letters) if v is View.DEAD_LETTERED else sum(_shown(r, v) for r in latest)) for v in View}
+        if view is View.DEAD_LETTERED:
+            pages, number = _paging(len(letters), number, per_page)
+            return Page(view, number, pages, len(letters), [], letters[(number - 1) * per_page : number * per_page], counts)
+        rows = [row for row in latest if _shown(row, view)]
         pages, number = _paging(len(rows), number, per_page)
-        return Page(view, number, pages, len(rows), rows[(number - 1) * per_page : number * per_page], [])
+        return Page(view, number, pages, len(rows), rows[(number - 1) * per_page : number * per_page], [], counts)
 
     def video(self, video_id: str) -> VideoDetail | None:
         with self._lock:
@@ -119,12 +121,6 @@ class ReviewIndex:
                 verdicts=list(self._verdicts.get(video_id, [])),
                 history=list(history),
             )
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            latest = [self._row(history[-1]) for history in self._scores.values()]
-            dead = len(self._dead)
-        return {view.value: (dead if view is View.DEAD_LETTERED else sum(_shown(r, view) for r in latest)) for view in View}
 
     def _row(self, score: ScoreRecord) -> Row:
         verdicts = [v for v in self._verdicts.get(score.video_id, []) if v.candidate_id == score.candidate_id]

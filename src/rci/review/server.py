@@ -23,13 +23,14 @@ log = get_logger(__name__)
 
 async def serve_review(settings: Settings, on_listening: Callable[[str], None] | None = None) -> None:
     """Serve until a signal; `on_listening(url)` once the port is bound (port 0 picks a free one)."""
-    # matplotlib's first import and figure take ~1.5 s: paid at start, not by the first reviewer's heat map
+    # the colour map's lookup (matplotlib's first import, ~1 s): paid at start, not by the first reviewer's heat map
     await asyncio.to_thread(heatmap_png, "warm-up", "warm-up", np.eye(2, dtype=np.float32))
     index = ReviewIndex(settings.review_max_scores)
     reader = TopicReader(settings, index)
     reader.start()
     cache = FeatureCache(make_object_store(settings))
-    app = make_app(settings, index, kafka_verdict_sink(settings), ready=reader.is_alive, features=cache.get)
+    app = make_app(settings, index, kafka_verdict_sink(settings), ready=reader.is_alive, features=cache.get,
+                   frames=cache.frames)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.review_host, settings.review_port)

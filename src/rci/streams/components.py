@@ -165,7 +165,8 @@ def open_feature_pipeline(settings: Settings, encoders: EncoderBundle, executor:
     the media allow-list, an S3 client when media or features live in S3. `aclose()` it when done."""
     s3 = S3Client(s3_config(settings)) if _needs_s3(settings) else None
     cache = FeatureCache(make_object_store(settings))
-    return FeaturePipeline(FeatureExtractor(encoders), cache, media_policy(settings), s3, executor)
+    return FeaturePipeline(FeatureExtractor(encoders), cache, media_policy(settings), s3, executor,
+                           keep_frames=settings.review_frames)
 
 
 def open_candidate_index(settings: Settings, encoders: EncoderBundle) -> MilvusCandidateIndex:

@@ -5,8 +5,8 @@ What is removed, per video id, for every encoder and model version (not only the
 * the index: every vector of the id in each Milvus collection of RCI_MILVUS_COLLECTION
   (`rci.retrieval.erase`), so no later video is matched against it;
 * the feature store: `features/<enc>/<id>.<uri digest>.npz` (each content stored for the id), the
-  layout before content keys `features/<enc>/<id>.npz`, and the pointer `features/<enc>/latest/<id>.key`
-  (`rci.features.cache`);
+  layout before content keys `features/<enc>/<id>.npz`, the pointer `features/<enc>/latest/<id>.key`
+  and the frames' contact sheets `features/<enc>/<id>.<uri digest>.frames.jpg` (`rci.features.cache`);
 * the score memo: `scores/<model_version>/<id>.<uri digest>.json` (`components.ObjectStoreScoreMemo`),
   so a re-delivery or a replay of the old event is scored afresh instead of recalled.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from rci.core import rfc3339
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
-from rci.features.cache import URI_DIGEST_HEX
+from rci.features.cache import FRAMES_SUFFIX, URI_DIGEST_HEX
 from rci.retrieval.erase import erase_from_settings
 from rci.storage.objects import ObjectStore, make_object_store
 
@@ -125,6 +125,7 @@ async def _forget_objects(settings: Settings, ids: list[str]) -> list[Forgotten]
 async def _feature_keys(store: ObjectStore, encoder_version: str, video_id: str) -> list[str]:
     folder = f"features/{encoder_version}"
     keys = await _owned(store, f"{folder}/{video_id}.", ".npz")
+    keys += await _owned(store, f"{folder}/{video_id}.", FRAMES_SUFFIX)  # the frames the review page shows
     for extra in (f"{folder}/{video_id}.npz", f"{folder}/latest/{video_id}.key"):  # the legacy entry, the pointer
         if await store.exists(extra):
             keys.append(extra)
