@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -342,3 +343,34 @@ def test_a_file_grown_over_the_limit_after_its_check_is_refused(clip: Path) -> N
 
 def _no_frame_may_be_decoded(*_: object) -> None:
     raise AssertionError("a frame was decoded before the check")
+
+
+def test_skipping_nonreference_frames_decodes_fewer_and_keeps_each_second_close(tmp_path: Path, monkeypatch) -> None:
+    """RCI_MEDIA_SKIP_NONREF_FRAMES: H.264 with B-frames (libx264's defaults) decodes about half its frames,
+    and every second is still sampled, from a frame at most two frames from the one nearest the second."""
+    from dataclasses import replace
+
+    from tests.media.mediafactory import ffmpeg_cli
+
+    clip = tmp_path / "moving.mp4"
+    subprocess.run([ffmpeg_cli(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=6",
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(clip)], check=True)  # fmt: skip
+    decoded_frames: list[int] = []
+    add = rci.media.decode._FrameSampler.add
+    monkeypatch.setattr(rci.media.decode._FrameSampler, "add",
+                        lambda self, frame: (decoded_frames.append(1), add(self, frame))[1])  # fmt: skip
+
+    every = decode_media(clip, POLICY)
+    all_count = len(decoded_frames)
+    decoded_frames.clear()
+    fewer = decode_media(clip, replace(POLICY, skip_nonref_frames=True))
+
+    assert len(decoded_frames) < 0.7 * all_count, (len(decoded_frames), all_count)
+    assert (fewer.frame_mask == every.frame_mask).all() and fewer.frame_mask.sum() == 6
+    def apart(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.abs(x.astype(int) - y.astype(int)).mean())
+
+    for second in range(6):  # far nearer its own second's frame than the neighbouring seconds' (testsrc2 moves)
+        own = apart(fewer.frames[second], every.frames[second])
+        neighbours = [apart(fewer.frames[second], every.frames[k]) for k in (second - 1, second + 1) if 0 <= k < 6]
+        assert own < 0.5 * min(neighbours), (second, own, neighbours)

@@ -165,6 +165,8 @@ def _pick_streams(
                     f"{','.join(policy.allowed_codecs)})",
                 )
             stream.codec_context.thread_count = 1  # determinism; the caller parallelises across files
+            if stream.type == "video" and policy.skip_nonref_frames:
+                stream.codec_context.skip_frame = "NONREF"  # frames nothing refers to: never needed to decode others
             stream.codec_context.options = {"max_pixels": str(policy.max_pixels)}  # FFmpeg refuses larger pictures
     return video, audio
 
