@@ -56,3 +56,26 @@ def test_cuda_preferred_but_unusable_runs_on_the_cpu_with_a_warning(
     assert session_device(session) == "cpu"
     logged = capsys.readouterr()
     assert "cuda device present but onnx runtime runs on cpu" in logged.out + logged.err
+
+
+def test_sessions_use_the_cores_the_process_owns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, identity_model: Path
+) -> None:
+    monkeypatch.setattr(ort_session.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3, 4, 5})
+    cpu_max = tmp_path / "cpu.max"
+    assert ort_session.owned_cores(tmp_path / "absent") == 6  # no cgroup v2 file: the affinity
+    cpu_max.write_text("max 100000\n")
+    assert ort_session.owned_cores(cpu_max) == 6  # no quota
+    cpu_max.write_text("250000 100000\n")
+    assert ort_session.owned_cores(cpu_max) == 3  # 2.5 cores of quota, rounded up
+    cpu_max.write_text("50000 100000\n")
+    assert ort_session.owned_cores(cpu_max) == 1
+    seen: list[int] = []
+    real = ort_session.ort.InferenceSession
+    monkeypatch.setattr(ort_session, "owned_cores", lambda: 2)
+    monkeypatch.setattr(ort_session.ort, "InferenceSession",
+                        lambda model, sess_options, providers: seen.append(sess_options.intra_op_num_threads)
+                        or real(model, sess_options=sess_options, providers=providers))  # fmt: skip
+    open_session(identity_model, "cpu")
+    open_session(identity_model, "cpu", intra_op_threads=5)
+    assert seen == [2, 5]  # by default the owned cores; an explicit count wins

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
+import os
 import re
 import subprocess
 import sys
@@ -43,9 +45,11 @@ def resolve_device(device: Device | str) -> Literal["cpu", "cuda"]:
 def open_session(
     model: str | Path | bytes, device: Device | str = "auto", intra_op_threads: int = 0, inter_op_threads: int = 0
 ) -> ort.InferenceSession:
-    """An InferenceSession with full graph optimisation; threads 0 = ONNX Runtime's default."""
+    """An InferenceSession with full graph optimisation; intra-op threads 0 = the cores this process owns
+    (`owned_cores`: ONNX Runtime's own default counts the machine's cores, which oversubscribes a worker
+    confined by CPU affinity or a container's CPU quota)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
+    options.intra_op_num_threads = intra_op_threads or owned_cores()
     options.inter_op_num_threads = inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     wants_cuda = resolve_device(device) == "cuda"
@@ -61,6 +65,17 @@ def open_session(
     if wants_cuda and session_device(session) != "cuda":
         _cuda_fell_back(device, name)
     return session
+
+
+def owned_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (`<quota> <period>`,
+    rounded up) where one is set."""
+    cores = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return cores
 
 
 def _cuda_fell_back(device: Device | str, model_name: str) -> None:
