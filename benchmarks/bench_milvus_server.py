@@ -25,13 +25,14 @@ Figures go to benchmarks/RESULTS.md with the machine.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 from pymilvus import MilvusClient
 
 from benchmarks.bench_retrieval import clustered_vectors
@@ -67,27 +68,13 @@ def exact_best(queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
 
 
 def rss_mb(pid: int | None) -> float:
-    """Resident memory of a process and its children, MB (Linux /proc); 0 when unknown."""
+    """Resident memory of a process and its children, MB; 0 when unknown (as benchmarks.load reads it: psutil)."""
     if pid is None:
         return 0.0
-    total = 0
-    for task in [pid, *_children(pid)]:
-        try:
-            for line in Path(f"/proc/{task}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        found = [int(c) for t in os.listdir(f"/proc/{pid}/task") for c in
-                 Path(f"/proc/{pid}/task/{t}/children").read_text().split()]  # fmt: skip
-    except OSError:
-        return []
-    return found + [g for c in found for g in _children(c)]
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+    return 0.0
 
 
 def wait_indexed(uri: str, collection: str, rows: int, timeout_s: float = 3600.0) -> float:

@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     review_max_scores: int = Field(100_000, ge=100, description="Scores the review page keeps in memory (the newest).")
     review_frames: bool = Field(
         True, description="Store a small JPEG sheet of each video's sampled frames beside its features, "
-        "for the review page (a few ms and ~30-60 kB per video); false stores none.")
+        "for the review page (~5 ms and ~50-120 kB per video, benchmarks.bench_review); false stores none.")
 
     # --- observability ----------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Bind address of the Prometheus endpoint (loopback by default).")

@@ -60,7 +60,12 @@ def feature_key(video_id: str, encoder_version: str, media_uri: str) -> str:
 
 def frames_key(video_id: str, encoder_version: str, media_uri: str) -> str:
     """Where the contact sheet of the frames behind `feature_key(...)`'s features lives."""
-    return feature_key(video_id, encoder_version, media_uri).removesuffix(".npz") + FRAMES_SUFFIX
+    return _frames_beside(feature_key(video_id, encoder_version, media_uri))
+
+
+def _frames_beside(features_key: str) -> str:
+    """The contact sheet's key next to a features entry's key (same id and digest)."""
+    return features_key.removesuffix(".npz") + FRAMES_SUFFIX
 
 
 def latest_key(video_id: str, encoder_version: str) -> str:
@@ -115,7 +120,7 @@ class FeatureCache:
         if key is None:
             return None
         try:
-            return await self.store.get(key.removesuffix(".npz") + FRAMES_SUFFIX)
+            return await self.store.get(_frames_beside(key))
         except ObjectNotFound:
             return None
 

@@ -33,10 +33,10 @@ from rci.core import rfc3339
 from rci.core.errors import TransientError
 from rci.core.settings import Settings
 from rci.inference.features import VideoFeatures
-from rci.review.index import ReviewIndex, View
-from rci.review.recent import Recent
 from rci.media.thumbnails import FrameSheet
+from rci.review.index import ReviewIndex, View
 from rci.review.maps import MAP_TITLES, SIMILARITY_MAPS, aligned_seconds, heatmap_png
+from rci.review.recent import Recent
 from rci.streams.components import encoder_version_of
 from rci.streams.contracts import VIDEO_ID_PATTERN, ReviewVerdict, ScoreRecord
 

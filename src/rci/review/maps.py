@@ -4,7 +4,7 @@ Visual: S[i, j] = cosine(query frame i, candidate frame j) over the frame embedd
 second). Audio: A[i, j] = agreement of the Chromaprint sub-fingerprints of query second i and candidate second j
 at their best alignment (rci.media.fingerprint.second_similarity: 0 is chance, 1 identical bits; offsets and
 speed changes tolerated), the map MatchLite reads. A copied segment is a bright diagonal; a trimmed copy's
-diagonal starts at its offset into the original. Pure numpy, then one PNG with matplotlib (no display).
+diagonal starts at its offset into the original. Pure numpy, then one PNG drawn with Pillow (`heatmap_png`).
 
 `aligned_seconds` picks the pairs of seconds whose frames the page shows side by side: points along each
 matched segment, the query's second and the candidate's second it was matched to.
@@ -17,6 +17,7 @@ import io
 import math
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from rci.inference.features import VideoFeatures
 from rci.media.fingerprint import HOP_S, second_similarity
@@ -85,8 +86,6 @@ def heatmap_png(query_id: str, candidate_id: str, matrix: np.ndarray) -> bytes:
     Drawn with Pillow cell by cell (a few ms; a matplotlib figure took ~200 ms, and a page shows two). The
     colour scale runs from min(0, lowest value) to 1, as the bar on the right says.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     shown = matrix if matrix.size else np.zeros((1, 1), np.float32)
     low = min(0.0, float(shown.min()))
     levels = np.clip((shown - low) / (1.0 - low), 0.0, 1.0)
@@ -117,12 +116,11 @@ def _tick_step(count: int) -> int:
     return 200
 
 
-def _colour_bar(canvas: object, draw: object, font: object, low: float) -> None:
-    from PIL import Image
-
+def _colour_bar(canvas: Image.Image, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+                low: float) -> None:  # fmt: skip
     ramp = _palette()[np.linspace(255, 0, PLOT_H).round().astype(np.uint8)]  # top: 1.0
     bar = Image.fromarray(np.repeat(ramp[:, None, :], 12, axis=1))
     left = LEFT + PLOT_W + 10
-    canvas.paste(bar, (left, TOP))  # type: ignore[attr-defined]
+    canvas.paste(bar, (left, TOP))
     for value, y in ((1.0, TOP), ((1.0 + low) / 2, TOP + PLOT_H / 2), (low, TOP + PLOT_H)):
-        draw.text((left + 16, y), f"{value:.1f}", fill="black", font=font, anchor="lm")  # type: ignore[attr-defined]
+        draw.text((left + 16, y), f"{value:.1f}", fill="black", font=font, anchor="lm")
