@@ -255,3 +255,25 @@ def test_background_levels_take_frame_cosines_relative_to_unrelated_media(tmp_pa
     torch.testing.assert_close(loaded.background, model.background)
     diffs = export_and_verify(loaded, tmp_path / "m.onnx")
     assert max(diffs.values()) < 1e-3
+
+
+def test_two_view_frames_give_the_best_view_pair_in_torch_numpy_and_onnx(tmp_path):
+    """S^v of a model built for two views per frame is rci.inference.features.frame_similarity, in the
+    exported graph too; a features record with another view count is refused before scoring."""
+    from rci.inference.features import frame_similarity
+    from rci.inference.onnx_export import export_and_verify
+    from rci.inference.runtime import InvalidFeatures, check_features
+
+    query, candidate = (replace(make_features(name, seed), visual_views=2) for name, seed in (("q", 1), ("c", 2)))
+    model = small_model(visual_views=2, pair_features=False, background_frames=16)
+    model.set_background(torch.randn(16, SPEC.visual_dim))
+    batch = {k: torch.from_numpy(v) for k, v in collate_pairs([(query, candidate)]).items()}
+    with torch.no_grad():
+        s_v = model(batch).visual_similarity[0]
+    m, n = int(query.visual_mask.sum()), int(candidate.visual_mask.sum())
+    expected = frame_similarity(query.visual[:m], candidate.visual[:n], views=2)
+    np.testing.assert_allclose(s_v[:m, :n].numpy(), expected, atol=1e-5)
+    assert not np.allclose(expected, frame_similarity(query.visual[:m], candidate.visual[:n], views=1), atol=1e-3)
+    assert max(export_and_verify(model, tmp_path / "m.onnx").values()) < 1e-3
+    with pytest.raises(InvalidFeatures, match="views per frame"):
+        check_features(replace(query, visual_views=1), model.config)

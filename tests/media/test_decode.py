@@ -19,7 +19,7 @@ from tests.media.mediafactory import (
 )
 
 import rci.media.decode
-from rci.media.decode import decode_media, square_rgb
+from rci.media.decode import decode_media, square_rgb, whole_size
 from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE
 from rci.media.errors import MediaRejected
 from rci.media.logmel import log_mel_spectrogram
@@ -68,8 +68,7 @@ def test_frames_stop_at_max_frames(tmp_path: Path) -> None:
 def test_each_frame_shows_its_own_second(clip: Path) -> None:
     # The synthetic clip shows a different picture every second; frame k must match second k's.
     decoded = decode_media(clip, POLICY)
-    pictures = [av.VideoFrame.from_ndarray(synthetic_picture(s, 64, 48, 0), format="rgb24") for s in range(3)]
-    expected = [square_rgb(picture) for picture in pictures]
+    expected = [square_rgb(synthetic_picture(s, 64, 48, 0)) for s in range(3)]
     for k in range(3):
         errors = [np.abs(decoded.frames[k].astype(int) - e.astype(int)).mean() for e in expected]
         assert int(np.argmin(errors)) == k, errors
@@ -89,9 +88,30 @@ def test_centre_square_crop_keeps_the_middle(tmp_path: Path) -> None:
     # Left third black, middle white, right third black: the centre crop of a 3:1 frame is all white.
     picture = np.zeros((64, 192, 3), np.uint8)
     picture[:, 64:128] = 255
-    out = square_rgb(av.VideoFrame.from_ndarray(picture, format="rgb24"))
+    out = square_rgb(picture)
     assert out.shape == (FRAME_SIZE, FRAME_SIZE, 3)
     assert out.min() >= 250
+
+
+def test_whole_frames_keep_the_aspect_and_every_side_of_the_picture(tmp_path: Path) -> None:
+    # 64x48 (4:3) clip: the whole frame is 224 x 168, and shows the same second's picture as the square.
+    clip = write_test_video(tmp_path / "wide.mp4", duration_s=3.0, width=64, height=48, with_audio=False)
+    decoded = decode_media(clip, POLICY)
+    assert decoded.wholes is not None
+    assert decoded.wholes.shape == (POLICY.max_frames, 168, 224, 3)
+    real = decoded.frame_mask.sum()
+    assert decoded.wholes[real:].max() == 0  # padding rows stay zero, as the squares' do
+    expected = [av.VideoFrame.from_ndarray(synthetic_picture(s, 64, 48, 0), format="rgb24")
+                .reformat(width=224, height=168, format="rgb24").to_ndarray() for s in range(3)]
+    for k in range(3):
+        errors = [np.abs(decoded.wholes[k].astype(int) - e.astype(int)).mean() for e in expected]
+        assert int(np.argmin(errors)) == k, errors
+
+
+@pytest.mark.parametrize(("width", "height", "expected"), [
+    (1280, 720, (224, 128)), (720, 1280, (128, 224)), (500, 500, (224, 224)), (4000, 10, (224, 8))])
+def test_whole_size_keeps_the_aspect_on_a_multiple_of_eight(width: int, height: int, expected: tuple[int, int]) -> None:
+    assert whole_size(width, height) == expected
 
 
 # --- audio ----------------------------------------------------------------------------------

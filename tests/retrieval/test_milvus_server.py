@@ -136,7 +136,7 @@ def test_every_contract_valid_value_round_trips_through_the_index_on_a_server(se
         items = [(e, features(e, next(seeds))) for e in events]  # vectors unlike any earlier example's
         asyncio.run(index.add(items))
         later = "9999-12-31T23:59:59.999Z"
-        probes = [SearchQuery(f"probe-{i}", query_vectors(f.visual, f.visual_mask, spec), later)
+        probes = [SearchQuery(f"probe-{i}", query_vectors(f.visual, f.visual_mask, spec, f.visual_views), later)
                   for i, (_, f) in enumerate(items)]
         hits = store.search(probes, top_k=1)
         for (event, _), found in zip(items, hits, strict=True):

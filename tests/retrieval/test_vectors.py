@@ -68,3 +68,16 @@ def test_the_settings_flag_selects_the_granularity():
 
     assert VectorSpec.from_settings(Settings()).granularity is Granularity.CLIP
     assert VectorSpec.from_settings(Settings(retrieval_granularity="video")).kind == "video-mean"
+
+
+def test_each_view_of_a_frame_is_its_own_vector():
+    rng = np.random.default_rng(3)
+    centre, whole = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(5, 8)).astype(np.float32)
+    mask = np.array([True] * 4 + [False])
+    vecs = index_vectors(np.concatenate([centre, whole], axis=1), mask, VectorSpec(), views=2)
+    assert vecs.shape == (8, 8)  # 4 real frames x 2 views, each view's own width
+    np.testing.assert_allclose(vecs[:4], index_vectors(centre, mask, VectorSpec()), rtol=1e-6)
+    np.testing.assert_allclose(vecs[4:], index_vectors(whole, mask, VectorSpec()), rtol=1e-6)
+    assert query_vectors(np.concatenate([centre, whole], axis=1), mask, VectorSpec(), views=2).shape == (8, 8)
+    with pytest.raises(InvalidRecord):
+        index_vectors(np.zeros((4, 7), np.float32), np.ones(4, bool), VectorSpec(), views=2)

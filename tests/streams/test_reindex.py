@@ -44,7 +44,7 @@ def cached_features(settings: Settings, video_ids: list[str], version: str) -> d
 def nearest_to_own_vectors(settings: Settings, bundle: EncoderBundle, features: dict[str, VideoFeatures]):
     """Each video's top hits when searched with its own vectors under another id (a search never returns the query)."""
     spec = VectorSpec.from_settings(settings)
-    queries = [SearchQuery(f"probe-{vid}", query_vectors(f.visual, f.visual_mask, spec), LATER) for vid, f in features.items()]
+    queries = [SearchQuery(f"probe-{vid}", query_vectors(f.visual, f.visual_mask, spec, f.visual_views), LATER) for vid, f in features.items()]
     dim = bundle.feature_spec(settings.media_max_frames).visual_dim
     with MilvusVectorStore.from_settings(settings, encoder_version=bundle.version, dim=dim) as store:
         hits = store.search(queries, top_k=3)

@@ -17,7 +17,8 @@ import numpy as np
 class FeatureSpec:
     """Widths and lengths of the features; MatchLite's config must agree with these."""
 
-    visual_dim: int = 128  # per-frame embedding (Swin-T projected)
+    visual_dim: int = 128  # per-frame embedding (Swin-T projected); all views side by side
+    visual_views: int = 1  # views of each frame in visual_dim (2: centre square | whole frame, see frame_similarity)
     audio_dim: int = 768  # Whisper-small encoder, mean pooled
     text_dim: int = 384  # MiniLM token embeddings
     max_frames: int = 32  # M: frames at 1 fps, zero padded
@@ -37,6 +38,8 @@ class VideoFeatures:
     duration_s: float
     # [T] uint32 Chromaprint sub-fingerprints, one every ~0.124 s (rci.media.fingerprint); empty without audio
     audio_fingerprint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
+    # how many views of each frame `visual` holds side by side, each visual_dim / visual_views wide
+    visual_views: int = 1
 
     @property
     def has_visual(self) -> bool:
@@ -75,6 +78,7 @@ class VideoFeatures:
             text=self.text.astype(np.float32),
             text_mask=self.text_mask.astype(bool),
             audio_fingerprint=np.asarray(self.audio_fingerprint, dtype=np.uint32),
+            visual_views=np.array(self.visual_views),
         )
         return buf.getvalue()
 
@@ -93,15 +97,46 @@ class VideoFeatures:
                 text_mask=z["text_mask"],
                 duration_s=float(duration),
                 audio_fingerprint=z["audio_fingerprint"] if "audio_fingerprint" in z.files else np.zeros(0, np.uint32),
+                visual_views=int(z["visual_views"]) if "visual_views" in z.files else 1,
             )
 
     def spec_dict(self) -> dict[str, int]:
         return asdict(
             FeatureSpec(
                 visual_dim=self.visual.shape[1],
+                visual_views=self.visual_views,
                 audio_dim=self.audio.shape[0],
                 text_dim=self.text.shape[1],
                 max_frames=self.visual.shape[0],
                 text_tokens=self.text.shape[0],
             )
         )
+
+
+def real_frame_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarray:
+    """[real query frames, real candidate frames] similarities (frame_similarity over the views)."""
+    if query.visual_views != candidate.visual_views:
+        raise ValueError(f"{query.video_id} has {query.visual_views} views per frame, {candidate.video_id} "
+                         f"{candidate.visual_views}: features of different encoders")
+    return frame_similarity(query.visual[query.visual_mask], candidate.visual[candidate.visual_mask], query.visual_views)
+
+
+def frame_similarity(a: np.ndarray, b: np.ndarray, views: int = 1) -> np.ndarray:
+    """[M, V*D] and [N, V*D] frames of V views each -> [M, N] cosine of every frame pair, the best over
+    every pair of views (a's centre with b's whole frame, ...): a re-crop, a zoom or a picture-in-
+    picture is alike its source in some pair of views even where the centre squares differ. Each view
+    is normalised on its own; zero rows give 0."""
+    a_views = _unit_views(a, views)  # V x [M, D]
+    b_views = _unit_views(b, views)  # V x [N, D]
+    return np.max([x @ y.T for x in a_views for y in b_views], axis=0)  # [M, N]
+
+
+def _unit_views(frames: np.ndarray, views: int) -> list[np.ndarray]:
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 2 or views < 1 or frames.shape[1] % views:
+        raise ValueError(f"frames {frames.shape} do not hold {views} views side by side")
+    out = []
+    for part in np.split(frames, views, axis=1):
+        norms = np.linalg.norm(part, axis=1, keepdims=True)
+        out.append(part / np.maximum(norms, 1e-12))
+    return out

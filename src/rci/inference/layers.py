@@ -43,6 +43,16 @@ def cosine_map(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Ten
     return a @ b.transpose(1, 2)
 
 
+def view_cosine_map(a: torch.Tensor, b: torch.Tensor, views: int) -> torch.Tensor:
+    """[B,M,V*d], [B,N,V*d] (or [K,V*d]) frames holding V views side by side -> [B,M,N] (or [B,M,K]):
+    each frame pair's best cosine over every pair of views (rci.inference.features.frame_similarity)."""
+    if views == 1:
+        return cosine_map(a, b) if b.dim() == 3 else F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+    a_views = [F.normalize(x, dim=-1, eps=1e-6) for x in a.chunk(views, dim=-1)]  # V x [B,M,d]
+    b_views = [F.normalize(y, dim=-1, eps=1e-6).transpose(-1, -2) for y in b.chunk(views, dim=-1)]  # V x [B,d,N]
+    return torch.stack([x @ y for x in a_views for y in b_views]).amax(dim=0)
+
+
 # --- multimodal perception ------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from rci.inference.features import FeatureSpec
-from rci.inference.layers import BiXTBlock, ResBlockConv, ResNetTrunk, cosine_map
+from rci.inference.layers import BiXTBlock, ResBlockConv, ResNetTrunk, cosine_map, view_cosine_map
 
 # Input tensors of a batch of pairs, in the order of the ONNX graph inputs.
 # Per side x in {q, c}: visual [B,M,Dv] f32, visual_mask [B,M] bool, audio [B,Da] f32,
@@ -57,6 +57,7 @@ class MatchLiteConfig:
 
     # feature widths and lengths: must equal the FeatureSpec the encoders produce
     visual_dim: int = 128
+    visual_views: int = 1  # views of each frame side by side in visual_dim; S^v is their best pair (view_cosine_map)
     audio_dim: int = 768
     text_dim: int = 384
     max_frames: int = 32  # largest M / N accepted
@@ -157,7 +158,7 @@ class MatchLiteConfig:
 
     def check_spec(self, spec: FeatureSpec) -> None:
         """Raise ValueError when the features' widths differ from what the model was built for."""
-        for name in ("visual_dim", "audio_dim", "text_dim"):
+        for name in ("visual_dim", "visual_views", "audio_dim", "text_dim"):
             if getattr(spec, name) != getattr(self, name):
                 raise ValueError(f"{name}: features have {getattr(spec, name)}, model expects {getattr(self, name)}")
 
@@ -241,7 +242,7 @@ class MatchLite(nn.Module):
 
     def _background_level(self, v: torch.Tensor) -> torch.Tensor:
         """[B,M,Dv] -> [B,M] mean of each frame's top-k cosines with the background set."""
-        sims = nn.functional.normalize(v, dim=-1) @ self.background.T  # [B,M,K]
+        sims = view_cosine_map(v, self.background, self.config.visual_views)  # [B,M,K]
         k = min(self.config.background_topk, self.config.background_frames)
         return sims.topk(k, dim=-1).values.mean(dim=-1)
 
@@ -281,7 +282,7 @@ class MatchLite(nn.Module):
         mask = grid[:, None]  # [B,1,M,N]
 
         enhanced = [self.enhance_v(q.v, c.v, mask)] if self.enhance_v is not None else []  # each [B,C,M,N]
-        s_v = cosine_map(q.v, c.v) * grid  # [B,M,N], raw: the evidence's segments are found on it
+        s_v = view_cosine_map(q.v, c.v, self.config.visual_views) * grid  # [B,M,N], raw: segments are found on it
         s_rel = self._relative(q, c, s_v, grid)
         maps = [s_rel]  # each [B,M,N], order = config.modalities
         if not self.config.pair_features:

@@ -70,6 +70,8 @@ def check_features(features: VideoFeatures, config: MatchLiteConfig) -> None:
     length = features.text.shape[0] if features.text.ndim == 2 else -1
     if features.visual.shape != (m, config.visual_dim) or not 0 < m <= config.max_frames:
         problems.append(f"visual {features.visual.shape}, expected [1..{config.max_frames}, {config.visual_dim}]")
+    if features.visual_views != config.visual_views:
+        problems.append(f"{features.visual_views} views per frame, expected {config.visual_views}")
     if features.visual_mask.shape != (m,):
         problems.append(f"visual_mask {features.visual_mask.shape}, expected [{m}]")
     if features.audio.shape != (config.audio_dim,):

@@ -12,7 +12,12 @@ Frames (DESIGN.md, "Features": 1 fps, 224x224, up to a maximum count, zero paddi
     with (shorter side, centre crop), it never distorts shapes, and it spends all 224x224
     pixels on picture: letterboxing a 16:9 frame would waste 44% of them on bars whose size
     depends on the upload's aspect ratio, which differs between an original and its re-edits.
-    Cropping before scaling also bounds memory for extreme aspect ratios.
+  * Whole frames (`DecodedMedia.wholes`): the same frames uncropped, scaled so the longer side is
+    224 and the shorter keeps the aspect ratio (rounded to a multiple of 8; 224x128 for 16:9).
+    The centre square alone loses what a vertical re-crop, a zoom or a picture-in-picture keeps
+    of the source: matched across both views, SSCD finds those sources (docs/encoders.md). Every
+    whole frame of a video has the first kept frame's size, so a stream changing size mid-way
+    still gives one array.
 
 Audio: the first 30 s of the best audio track, resampled by FFmpeg to 16 kHz mono float32,
 clipped to [-1, 1] (`DecodedMedia.audio`, at most 480 000 samples), and Whisper's log-mel
@@ -67,7 +72,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE, DecodedMedia
+from rci.media.decoded import FRAME_SIZE, SAMPLE_RATE, WHOLE_SIZE, DecodedMedia
 from rci.media.errors import MediaRejected
 from rci.media.logmel import N_SAMPLES, log_mel_spectrogram
 from rci.media.localfile import check_size, open_media_file
@@ -134,13 +139,17 @@ def _decode(container: av.container.InputContainer, policy: MediaPolicy, deadlin
     consumers = {s.index: c for s, c in ((video, sampler), (audio, collector)) if s is not None}
     clocks = _demux(container, policy, consumers, deadline)
 
-    frames, mask = sampler.finish(clocks[video.index].end_s) if sampler else _empty_frames(policy.max_frames)
+    if sampler is not None:
+        frames, wholes, mask = sampler.finish(clocks[video.index].end_s)
+    else:
+        (frames, mask), wholes = _empty_frames(policy.max_frames), None
     samples = collector.finish(clocks[audio.index].end_s) if collector else None
     if not mask.any() and samples is None:
         raise MediaRejected(RejectCode.MEDIA_NO_STREAMS, "the media's tracks contain no decodable frames or samples")
     return DecodedMedia(
         frames=frames,
         frame_mask=mask,
+        wholes=wholes,
         audio=samples,
         log_mel=log_mel_spectrogram(samples) if samples is not None else None,
         duration_s=_duration(container, clocks.values()),
@@ -313,8 +322,9 @@ class _FrameSampler:
         self._next_second = 0
         self._previous: tuple[float, av.VideoFrame] | None = None
         self._last_end_s = 0.0
-        self._rows: list[np.ndarray] = []
-        self._converted: tuple[av.VideoFrame, np.ndarray] | None = None
+        self._rows: list[tuple[np.ndarray, np.ndarray]] = []  # (centre square, whole frame) per second
+        self._whole_size: tuple[int, int] | None = None  # (width, height) of every whole frame: the first's
+        self._converted: tuple[av.VideoFrame, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def wants_more(self) -> bool:
@@ -332,43 +342,59 @@ class _FrameSampler:
         shown_s = float(frame.duration * self._time_base) if frame.duration else self._frame_s
         self._last_end_s = max(self._last_end_s, t + shown_s)
 
-    def finish(self, packets_end_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Seconds after the last decoded frame but before the video ends show that last frame."""
+    def finish(self, packets_end_s: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> frames [M, 224, 224, 3], wholes [M, h, w, 3] (None without frames), mask [M].
+
+        Seconds after the last decoded frame but before the video ends show that last frame."""
         end_s = max(packets_end_s, self._last_end_s)
         while self.wants_more and self._previous is not None and self._next_second < end_s:
             self._rows.append(self._convert(self._previous[1]))
             self._next_second += 1
         frames, mask = _empty_frames(self._policy.max_frames)
-        if self._rows:
-            frames[: len(self._rows)] = np.stack(self._rows)
-            mask[: len(self._rows)] = True
-        return frames, mask
+        if not self._rows:
+            return frames, None, mask
+        frames[: len(self._rows)] = np.stack([square for square, _ in self._rows])
+        mask[: len(self._rows)] = True
+        first = self._rows[0][1]
+        wholes = np.zeros((self._policy.max_frames, *first.shape), dtype=np.uint8)  # [M, h, w, 3]
+        wholes[: len(self._rows)] = np.stack([whole for _, whole in self._rows])
+        return frames, wholes, mask
 
     def _time(self, frame: av.VideoFrame) -> float:
         if frame.pts is None:
             return (self._previous[0] + self._frame_s) if self._previous else 0.0
         return float((frame.pts - self._origin) * self._time_base)
 
-    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+    def _convert(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
         # A frame kept for several seconds (slideshows, frozen pictures) is converted once.
         if self._converted is None or self._converted[0] is not frame:
-            self._converted = (frame, square_rgb(frame))
+            rgb = frame.to_ndarray(format="rgb24")  # [H, W, 3]
+            self._whole_size = self._whole_size or whole_size(rgb.shape[1], rgb.shape[0])
+            self._converted = (frame, (square_rgb(rgb), _scaled(rgb, *self._whole_size)))
         return self._converted[1]
 
 
-def square_rgb(frame: av.VideoFrame, size: int = FRAME_SIZE) -> np.ndarray:
-    """[size, size, 3] uint8 RGB: the centred square of side min(width, height), scaled to size."""
-    rgb = frame.to_ndarray(format="rgb24")  # [H, W, 3]
+def square_rgb(rgb: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
+    """[H, W, 3] -> [size, size, 3] uint8 RGB: the centred square of side min(H, W), scaled to size."""
     height, width = rgb.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    square = np.ascontiguousarray(rgb[top : top + side, left : left + side])
-    if side == size:
-        return square
-    scaled = av.VideoFrame.from_ndarray(square, format="rgb24").reformat(
-        width=size, height=size, format="rgb24", interpolation="AREA"
-    )
-    return scaled.to_ndarray()
+    return _scaled(np.ascontiguousarray(rgb[top : top + side, left : left + side]), size, size)
+
+
+def whole_size(width: int, height: int, longer: int = WHOLE_SIZE) -> tuple[int, int]:
+    """(width, height) of a whole frame scaled so its longer side is `longer`, the shorter a multiple of 8."""
+    scale = longer / max(width, height)
+    shorter = max(8, int(round(min(width, height) * scale / 8)) * 8)
+    return (longer, shorter) if width >= height else (shorter, longer)
+
+
+def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """[H, W, 3] uint8 -> [height, width, 3] (area interpolation; unchanged when already that size)."""
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 class _AudioCollector:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rci.inference.features import VideoFeatures
+from rci.inference.features import VideoFeatures, real_frame_similarity
 
 
 def chamfer(similarity: np.ndarray) -> float:
@@ -25,15 +25,6 @@ def chamfer(similarity: np.ndarray) -> float:
 
 
 def frame_set_similarity(query: VideoFeatures, candidate: VideoFeatures) -> float:
-    """Symmetric Chamfer similarity of two videos' L2-normalised real frames (-1.0 without frames)."""
-    q = _unit_frames(query)  # [Mq, D]
-    c = _unit_frames(candidate)  # [Mc, D]
-    if len(q) == 0 or len(c) == 0:
-        return -1.0
-    return chamfer(q @ c.T)
-
-
-def _unit_frames(features: VideoFeatures) -> np.ndarray:
-    frames = np.asarray(features.visual, dtype=np.float32)[np.asarray(features.visual_mask, dtype=bool)]
-    norms = np.linalg.norm(frames, axis=1, keepdims=True)
-    return frames / np.maximum(norms, 1e-12)
+    """Symmetric Chamfer similarity of two videos' real frames, each pair on its best pair of views
+    (rci.inference.features.real_frame_similarity; -1.0 without frames)."""
+    return chamfer(real_frame_similarity(query, candidate))

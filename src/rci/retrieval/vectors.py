@@ -22,11 +22,15 @@ re-rank, longer clips win (benchmarks/RESULTS.md, "Retrieval granularity";
     trim 10-20%, noise 0.9             0.53              0.97                0.98       0.985
     trim 10-20%, noise 1.2             0.42              0.85                0.95       0.965
 
-Frames cost one stored vector per decoded second (up to RCI_MEDIA_MAX_FRAMES) and as many query vectors.
+Frames cost one stored vector per decoded second (up to RCI_MEDIA_MAX_FRAMES) and as many query vectors,
+per view: features holding two views of each frame (the centre square and the whole frame,
+VideoFeatures.visual_views) give each view its own vectors, so a query's centre can find a source's
+whole frame (a vertical re-crop, a zoom) and the reverse (a picture-in-picture).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,14 +65,21 @@ class VectorSpec:
         return f"clip-mean-{self.clip_frames}"
 
 
-def index_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec) -> np.ndarray:
-    """[M, D] frames + [M] real-frame mask -> [C, D] vectors to store for the video."""
-    return _vectors(frames, mask, spec, stride=spec.clip_frames)
+def index_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views: int = 1) -> np.ndarray:
+    """[M, V*D] frames of V views + [M] real-frame mask -> [V*C, D] vectors to store for the video."""
+    return _per_view(frames, views, lambda view: _vectors(view, mask, spec, stride=spec.clip_frames))
 
 
-def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec) -> np.ndarray:
-    """[M, D] frames + [M] real-frame mask -> [C, D] vectors to search with."""
-    return _vectors(frames, mask, spec, stride=spec.query_stride)
+def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views: int = 1) -> np.ndarray:
+    """[M, V*D] frames of V views + [M] real-frame mask -> [V*C, D] vectors to search with."""
+    return _per_view(frames, views, lambda view: _vectors(view, mask, spec, stride=spec.query_stride))
+
+
+def _per_view(frames: np.ndarray, views: int, vectors: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 2 or views < 1 or frames.shape[1] % views:
+        raise InvalidRecord(f"frames {frames.shape} do not hold {views} views side by side")
+    return np.concatenate([vectors(view) for view in np.split(frames, views, axis=1)])
 
 
 def _vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, stride: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from rci.inference.features import VideoFeatures
+from rci.inference.features import VideoFeatures, real_frame_similarity
 from rci.media.fingerprint import HOP_S, second_similarity
 
 MAX_AUDIO_SECONDS = 120  # rows and columns of the audio map (its cost grows with their product)
@@ -27,10 +27,9 @@ MAP_TITLES = {"visual": "visual similarity per second", "audio": "audio fingerpr
 
 
 def visual_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarray:
-    """[real query frames, real candidate frames] cosine similarities; empty when either has no frames."""
-    q = _unit(query.visual[query.visual_mask])
-    c = _unit(candidate.visual[candidate.visual_mask])
-    return q @ c.T if len(q) and len(c) else np.zeros((len(q), len(c)), np.float32)
+    """[real query frames, real candidate frames] similarities, as MatchLite's S^v and retrieval's re-rank
+    take them; empty when either has no frames."""
+    return real_frame_similarity(query, candidate)
 
 
 def audio_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarray:
@@ -47,11 +46,6 @@ SIMILARITY_MAPS = {"visual": visual_similarity, "audio": audio_similarity}
 
 def _fingerprint_seconds(fingerprint: np.ndarray) -> int:
     return min(MAX_AUDIO_SECONDS, math.ceil(len(fingerprint) * HOP_S))
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def aligned_seconds(segments: list[list[float]], per_segment: int = 4, limit: int = 8) -> list[tuple[int, int]]:

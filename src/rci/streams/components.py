@@ -55,7 +55,7 @@ class MilvusCandidateIndex:
 
     async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[list[Candidate]]:
         search = [
-            SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec), event.published_at)
+            SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec, f.visual_views), event.published_at)
             for event, f in queries
         ]
         hits = await self._thread.run(self._store.search, search, self._top_k)
@@ -66,7 +66,7 @@ class MilvusCandidateIndex:
         records = [
             VideoRecord(
                 video_id=event.video_id,
-                embeddings=index_vectors(f.visual, f.visual_mask, self._spec),
+                embeddings=index_vectors(f.visual, f.visual_mask, self._spec, f.visual_views),
                 published_at=event.published_at,
                 creator_id=event.creator_id or "",
                 media_uri=event.media_uri,
@@ -171,8 +171,9 @@ def open_feature_pipeline(settings: Settings, encoders: EncoderBundle, executor:
 
 def open_candidate_index(settings: Settings, encoders: EncoderBundle) -> MilvusCandidateIndex:
     """Retrieval on the Milvus collection of these encoders' version (`<RCI_MILVUS_COLLECTION>_enc_<12 hex>`)."""
+    spec = encoders.feature_spec(settings.media_max_frames)  # each view of a frame is its own vector
     store = MilvusVectorStore.from_settings(settings, encoder_version=encoders.version,
-                                            dim=encoders.feature_spec(settings.media_max_frames).visual_dim)
+                                            dim=spec.visual_dim // spec.visual_views)
     return MilvusCandidateIndex(store, VectorSpec.from_settings(settings), encoders.version, settings.retrieval_top_k)
 
 

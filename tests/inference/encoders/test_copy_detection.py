@@ -60,8 +60,9 @@ def test_sscd_gives_unit_512d_vectors_and_a_version_naming_its_weights(sscd: Cop
     out = sscd.encode_frames(frames)
     assert out.shape == (2, 512) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert sscd.output_dim == 512 and sscd.device.type == "cpu"
-    assert sscd.version.startswith("visual:sscd@224-") and len(sscd.version.rsplit("-", 1)[1]) == 12
+    assert sscd.view_dim == 512 and sscd.device.type == "cpu"
+    assert sscd.views == 2 and sscd.output_dim == 1024  # the centre square and the whole frame side by side
+    assert sscd.version.startswith("visual:sscd@224+whole-") and len(sscd.version.rsplit("-", 1)[1]) == 12
     np.testing.assert_allclose(sscd.encode_frames(frames[:1]), out[:1], atol=1e-5)  # batching does not matter
 
 
@@ -83,6 +84,26 @@ def test_frames_of_another_size_are_resized_and_bad_input_is_refused(sscd: CopyD
         sscd.encode_frames(frames.astype(np.float32))
     with pytest.raises(EncoderInputError):
         sscd.encode_frames(frames[..., :1])
+
+
+def test_whole_frames_of_any_aspect_give_unit_vectors_like_their_square_views(sscd: CopyDetectionEncoder) -> None:
+    frames = real_pictures(4)
+    wide = np.ascontiguousarray(frames[:, 48:176])  # [4, 128, 224, 3]: a 16:9 band of each picture
+    out = sscd.encode_wholes(wide)
+    assert out.shape == (4, 512)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    similarity = out @ sscd.encode_frames(frames).T  # [band, picture]
+    assert (similarity.argmax(axis=1) == np.arange(4)).all(), similarity.round(3)
+
+
+def test_a_directory_saved_before_whole_frames_existed_keeps_one_view(sscd, tmp_path: Path) -> None:
+    save_encoder(sscd, tmp_path / "visual")
+    meta = json.loads((tmp_path / "visual" / "encoder.json").read_text())
+    del meta["config"]["whole_frame"]
+    meta["version"] = meta["version"].replace("+whole", "")
+    (tmp_path / "visual" / "encoder.json").write_text(json.dumps(meta))
+    old = load_encoder(tmp_path / "visual", device="cpu")
+    assert old.views == 1 and old.output_dim == 512 and old.version == meta["version"]
 
 
 def test_a_saved_directory_references_the_package_and_reloads_the_same(sscd, tmp_path: Path) -> None:
@@ -119,12 +140,12 @@ def test_a_users_torchscript_file_loads_and_is_copied_into_the_directory(tmp_pat
     torch.jit.script(TinyDescriptor()).save(str(path))
     encoder = CopyDetectionEncoder(CopyDetectionConfig.named(str(path)), device="cpu")
     out = encoder.encode_frames(real_pictures(2))
-    assert out.shape == (2, 6) and encoder.output_dim == 6
+    assert out.shape == (2, 6) and encoder.view_dim == 6 and encoder.output_dim == 12
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     save_encoder(encoder, tmp_path / "visual")
     path.unlink()  # the directory must not depend on where the file came from
     again = load_encoder(tmp_path / "visual", device="cpu")
-    assert again.version == encoder.version and again.version.startswith("visual:file@224-")
+    assert again.version == encoder.version and again.version.startswith("visual:file@224+whole-")
     np.testing.assert_allclose(again.encode_frames(real_pictures(2)), out, atol=1e-6)
 
 

@@ -71,8 +71,18 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class VisualEncoder(Encoder, Protocol):
+    """`views` descriptors per frame, side by side in output_dim (1: the centre square; 2: it and the whole
+    frame, `encode_wholes`, see rci.inference.encoders.copy_detection)."""
+
+    @property
+    def views(self) -> int: ...
+
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB frames [N, 224, 224, 3] -> float32 [N, output_dim], each row L2-normalised."""
+        """uint8 RGB frames [N, 224, 224, 3] -> float32 [N, output_dim // views], each row L2-normalised."""
+        ...
+
+    def encode_wholes(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB whole frames [N, h, w, 3] -> float32 [N, output_dim // views] (only when views == 2)."""
         ...
 
 

@@ -11,8 +11,9 @@ The bundle's `version` combines the three encoder versions; it is what VideoFeat
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,7 @@ import torch
 
 from rci.inference.encoders.audio import AudioEncoderConfig, WhisperAudioEncoder, WhisperClipEmbedder
 from rci.inference.encoders.base import AudioEncoder, FrozenEncoder, TextEncoder, VisualEncoder
-from rci.inference.encoders.checkpoint import is_encoder_dir, load_encoder, save_encoder
+from rci.inference.encoders.checkpoint import COPY_DETECTION, META_FILE, is_encoder_dir, load_encoder, save_encoder
 from rci.inference.encoders.copy_detection import NAMED_SOURCES, CopyDetectionConfig, CopyDetectionEncoder
 from rci.inference.encoders.text import TransformerTextEncoder, default_text_model_dir
 from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
@@ -62,6 +63,7 @@ class EncoderBundle:
         """The widths the features will have; MatchLite is configured from this."""
         return FeatureSpec(
             visual_dim=self.visual.output_dim,
+            visual_views=self.visual.views,
             audio_dim=self.audio.output_dim,
             text_dim=self.text.output_dim,
             max_frames=max_frames,
@@ -135,6 +137,7 @@ def build_default_encoders(
         "audio": lambda: new_audio_encoder(size, seed),
         "text": lambda: TransformerTextEncoder.from_pretrained_dir(text_model_dir or default_text_model_dir(), device="cpu"),
     }
+    _drop_stale_packaged_visual(root / "visual", visual)
     for modality, factory in factories.items():
         if is_encoder_dir(root / modality):
             continue
@@ -146,6 +149,19 @@ def build_default_encoders(
     bundle = EncoderBundle.load(model_dir, device=device)
     _check_visual_kind(bundle.visual, visual, root / "visual")
     return bundle
+
+
+def _drop_stale_packaged_visual(directory: Path, wanted: str) -> None:
+    """A directory naming a packaged model the way an older release configured it (one view, say) holds
+    no weights or training of its own: it is rebuilt as `wanted` is configured now."""
+    if wanted not in NAMED_SOURCES or not is_encoder_dir(directory):
+        return
+    meta = json.loads((directory / META_FILE).read_text())
+    saved = meta.get("config", {})
+    current = asdict(CopyDetectionConfig.named(wanted))
+    if meta.get("kind") == COPY_DETECTION and saved.get("source") == current["source"] and saved != current:
+        log.info("packaged visual encoder rebuilt", path=str(directory), saved=saved, now=current)
+        (directory / META_FILE).unlink()
 
 
 def _check_visual_kind(encoder: VisualEncoder, wanted: str, directory: Path) -> None:

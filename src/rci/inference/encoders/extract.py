@@ -8,12 +8,12 @@ their rows stay zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rci.inference.encoders.base import EncoderInputError
+from rci.inference.encoders.base import EncoderInputError, VisualEncoder
 from rci.inference.encoders.bundle import EncoderBundle
 from rci.inference.features import FeatureSpec, VideoFeatures
 from rci.media.decoded import SAMPLE_RATE, DecodedMedia
@@ -62,21 +62,22 @@ class FeatureExtractor:
                 text_mask=text_mask[i],
                 duration_s=float(item.media.duration_s),
                 audio_fingerprint=_fingerprint(item.media),
+                visual_views=self.encoders.visual.views,
             )
             for i, item in enumerate(items)
         ]
 
     def _visual(self, items: Sequence[EncoderInput]) -> list[np.ndarray]:
-        # One encoder pass over the real frames of all videos, then scatter back to [M, D] each.
+        """-> [M, output_dim] per video: each view's descriptors side by side, zero rows for padding."""
+        encoder = self.encoders.visual
         masks = [item.media.frame_mask.astype(bool) for item in items]
-        real = [item.media.frames[mask] for item, mask in zip(items, masks, strict=True)]
-        dim = self.encoders.visual.output_dim
-        flat = self.encoders.visual.encode_frames(np.concatenate(real)) if real else np.zeros((0, dim), np.float32)
-        out, start = [], 0
-        for mask, frames in zip(masks, real, strict=True):
-            rows = np.zeros((len(mask), dim), dtype=np.float32)
-            rows[mask] = flat[start : start + len(frames)]
-            start += len(frames)
+        views = [_encode_batched(encoder.encode_frames, [item.media.frames[mask] for item, mask in zip(items, masks)])]
+        if encoder.views == 2:
+            views.append(_encode_wholes(encoder, items, masks))
+        out = []
+        for mask, parts in zip(masks, zip(*views, strict=True), strict=True):
+            rows = np.zeros((len(mask), encoder.output_dim), dtype=np.float32)
+            rows[mask] = np.concatenate(parts, axis=1)
             out.append(rows)
         return out
 
@@ -87,6 +88,30 @@ class FeatureExtractor:
         if with_audio:
             out[with_audio] = self.encoders.audio.encode_log_mel(np.stack([items[i].media.log_mel for i in with_audio]))
         return out, has_audio
+
+
+def _encode_batched(encode: Callable[[np.ndarray], np.ndarray], frames: list[np.ndarray]) -> list[np.ndarray]:
+    """One encoder pass over the frames of all videos (one shape), split back per video."""
+    if not frames:
+        return []
+    flat = encode(np.concatenate(frames))
+    return np.split(flat, np.cumsum([len(f) for f in frames])[:-1])
+
+
+def _encode_wholes(encoder: VisualEncoder, items: Sequence[EncoderInput], masks: list[np.ndarray]) -> list[np.ndarray]:
+    """The whole frames' descriptors per video; one encoder pass per whole-frame size in the batch."""
+    out: list[np.ndarray] = [np.zeros((0, encoder.output_dim // 2), np.float32)] * len(items)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, (item, mask) in enumerate(zip(items, masks, strict=True)):
+        if mask.any():
+            if item.media.wholes is None:
+                raise EncoderInputError(f"{item.video_id}: the visual encoder needs whole frames, the media has none")
+            by_shape.setdefault(item.media.wholes.shape[1:], []).append(i)
+    for indices in by_shape.values():
+        encoded = _encode_batched(encoder.encode_wholes, [items[i].media.wholes[masks[i]] for i in indices])
+        for i, rows in zip(indices, encoded, strict=True):
+            out[i] = rows
+    return out
 
 
 def _check_media(item: EncoderInput) -> None:

@@ -122,6 +122,13 @@ class SwinVisualEncoder(FrozenEncoder):
     def output_dim(self) -> int:
         return self.config.out_dim
 
+    @property
+    def views(self) -> int:
+        return 1  # the centre square only
+
+    def encode_wholes(self, frames: np.ndarray) -> np.ndarray:
+        raise EncoderInputError("the Swin encoder has one view (the centre square); it encodes no whole frames")
+
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise EncoderInputError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
