@@ -152,7 +152,8 @@ def report(result: dict[str, object]) -> str:
         f"{s['pools']['photos_used']} photos, none shared between originals. Easy edits: "
         + ", ".join(f"{k} {v}" for k, v in s["easy_edits"].items())
         + ". Queries are compared with every earlier original ((a), (b)); MatchLite sees what the worker retrieves "
-        "from every earlier video. Frames as the worker decodes them: 1 fps, centre square, 224 px. "
+        "from every earlier video. Frames as the worker decodes them: 1 fps, 224 px; (a) and (b) see the centre "
+        "square, the worker also the whole frame. "
         f"Time: rendering the set {s['pools'].get('render_s', 0):.0f} s when first built, this run: set "
         f"{result['timings_s'].get('set', 0):.0f} s, decode + features {result['timings_s'].get('features', 0):.0f} s "
         "(both cached under the work dir)."

