@@ -71,7 +71,8 @@ class FeatureExtractor:
         """-> [M, output_dim] per video: each view's descriptors side by side, zero rows for padding."""
         encoder = self.encoders.visual
         masks = [item.media.frame_mask.astype(bool) for item in items]
-        views = [_encode_batched(encoder.encode_frames, [item.media.frames[mask] for item, mask in zip(items, masks)])]
+        squares = [item.media.frames[mask] for item, mask in zip(items, masks, strict=True)]
+        views = [_encode_batched(encoder.encode_frames, squares)]
         if encoder.views == 2:
             views.append(_encode_wholes(encoder, items, masks))
         out = []
@@ -100,7 +101,7 @@ def _encode_batched(encode: Callable[[np.ndarray], np.ndarray], frames: list[np.
 
 def _encode_wholes(encoder: VisualEncoder, items: Sequence[EncoderInput], masks: list[np.ndarray]) -> list[np.ndarray]:
     """The whole frames' descriptors per video; one encoder pass per whole-frame size in the batch."""
-    out: list[np.ndarray] = [np.zeros((0, encoder.output_dim // 2), np.float32)] * len(items)
+    out = [np.zeros((0, encoder.output_dim // encoder.views), np.float32) for _ in items]
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, (item, mask) in enumerate(zip(items, masks, strict=True)):
         if mask.any():
