@@ -45,7 +45,7 @@ def nearest_to_own_vectors(settings: Settings, bundle: EncoderBundle, features: 
     """Each video's top hits when searched with its own vectors under another id (a search never returns the query)."""
     spec = VectorSpec.from_settings(settings)
     queries = [SearchQuery(f"probe-{vid}", query_vectors(f.visual, f.visual_mask, spec, f.visual_views), LATER) for vid, f in features.items()]
-    dim = bundle.feature_spec(settings.media_max_frames).visual_dim
+    dim = bundle.feature_spec(settings.media_max_frames).view_dim  # each view of a frame is its own vector
     with MilvusVectorStore.from_settings(settings, encoder_version=bundle.version, dim=dim) as store:
         hits = store.search(queries, top_k=3)
         return store.count(), {vid: [(h.video_id, round(h.similarity, 4)) for h in found]

@@ -42,8 +42,7 @@ def other_matchlite(untrained_model_dir: Path, into: Path) -> Path:
     spec = EncoderBundle.load(into, device="cpu").feature_spec(MAX_FRAMES)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        model = MatchLite(MatchLiteConfig.small(visual_dim=spec.visual_dim, audio_dim=spec.audio_dim,
-                                                text_dim=spec.text_dim)).eval()  # fmt: skip
+        model = MatchLite(MatchLiteConfig.small(**spec.widths())).eval()
     publish_matchlite(into, model, {"threshold": 0.5, "model_version": "matchlite-untrained-replay-1"})
     return into
 

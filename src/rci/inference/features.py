@@ -24,6 +24,16 @@ class FeatureSpec:
     max_frames: int = 32  # M: frames at 1 fps, zero padded
     text_tokens: int = 64  # L: title + sticker text tokens
 
+    def widths(self) -> dict[str, int]:
+        """The widths MatchLiteConfig takes from the features (`MatchLiteConfig.small(**spec.widths())`)."""
+        return {"visual_dim": self.visual_dim, "visual_views": self.visual_views, "audio_dim": self.audio_dim,
+                "text_dim": self.text_dim}
+
+    @property
+    def view_dim(self) -> int:
+        """Width of one view's descriptor: what retrieval indexes (each view of a frame is its own vector)."""
+        return self.visual_dim // self.visual_views
+
 
 @dataclass(frozen=True)
 class VideoFeatures:

@@ -59,9 +59,7 @@ def install_untrained_models(model_dir: Path, max_frames: int, seed: int = 0, th
     """
     encoders: EncoderBundle = build_default_encoders(model_dir, "small", seed=seed)
     spec = encoders.feature_spec(max_frames)
-    config = MatchLiteConfig.small(
-        visual_dim=spec.visual_dim, visual_views=spec.visual_views, audio_dim=spec.audio_dim, text_dim=spec.text_dim
-    )
+    config = MatchLiteConfig.small(**spec.widths())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MatchLite(config).eval()

@@ -14,11 +14,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rci.inference.batcher import MicroBatcher
 from rci.inference.encoders.bundle import EncoderBundle
 from rci.inference.encoders.extract import FeatureExtractor
-from rci.inference.features import VideoFeatures
+from rci.inference.features import FeatureSpec, VideoFeatures
+from rci.inference.matchlite import MatchLiteConfig
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.inference.runtime import PairScorer as ModelScorer
 from rci.inference.runtime import PairScore, make_scorer
@@ -128,6 +130,16 @@ def load_matchlite(settings: Settings) -> ModelScorer:
     )
 
 
+def check_model_fits(config: MatchLiteConfig, spec: FeatureSpec, model_dir: Path) -> None:
+    """Refuse to serve a MatchLite built for other features (another encoder, one view instead of two) at
+    start, rather than poisoning every record with InvalidFeatures."""
+    try:
+        config.check_spec(spec)
+    except ValueError as exc:
+        raise ModelError(f"{model_dir}: MatchLite does not fit the encoders' features ({exc}): retrain it "
+                         "(`rci demo`, `rci train`) or restore the encoders it was trained with") from exc
+
+
 def model_version(scorer: ModelScorer, encoders: EncoderBundle) -> str:
     """`model_version` on rci.scores: identifies both the MatchLite weights and the encoders."""
     return f"{scorer.model_version}+enc.{encoders.version}"
@@ -144,6 +156,7 @@ async def open_serving_parts(settings: Settings) -> ServingParts:
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
     encoders = EncoderBundle.load(settings.resolved_model_dir, device=settings.device)
     scorer = load_matchlite(settings)
+    check_model_fits(scorer.config, encoders.feature_spec(settings.media_max_frames), settings.resolved_model_dir)
     features = open_feature_pipeline(settings, encoders, executor)
     index = open_candidate_index(settings, encoders)
     batcher = MicroBatcher(scorer, settings.batch_max_size, settings.batch_max_wait_ms)
@@ -171,9 +184,8 @@ def open_feature_pipeline(settings: Settings, encoders: EncoderBundle, executor:
 
 def open_candidate_index(settings: Settings, encoders: EncoderBundle) -> MilvusCandidateIndex:
     """Retrieval on the Milvus collection of these encoders' version (`<RCI_MILVUS_COLLECTION>_enc_<12 hex>`)."""
-    spec = encoders.feature_spec(settings.media_max_frames)  # each view of a frame is its own vector
     store = MilvusVectorStore.from_settings(settings, encoder_version=encoders.version,
-                                            dim=spec.visual_dim // spec.visual_views)
+                                            dim=encoders.feature_spec(settings.media_max_frames).view_dim)
     return MilvusCandidateIndex(store, VectorSpec.from_settings(settings), encoders.version, settings.retrieval_top_k)
 
 

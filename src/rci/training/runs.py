@@ -168,8 +168,7 @@ def corpus_info(manifest: CorpusManifest) -> dict[str, Any]:
 def matchlite_config(spec: FeatureSpec, variant: str, size: Literal["small", "paper"] = "small") -> MatchLiteConfig:
     """The variant's MatchLite for features of `spec` (small: CPU-sized; paper: appendix A.1)."""
     factory = MatchLiteConfig.small if size == "small" else MatchLiteConfig.paper
-    base = factory(visual_dim=spec.visual_dim, visual_views=spec.visual_views, audio_dim=spec.audio_dim, text_dim=spec.text_dim,
-                   max_frames=spec.max_frames, text_tokens=spec.text_tokens)
+    base = factory(**spec.widths(), max_frames=spec.max_frames, text_tokens=spec.text_tokens)
     return variant_config(base, variant)
 
 

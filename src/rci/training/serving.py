@@ -136,7 +136,7 @@ def train_serving_models(
     spec = extractor.feature_spec(policy.max_frames)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
-        MatchLiteConfig.small(visual_dim=spec.visual_dim, visual_views=spec.visual_views, audio_dim=spec.audio_dim, text_dim=spec.text_dim,
+        MatchLiteConfig.small(**spec.widths(),
                               pair_features=recipe.pair_features, background_frames=len(background),
                               relative_chamfer=bool(len(background))), "V+A+T"
     )

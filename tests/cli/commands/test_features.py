@@ -41,7 +41,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     for modality in ("visual", "audio", "text"):
         assert (root / "encoders" / modality / "encoder.json").is_file()
-    assert "visual:sscd@224-" in result.output and "fingerprint:chromaprint" in result.output
+    assert "visual:sscd@224+whole-" in result.output and "fingerprint:chromaprint" in result.output
     return root
 
 
@@ -112,10 +112,10 @@ def test_extract_media_folder_fills_the_cache_once_and_counts_bad_files(model_di
     assert sorted(p.name for p in (store / "features" / version / "latest").iterdir()) == ["clip_a.key", "clip_b.key"]
     a, b = _features(store, version, "clip_a"), _features(store, version, "clip_b")
     assert a.encoder_version == version
-    # SSCD (the default visual encoder): 512-d per frame; 3 s at 1 fps
-    assert a.visual.shape == (8, 512) and a.visual_mask.tolist() == [True] * 3 + [False] * 5
+    # SSCD (the default visual encoder): 512-d per view of a frame, two views (centre square, whole frame); 3 s at 1 fps
+    assert a.visual.shape == (8, 1024) and a.visual_views == 2 and a.visual_mask.tolist() == [True] * 3 + [False] * 5
     assert b.visual_mask.sum() == 2
-    np.testing.assert_allclose(np.linalg.norm(a.visual[:3], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a.visual[:3].reshape(3, 2, 512), axis=2), 1.0, rtol=1e-5)
     assert not a.visual[3:].any()
     assert a.has_audio and a.audio.any()
     assert not b.has_audio and not b.audio.any()  # no audio track: the modality is absent, not an error
