@@ -13,10 +13,11 @@ from rci.streams import components
 
 async def test_serving_parts_log_redacts_the_milvus_password(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     # Everything heavy is stubbed: only the log line is under test.
-    encoders = SimpleNamespace(version="enc")
-    scorer = SimpleNamespace(model_version="m", threshold=0.5)
+    encoders = SimpleNamespace(version="enc", feature_spec=lambda max_frames: None)
+    scorer = SimpleNamespace(model_version="m", threshold=0.5, config=None)
     monkeypatch.setattr(components, "EncoderBundle", SimpleNamespace(load=lambda *a, **k: encoders))
     monkeypatch.setattr(components, "load_matchlite", lambda settings: scorer)
+    monkeypatch.setattr(components, "check_model_fits", lambda *a: None)
     monkeypatch.setattr(components, "open_feature_pipeline", lambda *a, **k: SimpleNamespace(cache=None))
     monkeypatch.setattr(components, "open_candidate_index", lambda *a, **k: None)
     settings = Settings(data_dir=tmp_path, milvus_uri="http://root:hunter2-milvus@milvus.internal:19530")
