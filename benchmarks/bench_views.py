@@ -23,7 +23,7 @@ import numpy as np
 from rich.progress import Progress
 
 from benchmarks.quality.evaluate import evaluate
-from benchmarks.quality.scorers import retrieve
+from benchmarks.quality.scorers import _file_key, retrieve
 from benchmarks.record import markdown_table, record
 from rci.inference.features import frame_similarity
 from rci.retrieval.similarity import chamfer
@@ -46,8 +46,7 @@ def encode_views(dataset: HeldoutSet, cache: Path, progress: Progress) -> dict[s
     out: dict[str, np.ndarray] = {}
     task = progress.add_task(f"{dataset.root.name}: decode + SSCD", total=len(dataset.videos))
     for video in dataset.videos:
-        stat = Path(video.path).stat()
-        key = cache / f"{dataset.root.name}-{video.video_id}-{stat.st_size}-{int(stat.st_mtime)}.npy"
+        key = cache / f"{_file_key(video)}.npy"
         if not key.exists():
             encoder = encoder or CopyDetectionEncoder(CopyDetectionConfig.named("sscd"), device="cpu")
             media = decode_media(Path(video.path), policy)

@@ -19,7 +19,8 @@ from rci.inference.features import VideoFeatures
 from rci.review.index import ReviewIndex
 from rci.media.fingerprint import HOP_S
 from rci.media.thumbnails import contact_sheet
-from rci.review.maps import aligned_seconds, audio_similarity, visual_similarity
+from rci.inference.features import real_frame_similarity as visual_similarity
+from rci.review.maps import aligned_seconds, audio_similarity
 from rci.streams.contracts import ReviewVerdict
 from tests.review.conftest import dead_letter, event, score, shadow
 

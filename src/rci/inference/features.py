@@ -141,12 +141,14 @@ def frame_similarity(a: np.ndarray, b: np.ndarray, views: int = 1) -> np.ndarray
     return np.max([x @ y.T for x in a_views for y in b_views], axis=0)  # [M, N]
 
 
-def _unit_views(frames: np.ndarray, views: int) -> list[np.ndarray]:
+def split_views(frames: np.ndarray, views: int) -> list[np.ndarray]:
+    """[M, V*D] frames holding V views side by side -> V x [M, D] float32; ValueError when they cannot."""
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 2 or views < 1 or frames.shape[1] % views:
         raise ValueError(f"frames {frames.shape} do not hold {views} views side by side")
-    out = []
-    for part in np.split(frames, views, axis=1):
-        norms = np.linalg.norm(part, axis=1, keepdims=True)
-        out.append(part / np.maximum(norms, 1e-12))
-    return out
+    return np.split(frames, views, axis=1)
+
+
+def _unit_views(frames: np.ndarray, views: int) -> list[np.ndarray]:
+    parts = split_views(frames, views)
+    return [part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12) for part in parts]

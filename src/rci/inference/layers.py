@@ -46,7 +46,7 @@ def cosine_map(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Ten
 def view_cosine_map(a: torch.Tensor, b: torch.Tensor, views: int) -> torch.Tensor:
     """[B,M,V*d], [B,N,V*d] (or [K,V*d]) frames holding V views side by side -> [B,M,N] (or [B,M,K]):
     each frame pair's best cosine over every pair of views (rci.inference.features.frame_similarity)."""
-    if views == 1:
+    if views == 1:  # the graph one-view models have always exported, unchanged
         return cosine_map(a, b) if b.dim() == 3 else F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
     a_views = [F.normalize(x, dim=-1, eps=1e-6) for x in a.chunk(views, dim=-1)]  # V x [B,M,d]
     b_views = [F.normalize(y, dim=-1, eps=1e-6).transpose(-1, -2) for y in b.chunk(views, dim=-1)]  # V x [B,d,N]

@@ -37,6 +37,7 @@ from enum import StrEnum
 import numpy as np
 
 from rci.core.settings import Settings
+from rci.inference.features import split_views
 from rci.retrieval.errors import InvalidRecord
 
 
@@ -76,10 +77,11 @@ def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views:
 
 
 def _per_view(frames: np.ndarray, views: int, vectors: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames.ndim != 2 or views < 1 or frames.shape[1] % views:
-        raise InvalidRecord(f"frames {frames.shape} do not hold {views} views side by side")
-    return np.concatenate([vectors(view) for view in np.split(frames, views, axis=1)])
+    try:
+        parts = split_views(frames, views)
+    except ValueError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    return np.concatenate([vectors(view) for view in parts])
 
 
 def _vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, stride: int) -> np.ndarray:

@@ -26,12 +26,6 @@ MAX_AUDIO_SECONDS = 120  # rows and columns of the audio map (its cost grows wit
 MAP_TITLES = {"visual": "visual similarity per second", "audio": "audio fingerprint agreement per second"}  # the captions
 
 
-def visual_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarray:
-    """[real query frames, real candidate frames] similarities, as MatchLite's S^v and retrieval's re-rank
-    take them; empty when either has no frames."""
-    return real_frame_similarity(query, candidate)
-
-
 def audio_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarray:
     """[query seconds, candidate seconds] fingerprint agreement in [-1, 1]; empty when either has no fingerprint."""
     a, b = query.audio_fingerprint, candidate.audio_fingerprint
@@ -41,7 +35,8 @@ def audio_similarity(query: VideoFeatures, candidate: VideoFeatures) -> np.ndarr
     return second_similarity(a, b, m, n)
 
 
-SIMILARITY_MAPS = {"visual": visual_similarity, "audio": audio_similarity}
+# visual: the frames' similarities as MatchLite's S^v and retrieval's re-rank take them (best pair of views)
+SIMILARITY_MAPS = {"visual": real_frame_similarity, "audio": audio_similarity}
 
 
 def _fingerprint_seconds(fingerprint: np.ndarray) -> int:
