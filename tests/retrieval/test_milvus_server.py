@@ -149,3 +149,31 @@ def test_every_contract_valid_value_round_trips_through_the_index_on_a_server(se
         round_trip()
     finally:
         store.drop()
+
+
+@pytest.mark.parametrize("server", ["milvus_server", "server_uri"], ids=["lite-server", "standalone"])
+def test_a_collection_created_meanwhile_by_another_worker_is_opened(server: str, request: pytest.FixtureRequest,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    """Two workers starting together both found no collection and both created it: the second was told
+    it exists and exited 70 (seen in the two-workers test). Here the first has created it and the
+    second store is shown the moment before, when it did not exist yet."""
+    fixture = request.getfixturevalue(server)
+    uri = fixture if isinstance(fixture, str) else fixture.uri
+    token = os.environ.get("RCI_TEST_MILVUS_TOKEN", "") if server == "server_uri" else ""
+    collection, spec = f"rci_test_{uuid.uuid4().hex[:8]}", VectorSpec()
+    frames = FrameSequences(seed=5).videos(3, frames=(6, 8))
+    first = MilvusVectorStore(uri, token=token, collection=collection)
+    try:
+        first.upsert([VideoRecord(f"v{i}", index_vectors(f, np.ones(len(f), bool), spec), from_epoch_ms(1000 * i))
+                      for i, f in enumerate(frames)])
+        first.flush()
+        monkeypatch.setattr("pymilvus.MilvusClient.has_collection", lambda *args, **kwargs: False)
+        second = MilvusVectorStore(uri, token=token, collection=collection)
+        monkeypatch.undo()
+        try:
+            query = SearchQuery("copy", query_vectors(frames[1], np.ones(len(frames[1]), bool), spec), from_epoch_ms(10**6))
+            assert [h.video_id for h in second.search([query])[0]][:1] == ["v1"]
+        finally:
+            second.close()
+    finally:
+        first.drop()

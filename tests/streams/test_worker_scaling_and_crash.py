@@ -121,6 +121,7 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
         # let both join the group before the load arrives, so both get partitions (20 s at least); meanwhile
         # /ready answers 503 while a worker opens its models and clients, 200 once it serves
         readiness = watch_readiness(ports, min_s=20, timeout_s=300)
+        assert readiness == [[503, 200], [503, 200]], (readiness, [w.log_tail() for w in workers])
         produce(worker_settings, [encode(e) for e in events])
         out = read_outputs(worker_settings, expected_total=len(events), timeout_s=500)
         deadline = time.monotonic() + 30  # a record can be read a moment before its worker counts it
@@ -132,7 +133,6 @@ def test_two_workers_in_one_group_score_every_event_once(worker_settings: Settin
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_tail() for w in workers]
-    assert readiness == [[503, 200], [503, 200]], readiness
     assert sorted(out.scored_ids) == sorted(e["video_id"] for e in events)
     assert max(out.scored_ids.values()) == 1
     scored_per_worker = [m.get("rci_scores_out_total", 0.0) for m in metrics]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
-from rci.retrieval.errors import InvalidRecord, SchemaMismatch, StoreClosed
+from rci.retrieval.errors import InvalidRecord, RetrievalError, SchemaMismatch, StoreClosed
 from rci.retrieval.retry import RetryPolicy, call_with_retries
 from rci.retrieval.store import Hit, SearchQuery, VideoRecord, checked_embeddings, from_epoch_ms, to_epoch_ms
 from rci.retrieval.vectors import VectorSpec
@@ -320,13 +322,19 @@ class MilvusVectorStore:
     def _open_collection(self) -> None:
         client = self._live()
         exists = self._call("has_collection", lambda: client.has_collection(self.collection, timeout=self._timeout_s))
+        if not exists and not self._create_collection():
+            exists = True
         if exists:
             self._check_schema()
-        else:
-            self._create_collection()
+            self._wait_for_index()
         self._call("load", lambda: client.load_collection(self.collection, timeout=self._timeout_s))
 
-    def _create_collection(self) -> None:
+    def _create_collection(self) -> bool:
+        """Create the collection with its index; False when another process created it first.
+
+        Workers of one group start together against one server: each may find no collection and
+        create it, and all but the first are then told it exists, which is what they wanted.
+        """
         client = self._live()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("vector_id", DataType.VARCHAR, is_primary=True, max_length=_VARCHARS["vector_id"])
@@ -340,14 +348,31 @@ class MilvusVectorStore:
         index = client.prepare_index_params()
         index.add_index("embedding", index_type=self.profile.index_type, metric_type="COSINE",
                         params=self.profile.build_params)
-        self._call(
-            "create_collection",
-            lambda: client.create_collection(self.collection, schema=schema, index_params=index,
-                                             consistency_level=self._consistency, timeout=self._timeout_s,
-                                             properties={_KIND_PROPERTY: self.vector_kind}),
-        )
+        try:
+            self._call(
+                "create_collection",
+                lambda: client.create_collection(self.collection, schema=schema, index_params=index,
+                                                 consistency_level=self._consistency, timeout=self._timeout_s,
+                                                 properties={_KIND_PROPERTY: self.vector_kind}),
+            )
+        except RetrievalError as exc:
+            if not _already_exists(exc):
+                raise
+            log.info("milvus collection created meanwhile by another process", collection=self.collection)
+            return False
         log.info("created milvus collection", collection=self.collection, dim=self.dim, kind=self.vector_kind,
                  index=self.profile.index_type)
+        return True
+
+    def _wait_for_index(self) -> None:
+        """A collection another process has just created gets its index a moment later; loading it
+        before then fails, so wait for the index (bounded by the store's timeout)."""
+        deadline = time.monotonic() + self._timeout_s
+        while not self._call("list_indexes", lambda: self._live().list_indexes(self.collection)):
+            if time.monotonic() > deadline:
+                raise RetrievalError(f"collection {self.collection!r} has no index after {self._timeout_s:.0f} s; "
+                                     "was its creation interrupted? Rebuild the index into a new collection")
+            time.sleep(0.2)
 
     def _check_schema(self) -> None:
         info = self._call("describe", lambda: self._live().describe_collection(self.collection, timeout=self._timeout_s))
@@ -425,6 +450,10 @@ class MilvusVectorStore:
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         return call_with_retries(operation, what=what, policy=self._retry)
+
+
+def _already_exists(exc: RetrievalError) -> bool:
+    return isinstance(exc.__cause__, MilvusException) and "already exist" in str(exc.__cause__.message).lower()
 
 
 def _max_length(field: dict[str, Any]) -> int:
