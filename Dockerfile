@@ -17,12 +17,14 @@ WORKDIR /app
 
 # Layer 1: the pinned dependencies (large: torch and its CUDA wheels); rebuilt only when the lock changes.
 COPY requirements-runtime.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system requirements-runtime.lock
+# Bytecode compiled at build time: under PYTHONDONTWRITEBYTECODE every container start would otherwise
+# compile torch's and transformers' sources again (about 8 s of CPU per worker start on 2 cores).
+RUN --mount=type=cache,target=/root/.cache/uv uv pip sync --system --compile-bytecode requirements-runtime.lock
 
 # Layer 2: the project itself, without touching the dependencies.
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-RUN uv pip install --system --no-deps --no-cache .
+RUN uv pip install --system --no-deps --no-cache --compile-bytecode .
 
 RUN useradd --uid 10001 --create-home rci && mkdir -p /data /models && chown rci /data
 USER rci

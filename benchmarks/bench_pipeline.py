@@ -8,8 +8,9 @@ loads, next to the throughput of the slowest stage measured alone in the same ru
 One run, one stack, nothing faked:
 
 1. Set-up: the local services `rci services up` runs (Apache Kafka from jars, the S3 server holding
-   the feature cache, Milvus Lite served over gRPC), on free ports, stopped at the end; small
-   untrained encoders and a random MatchLite exported to ONNX (cost does not depend on the weights);
+   the feature cache, Milvus Lite served over gRPC), on free ports, stopped at the end; the default
+   encoders (SSCD on two views of each frame, Chromaprint, the small audio net, MiniLM) and a random
+   MatchLite exported to ONNX (cost does not depend on its weights);
    a library of short synthetic videos with audio (`rci.media.synth`). Every event is a new video
    (its own `video_id`, a later `published_at`) whose media is one of the library's clips, so
    features are computed for every event (feature-cache miss, then a put) and retrieval always
@@ -127,6 +128,19 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a live process, all its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of all cores since boot, in clock ticks (/proc/stat's first line:
+    user nice system idle iowait irq softirq steal; guest time is already inside user)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of all cores' time spent busy between two machine_cpu_jiffies() readings."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else math.nan
 
 
 def batches(items: list, size: int) -> list[list]:
@@ -312,7 +326,11 @@ class LoadFigure:
     mean_batch_size: float
     worker_cpu_ms_per_event: float
     load_average_1m: float
+    machine_busy: float  # share of all cores busy from the first event produced to the last score read
     worker_stage_ms_per_event: dict[str, float] = field(default_factory=dict)
+
+
+SINGLE_EVENTS = 3  # events sent one at a time, each after the last is scored
 
 
 class WorkerDied(RuntimeError):
@@ -338,10 +356,11 @@ def run_load(label: str, rate: float | None, events: list[tuple[str, bytes]], se
              collector: ScoreCollector, worker: ChildProcess, metrics_port: int, timeout_s: float,
              progress: Progress) -> LoadFigure:  # fmt: skip
     ids = [vid for vid, _ in events]
-    before, cpu = scrape(metrics_port), process_cpu_s(worker.pid)
+    before, cpu, machine = scrape(metrics_port), process_cpu_s(worker.pid), machine_cpu_jiffies()
     task = progress.add_task(f"load {label}", total=len(ids))
     produced = offer(settings, events, rate)
     wait_scored(collector, ids, worker, timeout_s, progress, task)
+    busy = busy_fraction(machine, machine_cpu_jiffies())
     time.sleep(0.5)  # a re-delivered duplicate, if any, would show up now
     after, cpu = scrape(metrics_port), process_cpu_s(worker.pid) - cpu
     got = collector.first_arrivals(ids)
@@ -371,6 +390,7 @@ def run_load(label: str, rate: float | None, events: list[tuple[str, bytes]], se
         mean_batch_size=round(batch_events / batches_seen, 2) if batches_seen else math.nan,
         worker_cpu_ms_per_event=round(1000 * cpu / max(1, len(got)), 1),
         load_average_1m=round(os.getloadavg()[0], 1),
+        machine_busy=busy,
         worker_stage_ms_per_event=per_event,
     )
 
@@ -440,6 +460,10 @@ def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str,
             offer(settings, lib_events, None)
             if not wait_scored(collector, [v for v, _ in lib_events], worker, opts.load_timeout_s, progress, warm_task):
                 raise RuntimeError(f"warm-up not scored in {opts.load_timeout_s} s:\n{worker.log_tail()}")
+            # the service time of one event on an idle worker: what latency under load is compared with
+            singles = [run_load("single event", None, factory.make(f"single{i}", 1), settings, collector, worker,
+                                metrics_port, opts.load_timeout_s, progress) for i in range(SINGLE_EVENTS)]
+            single_e2e_ms = float(np.median([f.e2e_p50_ms for f in singles]))
             loads: list[LoadFigure] = []
             plan = [(f"{m:g}x slowest stage", m * slowest.events_per_s) for m in opts.loads]
             if opts.burst:
@@ -459,6 +483,7 @@ def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str,
 
     capacity_from = loads[-1] if opts.burst else max(loads, key=lambda f: f.achieved_events_per_s)
     capacity = capacity_from.achieved_events_per_s
+    half = next((f for f in loads if f.load == "0.5x slowest stage"), None)
     return {
         "benchmark": "pipeline",
         "options": asdict(opts),
@@ -469,6 +494,8 @@ def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str,
         "in_process_cpu_ms_per_event": round(1000 * run.cpu_s / len(timed), 1),
         "stages_load_average_1m": round(stages_load, 1),
         "loads": [asdict(f) for f in loads],
+        "single_event_e2e_ms": round(single_e2e_ms, 1),
+        "p99_at_half_load_over_single_event": round(half.e2e_p99_ms / single_e2e_ms, 2) if half else None,
         "capacity": {
             "events_per_s": capacity,
             "measured_by": capacity_from.load,
@@ -500,7 +527,8 @@ def report(result: dict[str, object]) -> str:
         [f["load"], "-" if f["offered_events_per_s"] is None else f["offered_events_per_s"],
          f"{f['scored']}/{f['events']}",
          f["achieved_events_per_s"], f["e2e_p50_ms"], f["e2e_p99_ms"], f["worker_latency_p50_ms"],
-         f["worker_latency_p99_ms"], f["mean_batch_size"], f["worker_cpu_ms_per_event"], f["load_average_1m"]]
+         f["worker_latency_p99_ms"], f["mean_batch_size"], f["worker_cpu_ms_per_event"], f["load_average_1m"],
+         f.get("machine_busy", "-")]
         for f in result["loads"]
     ]  # fmt: skip
     stage_cols = [s for s in STAGES if s != "parse"]
@@ -512,9 +540,13 @@ def report(result: dict[str, object]) -> str:
         f"{cap['ratio_to_slowest_stage']:.2f}** (capacity / in-process sequential = "
         f"{cap['ratio_to_in_process_sequential']:.2f})."
     )
+    if result.get("single_event_e2e_ms") is not None:
+        ratio = result.get("p99_at_half_load_over_single_event")
+        summary += (f" One event alone on the idle worker: {result['single_event_e2e_ms']:.0f} ms e2e (median of "
+                    f"{SINGLE_EVENTS})" + (f"; e2e p99 at 0.5x = {ratio:g}x that." if ratio is not None else "."))
     setup = (
-        f"One `rci worker` process (faust), batch size {batch}, {opts['partitions']} partitions, MatchLite small "
-        f"untrained via {opts['runtime']}, features cached on the S3 server, Milvus Lite served over gRPC. "
+        f"One `rci worker` process (faust), batch size {batch}, {opts['partitions']} partitions, the default encoders "
+        f"(SSCD, Chromaprint, MiniLM), MatchLite small untrained via {opts['runtime']}, features cached on the S3 server, Milvus Lite served over gRPC. "
         f"Every event is a new video: {opts['clip_seconds']:g} s {opts['clip_width']}x{opts['clip_height']} clips with "
         f"audio, up to {opts['max_frames']} frames at 1 fps; a library of {opts['library']} clips is indexed first, so "
         "retrieval finds a candidate and MatchLite runs for every event. Stages alone: the worker's code in-process "
@@ -536,7 +568,7 @@ def report(result: dict[str, object]) -> str:
         + markdown_table(["stage", "events", "ms / batch", "events/s"], stage_rows),
         "The worker under load:\n\n" + markdown_table(
             ["offered load", "offered events/s", "scored", "achieved events/s", "e2e p50 ms", "e2e p99 ms",
-             "worker p50 ms", "worker p99 ms", "mean batch", "worker CPU ms / event", "load avg"], load_rows),
+             "worker p50 ms", "worker p99 ms", "mean batch", "worker CPU ms / event", "load avg", "cores busy"], load_rows),
         "Inside the worker (Prometheus `rci_stage_seconds`), ms per event:\n\n"
         + markdown_table(["offered load", *stage_cols], in_worker),
         setup,

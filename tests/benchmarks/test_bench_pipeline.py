@@ -58,6 +58,9 @@ def test_tiny_pipeline_benchmark_scores_every_event_and_reports_sane_figures(tmp
     assert load["e2e_p50_ms"] >= load["worker_latency_p50_ms"] - 5
     assert 1 <= load["mean_batch_size"] <= 4
     assert positive(load["worker_stage_ms_per_event"]["features"])
+    assert 0 < load["machine_busy"] <= 1, load  # the worker was encoding: some core was busy
+    assert positive(saved["single_event_e2e_ms"])
+    assert saved["p99_at_half_load_over_single_event"] is None  # no 0.5x load in this run
 
     capacity = saved["capacity"]
     assert capacity["events_per_s"] == load["achieved_events_per_s"]
