@@ -137,8 +137,8 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Longest decode of one media file; a slower one is dead-lettered media_undecodable."
     )
     media_skip_nonref_frames: bool = Field(
-        False, description="Do not decode video frames that no other frame references (about half the decode CPU "
-        "of H.264 with B-frames; a sampled second may then be up to two frames off).")
+        True, description="Do not decode video frames that no other frame references (35-40% less decode CPU "
+        "on H.264 with B-frames; a sampled second may then be up to two frames off). false decodes every frame.")
     media_allowed_codecs: CommaList = Field(
         ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "aac", "mp3", "opus", "vorbis", "flac", "pcm_*"),
         description="Comma-separated FFmpeg codec names (`*` wildcards) a decoded video or audio track may use.",
