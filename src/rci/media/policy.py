@@ -36,10 +36,11 @@ class MediaPolicy:
     max_bytes_in_flight: int = 1024 * 1024 * 1024
     decode_timeout_s: float = 120.0
     allowed_codecs: tuple[str, ...] = DEFAULT_CODECS
-    # Skip decoding the video frames no other frame references (FFmpeg's skip_frame=NONREF): about half
-    # the decode CPU of an H.264 upload with B-frames (benchmarks.bench_uploads), but a kept second may
-    # be the frame one or two frames (33-66 ms at 30 fps) from the one nearest the second.
-    skip_nonref_frames: bool = False
+    # Skip decoding the video frames no other frame references (FFmpeg's skip_frame=NONREF): 35-40% less
+    # decode CPU on an H.264 upload with B-frames (benchmarks.bench_uploads); a kept second may then be
+    # the frame one or two frames (33-66 ms at 30 fps) from the one nearest the second, which no
+    # descriptor of a second's content tells apart (bench_quality with it on: RESULTS.md).
+    skip_nonref_frames: bool = True
 
     def __post_init__(self) -> None:
         limits = (self.max_bytes, self.max_duration_s, self.max_pixels, self.max_frames, self.fetch_concurrency,
