@@ -41,6 +41,10 @@ Figures per load:
 * mean batch size and in-worker stage ms per event: from the worker's Prometheus endpoint.
 * worker CPU ms per event: the worker process's CPU time (/proc, all threads) over the load, per
   event; less sensitive than rates to other processes sharing the machine.
+* cores busy: the share of all the machine's cores busy (/proc/stat) from the first event produced to
+  the last score read, whoever used them (worker, broker, Milvus, S3 server).
+Before the loads, SINGLE_EVENTS events are sent one at a time on the idle worker: their median e2e
+is the single-event service time, and e2e p99 at 0.5x is reported as a multiple of it.
 Capacity is the burst's achieved events/s (the largest offered load when `--no-burst`); the
 ratio capacity / slowest stage shows what the streaming layer and the sequential stages cost.
 
@@ -483,7 +487,7 @@ def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str,
 
     capacity_from = loads[-1] if opts.burst else max(loads, key=lambda f: f.achieved_events_per_s)
     capacity = capacity_from.achieved_events_per_s
-    half = next((f for f in loads if f.load == "0.5x slowest stage"), None)
+    half = next((f for multiple, f in zip(opts.loads, loads) if multiple == 0.5), None)  # loads follow the plan
     return {
         "benchmark": "pipeline",
         "options": asdict(opts),
@@ -545,8 +549,9 @@ def report(result: dict[str, object]) -> str:
         summary += (f" One event alone on the idle worker: {result['single_event_e2e_ms']:.0f} ms e2e (median of "
                     f"{SINGLE_EVENTS})" + (f"; e2e p99 at 0.5x = {ratio:g}x that." if ratio is not None else "."))
     setup = (
-        f"One `rci worker` process (faust), batch size {batch}, {opts['partitions']} partitions, the default encoders "
-        f"(SSCD, Chromaprint, MiniLM), MatchLite small untrained via {opts['runtime']}, features cached on the S3 server, Milvus Lite served over gRPC. "
+        f"One `rci worker` process (faust), batch size {batch}, {opts['partitions']} partitions, the default "
+        f"encoders (SSCD, Chromaprint, MiniLM), MatchLite small untrained via {opts['runtime']}, features cached on "
+        "the S3 server, Milvus Lite served over gRPC. "
         f"Every event is a new video: {opts['clip_seconds']:g} s {opts['clip_width']}x{opts['clip_height']} clips with "
         f"audio, up to {opts['max_frames']} frames at 1 fps; a library of {opts['library']} clips is indexed first, so "
         "retrieval finds a candidate and MatchLite runs for every event. Stages alone: the worker's code in-process "
