@@ -242,7 +242,7 @@ class PairDataset(Dataset[PairItem]):
         return PairDataset(self.examples, self.features, teacher)
 
 
-def _aux_target(value: int | None) -> int:
+def aux_target(value: int | None) -> int:
     return IGNORE_INDEX if value is None else int(value)
 
 
@@ -255,7 +255,7 @@ def collate_batch(items: Sequence[PairItem]) -> PairBatch:
         inputs={name: torch.from_numpy(a) for name, a in arrays.items()},
         labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
         aux_labels={
-            head: torch.tensor([_aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+            head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
             for head in heads
         },
         index=torch.tensor([item.index for item in items], dtype=torch.long),
@@ -375,7 +375,7 @@ class TeacherCollate:
             inputs=self.processor([(item.query, item.candidate) for item in items]),
             labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
             aux_labels={
-                head: torch.tensor([_aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+                head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
                 for head in heads
             },
             index=torch.tensor([item.index for item in items], dtype=torch.long),

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ VARIANTS: dict[str, tuple[bool, bool]] = {  # name -> (use_audio, use_text)
     "V+A+T": (True, True),
 }
 DEFAULT_AUX_WEIGHT = 1.0  # eq. 1 sums the task losses unweighted
+C = TypeVar("C")
+M = TypeVar("M", bound=nn.Module)
 
 
 def variant_config(base: MatchLiteConfig, variant: str) -> MatchLiteConfig:
@@ -60,9 +62,12 @@ def variant_slug(variant: str) -> str:
 
 
 class MatchLiteObjective(nn.Module):
-    """MatchLite plus its multi-task cross-entropy: forward(batch) -> Losses."""
+    """A pair model plus its multi-task cross-entropy: forward(batch) -> Losses.
 
-    def __init__(self, model: MatchLite, aux_weight: float = DEFAULT_AUX_WEIGHT) -> None:
+    Any model whose forward(batch.inputs) gives logits and aux_logits and whose config names its aux_heads:
+    MatchLite, and the feature-level teacher MatchLMF (rci.training.matchlmf)."""
+
+    def __init__(self, model: nn.Module, aux_weight: float = DEFAULT_AUX_WEIGHT) -> None:
         super().__init__()
         self.model = model
         self.aux_weights = {name: aux_weight for name in model.config.aux_heads}
@@ -72,11 +77,15 @@ class MatchLiteObjective(nn.Module):
         return multitask_loss(out.logits, out.aux_logits, batch.labels, batch.aux_labels, self.aux_weights)
 
 
-def build_matchlite(config: MatchLiteConfig, seed: int) -> MatchLite:
-    """Seeded initialisation that leaves the caller's RNG alone (same seed, same starting weights)."""
+def seeded(factory: Callable[[C], M], config: C, seed: int) -> M:
+    """factory(config) initialised from `seed`, leaving the caller's RNG alone (same seed, same weights)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MatchLite(config)
+        return factory(config)
+
+
+def build_matchlite(config: MatchLiteConfig, seed: int) -> MatchLite:
+    return seeded(MatchLite, config, seed)
 
 
 def train_matchlite(

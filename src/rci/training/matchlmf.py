@@ -1,0 +1,88 @@
+"""Stage 1 for the feature-level teacher MatchLMF (rci.inference.matchlmf): the multi-task loss of the paper
+(Eq. 1) on the same labelled pairs and features the served MatchLite learns from, and its predictions.
+
+    model, result = train_matchlmf(config, PairDataset(examples, features), TrainConfig.matchlm(...))
+    preds = predict_matchlmf(model, heldout)                      # Predictions, as for MatchLite
+    save_matchlmf(path, model, {"threshold": ...})                # rci.inference.matchlmf.loader
+
+The teacher reads the features the worker stores (VideoFeatures), so it trains and scores wherever the
+student does, from the same feature cache, and its logits and pair embedding are what stage 2 distils.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from rci.inference.matchlmf.batch import MatchLMFBatch, build_batch
+from rci.inference.matchlmf.config import MatchLMFConfig
+from rci.inference.matchlmf.model import MatchLMF
+from rci.training.data import PairDataset, PairItem, aux_target
+from rci.training.ddp import DistContext
+from rci.training.evaluate import PairForward, Predictions, predict
+from rci.training.loop import TrainConfig, TrainResult, fit
+from rci.training.stage1 import DEFAULT_AUX_WEIGHT, MatchLiteObjective, seeded
+
+@dataclass
+class MatchLMFPairBatch:
+    """A training or evaluation batch: the model's inputs and the pairs' targets."""
+
+    inputs: MatchLMFBatch
+    labels: torch.Tensor  # [B] long
+    aux_labels: dict[str, torch.Tensor]  # head -> [B] long, IGNORE_INDEX where undefined
+    index: torch.Tensor  # [B] long: positions of the examples in their dataset
+
+    def to(self, device: torch.device) -> MatchLMFPairBatch:
+        return replace(self, inputs=self.inputs.to(device), labels=self.labels.to(device),
+                       aux_labels={k: v.to(device) for k, v in self.aux_labels.items()}, index=self.index.to(device))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+class MatchLMFCollate:
+    """PairItems -> MatchLMFPairBatch, padded to the batch's longest video within the config's maxima."""
+
+    def __init__(self, config: MatchLMFConfig) -> None:
+        self.config = config
+
+    def __call__(self, items: Sequence[PairItem]) -> MatchLMFPairBatch:
+        heads = items[0].example.aux.keys()
+        return MatchLMFPairBatch(
+            inputs=build_batch([(item.query, item.candidate) for item in items], self.config),
+            labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
+            aux_labels={head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+                        for head in heads},  # fmt: skip
+            index=torch.tensor([item.index for item in items], dtype=torch.long),
+        )
+
+
+def build_matchlmf(config: MatchLMFConfig, seed: int) -> MatchLMF:
+    return seeded(MatchLMF, config, seed)
+
+
+def train_matchlmf(config: MatchLMFConfig, train: PairDataset, train_config: TrainConfig,
+                   ctx: DistContext | None = None, *, aux_weight: float = DEFAULT_AUX_WEIGHT,
+                   name: str = "matchlmf", progress: bool = True) -> tuple[MatchLMF, TrainResult]:
+    """Train a fresh MatchLMF on `train`; returns it in eval mode on the CPU."""
+    model = build_matchlmf(config, train_config.seed)
+    objective = MatchLiteObjective(model, aux_weight)  # the same Eq. 1
+    result = fit(objective, train, MatchLMFCollate(config), train_config, ctx, name=name, progress=progress)
+    return model.cpu().eval(), result
+
+
+def matchlmf_forward(model: MatchLMF) -> PairForward:
+    def forward(batch: MatchLMFPairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(batch.inputs)
+        return out.logits, out.embedding
+
+    return forward
+
+
+def predict_matchlmf(model: MatchLMF, dataset: PairDataset, *, batch_size: int = 16,
+                     device: torch.device | str = "cpu") -> Predictions:
+    """Scores, logits [N,2] and pair embeddings z_t [N,E] of `model` (eval mode) on every pair, in order."""
+    model = model.to(device).eval()
+    return predict(matchlmf_forward(model), dataset, MatchLMFCollate(model.config), batch_size, device)
