@@ -91,3 +91,12 @@ def test_a_query_is_served_its_best_few_about_as_similar_and_scored_by_the_best_
     scores, labels = validation.query_scores(pair_scores)
     assert scores.tolist() == [max(pair_scores[i] for i in q.pairs) for q in queries]
     assert labels.tolist() == [q.label for q in queries]
+
+
+def test_another_prefix_names_the_pairs_and_each_query_keeps_its_kind() -> None:
+    dataset = _planned_set()
+    features = {"bench7-" + vid.removeprefix(ID_PREFIX): f for vid, f in _features(dataset, np.random.default_rng(0)).items()}
+    pairs, queries = pairs_as_served(dataset, features, margin=0.0, id_prefix="bench7-")
+    assert all(ex.query_id.startswith("bench7-") and ex.candidate_id.startswith("bench7-") for ex in pairs)
+    assert [(q.video_id, q.kind) for q in queries] == [("bench7-" + q.video_id, q.kind) for q in dataset.queries()]
+    assert {q.kind for q in queries} == {"easy", "hard", "unrelated", "template"}

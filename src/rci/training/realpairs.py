@@ -36,7 +36,7 @@ from rci.retrieval.similarity import frame_set_similarity
 from rci.storage.objects import LocalObjectStore
 from rci.streams.contracts import PublishedEvent
 from rci.training.data import PairExample, load_features, raise_if_rejected
-from rci.training.realset.pools import VALIDATION
+from rci.training.realset.pools import VALIDATION, PoolSpec
 from rci.training.realset.sets import SET_VERSION, SIZES, HeldoutSet, Video, build_set
 
 ID_PREFIX = "realval-"  # the set's ids are short ("q012"): prefixed, they cannot meet a corpus video's
@@ -57,6 +57,7 @@ class ServedQuery:
     video_id: str
     label: int  # 1 = a reproduction
     pairs: tuple[int, ...]
+    kind: str = ""  # the set's kind of query: easy, hard (copies), unrelated, template
 
 
 @dataclass(frozen=True)
@@ -80,29 +81,37 @@ def realmedia_validation(model_dir: Path, extractor: FeatureExtractor, policy: M
                          jobs: int = 2, progress: bool = True) -> RealValidation:
     """The validation pool's set (rendered once under the cache dir), encoded by `extractor` (once per
     model dir), and its pairs."""
+    return realmedia_pairs(model_dir, extractor, policy, VALIDATION, SET_SIZE, seed=seed, id_prefix=ID_PREFIX,
+                           jobs=jobs, progress=progress)
+
+
+def realmedia_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, pools: PoolSpec, size: str,
+                    *, seed: int, id_prefix: str, jobs: int = 2, progress: bool = True) -> RealValidation:
+    """A set of real media from `pools` (rendered once under the cache dir), encoded by `extractor` (once per
+    model dir, under `id_prefix` + the set's ids), and its pairs as served (pairs_as_served)."""
     with Progress(disable=not progress) as bar:
-        dataset = build_set(None, SET_SIZE, seed=seed, jobs=jobs, progress=bar, pools=VALIDATION)
-        events = [_event(v) for v in dataset.videos]
+        dataset = build_set(None, size, seed=seed, jobs=jobs, progress=bar, pools=pools)
+        events = [_event(v, id_prefix) for v in dataset.videos]
         # per plan: a re-planned set re-renders its videos under the same names and paths
         cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR / dataset.info["plan_digest"]))
         pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
-        task = bar.add_task(f"encode real validation set ({extractor.version})", total=len(events))
+        task = bar.add_task(f"encode {pools.name} set {size}/{seed} ({extractor.version})", total=len(events))
         summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))
-    raise_if_rejected(summary, "validation")
+    raise_if_rejected(summary, pools.name)
     features = load_features(cache, [e.video_id for e in events], extractor.version)
-    info = {"pools": VALIDATION.name, "size": SET_SIZE, "seed": seed, "counts": dataset.counts(),
+    info = {"pools": pools.name, "size": size, "seed": seed, "counts": dataset.counts(),
             "photo_pool": dataset.info.get("photo_pool")}  # fmt: skip
-    examples, queries = pairs_as_served(dataset, features)
+    examples, queries = pairs_as_served(dataset, features, id_prefix=id_prefix)
     return RealValidation(examples, features, queries, info)
 
 
-def _event(video: Video) -> PublishedEvent:
-    return PublishedEvent(schema_version=1, video_id=ID_PREFIX + video.video_id, media_uri=Path(video.path).as_uri(),
+def _event(video: Video, id_prefix: str) -> PublishedEvent:
+    return PublishedEvent(schema_version=1, video_id=id_prefix + video.video_id, media_uri=Path(video.path).as_uri(),
                           title=video.title, sticker_text=video.sticker, published_at=video.published_at)  # fmt: skip
 
 
 def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, score_top: int = SCORE_TOP,
-                    margin: float = CREDIT_MARGIN) -> tuple[list[PairExample], list[ServedQuery]]:
+                    margin: float = CREDIT_MARGIN, id_prefix: str = ID_PREFIX) -> tuple[list[PairExample], list[ServedQuery]]:
     """The pairs the worker would score (each query with its best few earlier originals about as similar
     as the best), plus each copy with its source and each template with the original it borrows from
     (no pair twice); and each query with the pairs it is flagged on."""
@@ -117,14 +126,14 @@ def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, 
         return index[(query, candidate)]
 
     for query in dataset.queries():
-        q = features[ID_PREFIX + query.video_id]
-        similar = sorted(((frame_set_similarity(q, features[ID_PREFIX + c.video_id]), c.video_id)
+        q = features[id_prefix + query.video_id]
+        similar = sorted(((frame_set_similarity(q, features[id_prefix + c.video_id]), c.video_id)
                           for c in dataset.earlier_originals(query)), reverse=True)[:score_top]  # fmt: skip
         alike = [vid for sim, vid in similar if sim >= similar[0][0] - margin]
         served = tuple(pair(query.video_id, vid, int(query.is_reproduction and vid == query.source_id)) for vid in alike)
-        queries.append(ServedQuery(ID_PREFIX + query.video_id, int(query.is_reproduction), served))
+        queries.append(ServedQuery(id_prefix + query.video_id, int(query.is_reproduction), served, query.kind))
         if query.source_id is not None:  # a copy's source (1); a template's borrowed original (0)
             pair(query.video_id, query.source_id, int(query.is_reproduction))
-    examples = [PairExample(ID_PREFIX + q, ID_PREFIX + c, labels[i], SUBSET, "val",
+    examples = [PairExample(id_prefix + q, id_prefix + c, labels[i], SUBSET, "val",
                             {"visual": labels[i], "audio": None, "text": None}) for (q, c), i in index.items()]  # fmt: skip
     return examples, queries

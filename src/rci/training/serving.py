@@ -128,11 +128,7 @@ def train_serving_models(
 
     cache = training_feature_cache(model_dir)
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
-    train_ex = implied_examples(manifest, "train", negatives_per_positive=recipe.negatives_per_positive, seed=recipe.seed)
-    val_ex = read_examples(manifest, "val")
-    features = load_features(cache, video_ids_of(train_ex + val_ex), extractor.version)
-    train_ex += retrieval_negatives(manifest, train_ex, features)
-    train_ex, features = with_templates_and_trims(manifest, train_ex, features, recipe, seed=recipe.seed)
+    train_ex, features = training_pairs(manifest, cache, extractor.version, recipe)
     spec = extractor.feature_spec(policy.max_frames)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
@@ -179,6 +175,16 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
+
+
+def training_pairs(manifest: CorpusManifest, cache: FeatureCache, encoder_version: str,
+                   recipe: ServingRecipe) -> tuple[list[PairExample], dict[str, VideoFeatures]]:
+    """The train split's pairs the serving MatchLite learns from (labelled and implied, retrieval negatives,
+    templates and trims) and every video's features, the val split's included (the corpus must be encoded)."""
+    examples = implied_examples(manifest, "train", negatives_per_positive=recipe.negatives_per_positive, seed=recipe.seed)
+    features = load_features(cache, video_ids_of(examples + read_examples(manifest, "val")), encoder_version)
+    examples += retrieval_negatives(manifest, examples, features)
+    return with_templates_and_trims(manifest, examples, features, recipe, seed=recipe.seed)
 
 
 def validation_pairs(manifest: CorpusManifest, features: dict[str, VideoFeatures], recipe: ServingRecipe) -> PairDataset:
