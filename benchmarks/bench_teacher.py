@@ -1,0 +1,174 @@
+"""The feature-level teacher MatchLMF against the MatchLite the worker serves, on held-out real media.
+
+    python -m benchmarks.bench_teacher                      # default teacher, bench pools' set, seed 0
+    python -m benchmarks.bench_teacher --seeds 0 1 2        # more held-out pairs (tighter intervals)
+    python -m benchmarks.bench_teacher --size tiny --epochs 2 --no-record   # a quick look
+
+1. The serving models of `rci demo` (trained once into the work dir, or `--model-dir`): the student.
+2. MatchLMF trained on exactly the pairs and features the student learned from
+   (rci.training.serving.training_pairs): the multi-task loss, the same labels, no real media.
+3. Held-out pairs from the benchmark's pools (rci.training.realset: photos, music and voices that neither
+   model nor the student's threshold ever saw), as the worker would score them
+   (rci.training.realpairs.pairs_as_served: each later upload with its most similar earlier originals,
+   plus each copy with its source and each template with the original it borrows from).
+4. Both scored on every pair; AP and R@P80 with the teacher-minus-student difference and its 95% paired,
+   label-stratified bootstrap interval (rci.training.report.bootstrap_delta), on all pairs and on hard
+   copies against every negative; and the cost per pair (FLOPs counted by torch, CPU ms at batch 16).
+
+The student's score is the served, calibrated one; the teacher's is its softmax (it is not calibrated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.record import markdown_table, record
+from rci.core.settings import Settings
+from rci.inference.checkpoint import load_checkpoint
+from rci.inference.encoders.bundle import build_default_encoders
+from rci.inference.encoders.extract import FeatureExtractor
+from rci.inference.matchlmf.config import MatchLMFConfig
+from rci.inference.matchlmf.loader import save_matchlmf
+from rci.media.policy import media_policy
+from rci.training.corpus.manifest import CorpusManifest
+from rci.training.data import PairDataset, collate_batch, training_feature_cache
+from rci.training.evaluate import matchlite_forward, predict
+from rci.training.loop import TrainConfig
+from rci.training.matchlmf import MatchLMFCollate, predict_matchlmf, train_matchlmf
+from rci.training.metrics import average_precision
+from rci.training.realpairs import RealValidation, realmedia_pairs
+from rci.training.realset.pools import BENCH
+from rci.training.report import bootstrap_delta, recall_at_p80
+from rci.training.serving import ServingRecipe, training_pairs
+
+WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
+SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
+         "default": MatchLMFConfig()}  # fmt: skip
+METRICS = {"AP": average_precision, "R@P80": recall_at_p80}
+
+
+def serving_models(model_dir: Path | None) -> Path:
+    """The demo's serving models: `model_dir` as given, else trained once under the work dir."""
+    from rci.cli.demo import prepare_models
+
+    if model_dir is not None:
+        return model_dir
+    model_dir = WORK_DIR / "demo-models"
+    prepare_models(model_dir, media_policy(Settings(data_dir=WORK_DIR / "demo-data")), progress=True)
+    return model_dir
+
+
+def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_size: str) -> tuple[PairDataset, list[str]]:
+    """The bench pools' sets as served pairs, all seeds together; and each pair's query kind."""
+    policy = media_policy(Settings())
+    examples, features, kinds = [], {}, []
+    for seed in seeds:
+        real: RealValidation = realmedia_pairs(model_dir, extractor, policy, BENCH, set_size, seed=seed,
+                                               id_prefix=f"bench{seed}-")  # fmt: skip
+        kind_of = {q.video_id: q.kind for q in real.queries}
+        examples += real.examples
+        features.update(real.features)
+        kinds += [kind_of[e.query_id] for e in real.examples]
+    return PairDataset(examples, features), kinds
+
+
+def cost_per_pair(model: torch.nn.Module, batch: object, repeats: int = 5) -> tuple[float, float]:
+    """(GFLOPs per pair, CPU ms per pair) of `model(batch)` at the batch's size, one thread per core."""
+    pairs = len(batch)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            model(batch)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(batch)
+    return counter.get_total_flops() / pairs / 1e9, (time.perf_counter() - started) * 1000 / repeats / pairs
+
+
+def compare(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> list[list[object]]:
+    rows = []
+    for name, metric in METRICS.items():
+        s, t, y = student[keep], teacher[keep], labels[keep]
+        delta, low, high = bootstrap_delta(metric, s, t, y)
+        rows.append([name, f"{100 * metric(s, y):.1f}", f"{100 * metric(t, y):.1f}",
+                     f"{100 * delta:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"])  # fmt: skip
+    return rows
+
+
+def run(args: argparse.Namespace) -> tuple[str, dict]:
+    started = time.monotonic()
+    model_dir = serving_models(args.model_dir)
+    recipe = ServingRecipe()
+    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    manifest = CorpusManifest.load(model_dir / "training-corpus")
+    examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    train = PairDataset(examples, features)
+    config = SIZES[args.size]
+    train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
+                                       schedule="cosine", seed=recipe.seed)  # fmt: skip
+    trained_at = time.monotonic()
+    teacher, _ = train_matchlmf(config, train, train_config)
+    train_s = time.monotonic() - trained_at
+    save_matchlmf(WORK_DIR / f"matchlmf-{args.size}.pt", teacher, {"epochs": args.epochs, "train_pairs": len(train)})
+
+    test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
+    student, _ = load_checkpoint(model_dir / "matchlite" / "model.pt")
+    student_scores = predict(matchlite_forward(student.eval()), test).scores
+    teacher_scores = predict_matchlmf(teacher, test).scores
+    labels, kinds = test.labels, np.array(kinds)
+    hard = (kinds == "hard") | (labels == 0)
+    rows = [[where, *row] for where, keep in (("all pairs", np.ones(len(labels), bool)), ("hard copies vs all negatives", hard))
+            for row in compare(student_scores, teacher_scores, labels, keep)]  # fmt: skip
+
+    sample = [test[i] for i in range(min(16, len(test)))]
+    t_flops, t_ms = cost_per_pair(teacher, MatchLMFCollate(config)(sample).inputs)
+    s_flops, s_ms = cost_per_pair(lambda inputs: student(inputs), collate_batch(sample).inputs)  # noqa: PLW0108
+    params = {"teacher": sum(p.numel() for p in teacher.parameters()), "student": sum(p.numel() for p in student.parameters())}
+    body = (
+        f"Teacher MatchLMF `{args.size}` ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
+        f"{config.layers} layers, {config.heads} heads) trained {args.epochs} epochs on the served student's "
+        f"{len(train)} training pairs (generated corpus) in {train_s:.0f} s; student MatchLite small "
+        f"({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out: bench pools, "
+        f"set `{args.set_size}` seeds {args.seeds}: {len(labels)} served pairs, {int(labels.sum())} reproduced "
+        f"({int(((kinds == 'hard') & (labels == 1)).sum())} of hard copies). Percent; delta = teacher - student "
+        f"with its 95% paired bootstrap interval.\n\n"
+        + markdown_table(["pairs", "metric", "student", "teacher", "teacher - student [95% CI]"], rows)
+        + "\n\nCost per pair at batch 16 on this CPU (torch, one process):\n\n"
+        + markdown_table(["model", "GFLOPs / pair", "CPU ms / pair"],
+                         [["MatchLite (student)", f"{s_flops:.3f}", f"{s_ms:.2f}"],
+                          ["MatchLMF (teacher)", f"{t_flops:.3f}", f"{t_ms:.2f}"]])
+        + f"\n\nWhole run {time.monotonic() - started:.0f} s."
+    )  # fmt: skip
+    summary = {"rows": rows, "params": params, "train_s": train_s, "pairs": len(labels),
+               "cost": {"student": [s_flops, s_ms], "teacher": [t_flops, t_ms]}}  # fmt: skip
+    return body, summary
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=tuple(SIZES), default="default", help="the teacher's size (default: d 256, 6 layers)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="held-out sets of the bench pools, one per seed")
+    p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
+    p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
+                   "once under ~/.cache/rci/bench_teacher)")
+    p.add_argument("--no-record", action="store_true", help="print only; do not append to benchmarks/RESULTS.md")
+    args = p.parse_args()
+    body, summary = run(args)
+    if args.no_record:
+        print(body)
+        return
+    record("Teacher vs student on held-out real media (benchmarks.bench_teacher)", body)
+    out = Path(__file__).parent / "results" / "teacher.json"
+    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
