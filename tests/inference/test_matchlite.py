@@ -213,16 +213,6 @@ def test_similarity_maps_only_never_sees_the_features_themselves(audio_source):
     assert (run(model, [(query, other_text)]).logits - base).abs().max() > 1e-6
 
 
-def test_chamfer_channel_is_the_mean_best_match_both_ways():
-    from rci.inference.matchlite import _chamfer
-
-    s = torch.tensor([[[0.9, 0.1, 0.0], [0.2, 0.5, 0.0], [0.0, 0.0, 0.0]]])  # 2 x 2 real frames, padded to 3 x 3
-    grid = torch.zeros(1, 3, 3)
-    grid[0, :2, :2] = 1
-    expected = 0.5 * ((0.9 + 0.5) / 2 + (0.9 + 0.5) / 2)
-    torch.testing.assert_close(_chamfer(s * grid, grid), torch.tensor([expected]))
-
-
 def test_background_levels_take_frame_cosines_relative_to_unrelated_media(tmp_path):
     """SSCD's score normalisation: two unrelated videos that share a generic look (here, one common
     direction in every frame) are alike in raw cosine, not relative to a background of that look; the

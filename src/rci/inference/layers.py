@@ -53,6 +53,24 @@ def view_cosine_map(a: torch.Tensor, b: torch.Tensor, views: int) -> torch.Tenso
     return torch.stack([x @ y for x in a_views for y in b_views]).amax(dim=0)
 
 
+def chamfer_similarity(s: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """[B,M,N] similarities, [B,M,N] valid cells -> [B] symmetric Chamfer similarity: the mean over each
+    video's real frames of its best match in the other, averaged over both directions (video copy
+    detection's frame-set similarity; SSCD with it alone is a strong copy detector)."""
+    masked = s.masked_fill(grid == 0, -2.0)
+    rows, cols = grid.amax(dim=2), grid.amax(dim=1)  # [B,M], [B,N]: real frames of each side
+    row_best = (masked.amax(dim=2) * rows).sum(dim=1) / rows.sum(dim=1).clamp(min=1.0)
+    col_best = (masked.amax(dim=1) * cols).sum(dim=1) / cols.sum(dim=1).clamp(min=1.0)
+    return 0.5 * (row_best + col_best)
+
+
+def background_level(frames: torch.Tensor, background: torch.Tensor, views: int, topk: int) -> torch.Tensor:
+    """[B,M,V*d] frames, [K,V*d] background frames -> [B,M]: the mean of each frame's top-k cosines with the
+    background (SSCD's score normalisation: how alike a frame is to unrelated media anyway)."""
+    sims = view_cosine_map(frames, background, views)  # [B,M,K]
+    return sims.topk(min(topk, background.shape[0]), dim=-1).values.mean(dim=-1)
+
+
 # --- multimodal perception ------------------------------------------------------------------
 
 

@@ -39,7 +39,15 @@ import torch
 from torch import nn
 
 from rci.inference.features import FeatureSpec
-from rci.inference.layers import BiXTBlock, ResBlockConv, ResNetTrunk, cosine_map, view_cosine_map
+from rci.inference.layers import (
+    BiXTBlock,
+    ResBlockConv,
+    ResNetTrunk,
+    background_level,
+    chamfer_similarity,
+    cosine_map,
+    view_cosine_map,
+)
 
 # Input tensors of a batch of pairs, in the order of the ONNX graph inputs.
 # Per side x in {q, c}: visual [B,M,Dv] f32, visual_mask [B,M] bool, audio [B,Da] f32,
@@ -242,9 +250,7 @@ class MatchLite(nn.Module):
 
     def _background_level(self, v: torch.Tensor) -> torch.Tensor:
         """[B,M,Dv] -> [B,M] mean of each frame's top-k cosines with the background set."""
-        sims = view_cosine_map(v, self.background, self.config.visual_views)  # [B,M,K]
-        k = min(self.config.background_topk, self.config.background_frames)
-        return sims.topk(k, dim=-1).values.mean(dim=-1)
+        return background_level(v, self.background, self.config.visual_views, self.config.background_topk)
 
     # --- 1. multimodal perception -----------------------------------------------------------
 
@@ -286,7 +292,7 @@ class MatchLite(nn.Module):
         s_rel = self._relative(q, c, s_v, grid)
         maps = [s_rel]  # each [B,M,N], order = config.modalities
         if not self.config.pair_features:
-            maps.append(_chamfer(s_rel, grid)[:, None, None] * grid)
+            maps.append(chamfer_similarity(s_rel, grid)[:, None, None] * grid)
         presence = []
         if self.bixt_va is not None:
             both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
@@ -333,7 +339,7 @@ class MatchLite(nn.Module):
         score_logit = a * (logits[:, 1] - logits[:, 0]).clamp(-limit, limit) + bias  # [B]; saturated = sure, no more
         if b:
             s = self._relative(q, c, s_v, mask[:, 0]) if self.config.relative_chamfer else s_v  # [B,M,N]
-            score_logit = score_logit + b * _chamfer(s, mask[:, 0])
+            score_logit = score_logit + b * chamfer_similarity(s, mask[:, 0])
         return MatchLiteOutput(
             logits=logits,
             aux_logits={name: head(zd) for name, head in self.aux_heads.items()},
@@ -341,17 +347,6 @@ class MatchLite(nn.Module):
             visual_similarity=s_v,
             score_logit=score_logit,
         )
-
-
-def _chamfer(s: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """[B,M,N] similarities, [B,M,N] valid cells -> [B] symmetric Chamfer similarity: the mean over each
-    video's real frames of its best match in the other, averaged over both directions (video copy
-    detection's frame-set similarity; SSCD with it alone is a strong copy detector)."""
-    masked = s.masked_fill(grid == 0, -2.0)
-    rows, cols = grid.amax(dim=2), grid.amax(dim=1)  # [B,M], [B,N]: real frames of each side
-    row_best = (masked.amax(dim=2) * rows).sum(dim=1) / rows.sum(dim=1).clamp(min=1.0)
-    col_best = (masked.amax(dim=1) * cols).sum(dim=1) / cols.sum(dim=1).clamp(min=1.0)
-    return 0.5 * (row_best + col_best)
 
 
 def _token_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
