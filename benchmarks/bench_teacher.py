@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,12 @@ from rci.training.corpus.manifest import CorpusManifest
 from rci.training.data import PairDataset, collate_batch, training_feature_cache
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
-from rci.training.matchlmf import MatchLMFCollate, predict_matchlmf, train_matchlmf
+from rci.training.matchlmf import MatchLMFCollate, build_matchlmf, predict_matchlmf, train_matchlmf
 from rci.training.metrics import average_precision
 from rci.training.realpairs import RealValidation, realmedia_pairs
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
-from rci.training.serving import ServingRecipe, training_pairs
+from rci.training.serving import ServingRecipe, background_frames, training_pairs
 
 WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
@@ -109,11 +110,16 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     manifest = CorpusManifest.load(model_dir / "training-corpus")
     examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
     train = PairDataset(examples, features)
-    config = SIZES[args.size]
+    # the student's background (frames of the corpus's test split), so both take cosines relative to it
+    background = background_frames(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    config = replace(SIZES[args.size], background_frames=len(background))
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
+    init = build_matchlmf(config, recipe.seed)
+    if len(background):
+        init.set_background(torch.from_numpy(background))
     trained_at = time.monotonic()
-    teacher, _ = train_matchlmf(config, train, train_config)
+    teacher, _ = train_matchlmf(config, train, train_config, init=init)
     train_s = time.monotonic() - trained_at
     save_matchlmf(WORK_DIR / f"matchlmf-{args.size}.pt", teacher, {"epochs": args.epochs, "train_pairs": len(train)})
 

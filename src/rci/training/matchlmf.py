@@ -65,9 +65,11 @@ def build_matchlmf(config: MatchLMFConfig, seed: int) -> MatchLMF:
 
 def train_matchlmf(config: MatchLMFConfig, train: PairDataset, train_config: TrainConfig,
                    ctx: DistContext | None = None, *, aux_weight: float = DEFAULT_AUX_WEIGHT,
-                   name: str = "matchlmf", progress: bool = True) -> tuple[MatchLMF, TrainResult]:
-    """Train a fresh MatchLMF on `train`; returns it in eval mode on the CPU."""
-    model = build_matchlmf(config, train_config.seed)
+                   init: MatchLMF | None = None, name: str = "matchlmf",
+                   progress: bool = True) -> tuple[MatchLMF, TrainResult]:
+    """Train a MatchLMF (fresh from `config`, or continuing from `init`, e.g. one given its background)
+    on `train`; returns it in eval mode on the CPU."""
+    model = init if init is not None else build_matchlmf(config, train_config.seed)
     objective = MatchLiteObjective(model, aux_weight)  # the same Eq. 1
     result = fit(objective, train, MatchLMFCollate(config), train_config, ctx, name=name, progress=progress)
     return model.cpu().eval(), result

@@ -130,3 +130,37 @@ def test_inputs_longer_than_the_model_are_refused():
     batch = build_batch([(video, video)], CONFIG)
     with pytest.raises(ValueError, match="8 frames"):
         MatchLMF(replace(CONFIG, max_frames=4))(batch)
+
+
+@torch.no_grad()
+def test_the_pair_evidence_summarises_frames_audio_and_text():
+    from rci.inference.matchlmf.model import EVIDENCE, pair_evidence
+
+    source = make_video("s", 20, frames=3, tokens=2, audio_s=3.0)
+    silent_stranger = make_video("u", 21, frames=2, tokens=0)
+    batch = build_batch([(source, source), (silent_stranger, source)], CONFIG)
+    s_v = tiny_model()._frame_similarity(batch)
+    evidence = dict(zip(EVIDENCE, pair_evidence(batch, s_v).T, strict=True))
+    torch.testing.assert_close(evidence["chamfer"][0], torch.tensor(1.0))  # every frame meets itself
+    torch.testing.assert_close(evidence["best_frame"][0], torch.tensor(1.0))
+    assert evidence["chamfer"][1] < 0.6  # random frames in 32 dimensions are far apart
+    torch.testing.assert_close(evidence["best_audio"][0], torch.tensor(1.0))  # identical bits, centred
+    assert evidence["both_audio"].tolist() == [1.0, 0.0] and evidence["best_audio"][1] == 0
+    torch.testing.assert_close(evidence["text_cosine"][0], torch.tensor(1.0))
+    assert evidence["both_text"].tolist() == [1.0, 0.0] and evidence["text_cosine"][1] == 0
+
+
+@torch.no_grad()
+def test_a_background_lowers_the_similarity_of_frames_that_look_like_it():
+    config = replace(CONFIG, background_frames=4)
+    model = MatchLMF(config).eval()
+    with pytest.raises(ValueError, match="background must be"):
+        model.set_background(torch.zeros(3, config.visual_dim))
+    query = make_video("q", 30, frames=2)
+    common = torch.from_numpy(query.visual[:1]).repeat(4, 1)  # the background looks like the query's first frame
+    batch = build_batch([(query, query)], config)
+    raw = model._frame_similarity(batch)
+    model.set_background(common)
+    relative = model._frame_similarity(batch)
+    assert relative[0, 0, 0] < raw[0, 0, 0] - 0.5  # its match is expected anyway: worth little
+    assert relative[0, 1, 1] > relative[0, 0, 0]  # the other frame is not like the background

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 # Fields that must be positive integers (dropout is checked on its own).
 _POSITIVE = ("view_dim", "visual_views", "text_dim", "d_model", "layers", "heads", "ff_mult", "max_frames",
-             "text_tokens", "max_audio_seconds", "embedding_dim")
+             "text_tokens", "max_audio_seconds", "embedding_dim", "background_topk")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class MatchLMFConfig:
     max_frames: int = 32
     text_tokens: int = 64
     max_audio_seconds: int = 64
+    # SSCD's score normalisation, as MatchLite's (rci.inference.matchlite): frame cosines taken relative to
+    # each frame's likeness to a background set of unrelated frames (a buffer of `background_frames` rows,
+    # set_background; 0 = raw cosines), so an unrelated real pair reads ~0 as an unrelated generated one does
+    background_frames: int = 0
+    background_topk: int = 8
     # pair representation and heads
     embedding_dim: int = 256
     aux_heads: tuple[str, ...] = ("visual", "audio", "text")  # training-only heads
@@ -41,6 +46,8 @@ class MatchLMFConfig:
                 raise ValueError(f"MatchLMFConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.heads:
             raise ValueError(f"MatchLMFConfig.d_model {self.d_model} must be divisible by heads {self.heads}")
+        if self.background_frames < 0:
+            raise ValueError(f"MatchLMFConfig.background_frames must be >= 0, got {self.background_frames!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"MatchLMFConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if len(set(self.aux_heads)) != len(self.aux_heads):
