@@ -24,6 +24,7 @@ from rci.inference.onnx_export import export_and_verify
 MATCHLITE_CHECKPOINT = Path("matchlite/model.pt")
 MATCHLITE_ONNX = Path("matchlite/model.onnx")
 MATCHLM_DIR = Path("matchlm")
+MATCHLMF_CHECKPOINT = Path("matchlmf/model.pt")  # the feature-level teacher (rci.inference.matchlmf)
 
 
 def matchlite_checkpoint(model_dir: Path) -> Path:
@@ -36,6 +37,10 @@ def matchlite_onnx(model_dir: Path) -> Path:
 
 def matchlm_dir(model_dir: Path) -> Path:
     return model_dir / MATCHLM_DIR
+
+
+def matchlmf_checkpoint(model_dir: Path) -> Path:
+    return model_dir / MATCHLMF_CHECKPOINT
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.batch import MatchLMFBatch, build_batch
 from rci.inference.matchlmf.config import MatchLMFConfig
+from rci.inference.matchlmf.loader import save_matchlmf
 from rci.inference.matchlmf.model import MatchLMF
-from rci.training.data import PairDataset, PairItem, aux_target
+from rci.inference.model_dir import matchlmf_checkpoint
+from rci.media.policy import MediaPolicy
+from rci.training.corpus.manifest import CorpusManifest
+from rci.training.data import PairDataset, PairItem, aux_target, training_feature_cache
 from rci.training.ddp import DistContext
 from rci.training.evaluate import PairForward, Predictions, predict
 from rci.training.loop import TrainConfig, TrainResult, fit
+from rci.training.metrics import average_precision, operating_point
+from rci.training.realpairs import realmedia_validation
+from rci.training.serving import ServingRecipe, background_frames, training_pairs
 from rci.training.stage1 import DEFAULT_AUX_WEIGHT, MatchLiteObjective, seeded
 
 @dataclass
@@ -88,3 +98,32 @@ def predict_matchlmf(model: MatchLMF, dataset: PairDataset, *, batch_size: int =
     """Scores, logits [N,2] and pair embeddings z_t [N,E] of `model` (eval mode) on every pair, in order."""
     model = model.to(device).eval()
     return predict(matchlmf_forward(model), dataset, MatchLMFCollate(model.config), batch_size, device)
+
+
+def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
+                            config: MatchLMFConfig, train_config: TrainConfig, recipe: ServingRecipe = ServingRecipe(),
+                            *, progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
+    """Train MatchLMF on the serving student's pairs (the corpus encoded in `model_dir`), with the student's
+    background; choose its threshold at the recipe's precision on the real validation pairs, as the
+    student's; install it where the shadow consumer loads it (rci.inference.model_dir.matchlmf_checkpoint)."""
+    cache = training_feature_cache(model_dir)
+    examples, features = training_pairs(manifest, cache, extractor.version, recipe)
+    background = background_frames(manifest, cache, extractor.version, recipe)
+    config = replace(config, background_frames=len(background))
+    init = build_matchlmf(config, train_config.seed)
+    if len(background):
+        init.set_background(torch.from_numpy(background))
+    model, result = train_matchlmf(config, PairDataset(examples, features), train_config, init=init, progress=progress)
+    real = realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress)
+    query_scores, query_labels = real.query_scores(predict_matchlmf(model, PairDataset(real.examples, real.features)).scores)
+    point = operating_point(query_scores, query_labels, recipe.target_precision)
+    meta = save_matchlmf(matchlmf_checkpoint(model_dir), model, {
+        "threshold": float(point.threshold) if point.reached else 0.5,
+        "threshold_reached": bool(point.reached),
+        "encoder_version": extractor.version,
+        "train_pairs": len(examples),
+        "train_config": train_config.to_dict(),
+        "train_seconds": round(sum(epoch.seconds for epoch in result.history), 1),
+        "val_average_precision": float(average_precision(query_scores, query_labels)),
+    })  # fmt: skip
+    return model, meta

@@ -22,6 +22,8 @@ class TeacherScore:
 class MatchLMTeacher:
     """A frozen MatchLM with its processor, on one device, scoring in eval mode."""
 
+    inputs = "media"  # what the shadow consumer must hand it: decoded media (MatchLMFTeacher: "features")
+
     def __init__(
         self,
         model: MatchLM,

@@ -11,6 +11,7 @@ import torch
 
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.inference.matchlmf.model import MatchLMF
+from rci.inference.matchlmf.teacher import MatchLMFTeacher
 
 FORMAT = "matchlmf/1"  # the checkpoint's kind and layout version
 
@@ -43,3 +44,12 @@ def load_matchlmf(path: str | Path, map_location: str | torch.device = "cpu") ->
     model = MatchLMF(MatchLMFConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     return model.eval(), payload["meta"]
+
+
+def load_matchlmf_teacher(path: str | Path, device: torch.device | str = "cpu") -> MatchLMFTeacher:
+    """The installed teacher: its meta must name the threshold and the encoder version it was trained on."""
+    model, meta = load_matchlmf(path, map_location="cpu")
+    missing = [key for key in ("threshold", "encoder_version") if key not in meta]
+    if missing:
+        raise ValueError(f"{path}: the teacher's meta lacks {missing} (not installed by rci.training.matchlmf)")
+    return MatchLMFTeacher(model, meta["model_version"], float(meta["threshold"]), meta["encoder_version"], device)
