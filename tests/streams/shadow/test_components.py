@@ -47,3 +47,19 @@ async def test_an_unacknowledged_shadow_record_fails_the_write_as_transient() ->
     writer = KafkaShadowWriter(AcknowledgedWriter(AckingProducer(refused={b"c"})), "rci.shadow")
     with pytest.raises(SinkError, match="1 failed"):
         await writer.write([record("b"), record("c")])
+
+
+def test_an_installed_feature_teacher_is_the_one_served(tmp_path) -> None:
+    import torch
+
+    from rci.core.settings import Settings
+    from rci.inference.matchlmf.loader import save_matchlmf
+    from rci.inference.matchlmf.model import MatchLMF
+    from rci.inference.model_dir import matchlmf_checkpoint
+    from rci.streams.shadow.components import load_installed_teacher
+    from tests.inference.matchlmf.matchlmf_inputs import CONFIG
+
+    torch.manual_seed(0)
+    meta = save_matchlmf(matchlmf_checkpoint(tmp_path), MatchLMF(CONFIG), {"threshold": 0.3, "encoder_version": "enc-9"})
+    teacher = load_installed_teacher(Settings(model_dir=tmp_path, device="cpu"))
+    assert (teacher.inputs, teacher.model_version, teacher.encoder_version) == ("features", meta["model_version"], "enc-9")

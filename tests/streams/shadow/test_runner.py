@@ -25,7 +25,7 @@ from rci.streams.contracts import SCHEMA_DIR, PublishedEvent, ScoreRecord, Shado
 from rci.streams.shadow.logic import agreement, is_sampled
 from rci.streams.shadow.loop import ShadowLoop
 from rci.streams.shadow.metrics import ShadowMetrics
-from rci.streams.shadow.runner import ShadowRunner
+from rci.streams.shadow.runner import DecodedInputs, ShadowRunner, StoredFeatures
 from rci.streams.shadow.service import EXIT_CONFIG, run_shadow
 from rci.streams.sink import SinkError
 
@@ -112,7 +112,7 @@ class ListWriter:
 
 def runner(rate: float, events: dict[str, PublishedEvent], rejected: set[str] = frozenset(),
            writer: ListWriter | None = None) -> ShadowRunner:  # fmt: skip
-    return ShadowRunner(DictLookup(events), FakeMedia(rejected), FakeTeacher(), writer or ListWriter(),
+    return ShadowRunner(DictLookup(events), DecodedInputs(FakeMedia(rejected)), FakeTeacher(), writer or ListWriter(),
                         ShadowMetrics(), rate)  # fmt: skip
 
 
@@ -145,7 +145,7 @@ async def test_each_sampled_pair_gets_one_contract_record_with_both_scores():
         assert rec.student_model_version == "matchlite-a"
         assert rec.teacher_model_version == FakeTeacher.model_version
     # each distinct video is decoded once per batch, though most are both a query and a candidate
-    assert sorted(r.media.decoded) == sorted(ids)
+    assert sorted(r.inputs.media.decoded) == sorted(ids)
 
 
 async def test_the_sample_is_the_hash_sample_and_pairs_without_candidate_are_skipped():
@@ -184,10 +184,51 @@ async def test_unknown_videos_rejected_media_and_garbage_are_skipped_and_counted
     assert metric(r, "rci_shadow_pairs_total", agree="true") + metric(r, "rci_shadow_pairs_total", agree="false") == 1
 
 
+class DictFeatureStore:
+    """The worker's feature store: one entry per (video, encoder version) it encoded."""
+
+    def __init__(self, stored: dict[tuple[str, str], object]) -> None:
+        self.stored = stored
+        self.asked: list[tuple[str, str]] = []
+
+    async def get(self, video_id: str, encoder_version: str, media_uri: str | None = None) -> object | None:
+        self.asked.append((video_id, encoder_version))
+        return self.stored.get((video_id, encoder_version))
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    video_id: str
+
+
+class FeatureTeacher:
+    """A feature-level teacher (as MatchLMFTeacher): it is handed the stored features, never media."""
+
+    model_version = "matchlmf-fake-1"
+    inputs = "features"
+
+    def score_pairs(self, pairs: Sequence[tuple], batch_size: int = 16) -> list[FakeScore]:
+        assert all(isinstance(v, StoredVideo) for pair in pairs for v in pair)
+        return [FakeScore(teacher_score(q.video_id, c.video_id)) for q, c in pairs]
+
+
+async def test_a_feature_teacher_reads_the_stored_features_of_its_encoders_and_skips_videos_without():
+    events = {v: event(v) for v in ("a", "b", "c", "d")}
+    store = DictFeatureStore({(v, "enc-1"): StoredVideo(v) for v in ("a", "b", "c")} | {("d", "enc-0"): StoredVideo("d")})
+    r = ShadowRunner(DictLookup(events), StoredFeatures(store, "enc-1"), FeatureTeacher(), ListWriter(), ShadowMetrics(), 1.0)
+
+    records = await r.handle([value(score("b", "a", 0.9)), value(score("c", "d", 0.1))])
+
+    assert [(rec.video_id, rec.teacher_score) for rec in records] == [("b", teacher_score("b", "a"))]
+    assert records[0].teacher_model_version == "matchlmf-fake-1"
+    assert {version for _, version in store.asked} == {"enc-1"}  # only the teacher's encoders' features
+    assert metric(r, "rci_shadow_skipped_total", reason="no_features") == 1  # d was encoded by other encoders
+
+
 async def test_nothing_sampled_touches_no_boundary():
     r = runner(0.0, {"a": event("a"), "b": event("b")})
     assert await r.handle([value(score("b", "a", 0.3))]) == []
-    assert r.lookup.asked == [] and r.media.decoded == [] and r.teacher.pairs_seen == 0
+    assert r.lookup.asked == [] and r.inputs.media.decoded == [] and r.teacher.pairs_seen == 0
 
 
 async def test_a_failed_write_is_transient_and_counts_no_pair():
@@ -340,7 +381,7 @@ async def test_an_unexpected_error_stops_the_loop_without_committing():
         def score_pairs(self, pairs: Sequence[tuple], batch_size: int = 4) -> list[FakeScore]:
             raise RuntimeError("a bug")
 
-    r = ShadowRunner(DictLookup(events), FakeMedia(), BrokenTeacher(), JournalWriter(journal), ShadowMetrics(), 1.0)
+    r = ShadowRunner(DictLookup(events), DecodedInputs(FakeMedia()), BrokenTeacher(), JournalWriter(journal), ShadowMetrics(), 1.0)
     with pytest.raises(RuntimeError, match="a bug"):
         await run_loop(r, batches, journal)
     assert journal == []

@@ -2,9 +2,9 @@
 
 * `CatalogLookup`: published events from `rci.streams.catalog`, catching up once on a miss;
 * `KafkaShadowWriter`: `rci.shadow` records through the worker's acknowledged write path (`rci.streams.sink`);
-* `load_installed_teacher`: the MatchLM teacher of the model directory.
-
-Media is read by `rci.media.reader.MediaReader`, as the worker's features path reads it.
+* `load_installed_teacher`: the teacher of the model directory: the feature-level MatchLMF where one is
+  installed (it reads the features the worker stored), else MatchLM (it reads the media, through
+  `rci.media.reader.MediaReader`, as the worker's features path reads it).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from rci.streams.catalog import PublishedCatalog
 from rci.streams.contracts import PublishedEvent, ShadowRecord
 from rci.streams.sink import AcknowledgedWriter
 
-if TYPE_CHECKING:  # the teacher's module imports torch: loaded when the teacher is
+if TYPE_CHECKING:  # the teachers' modules import torch: loaded when the teacher is
     from rci.inference.matchlm.teacher import MatchLMTeacher
+    from rci.inference.matchlmf.teacher import MatchLMFTeacher
 
 
 class CatalogLookup:
@@ -59,10 +60,18 @@ class KafkaShadowWriter:
         await self._writer.write([(self._topic, r.video_id.encode("utf-8"), r.to_json_bytes()) for r in records])
 
 
-def load_installed_teacher(settings: Settings) -> MatchLMTeacher:
-    """MatchLM from `<model_dir>/matchlm/` on the configured device (ModelError when absent)."""
+def load_installed_teacher(settings: Settings) -> MatchLMTeacher | MatchLMFTeacher:
+    """MatchLMF from `<model_dir>/matchlmf/model.pt` when installed, else MatchLM from `<model_dir>/matchlm/`,
+    on the configured device (ModelError when neither is there)."""
     from rci.inference.encoders.base import pick_device
-    from rci.inference.matchlm.loader import load_matchlm
-    from rci.inference.model_dir import matchlm_dir
+    from rci.inference.model_dir import matchlm_dir, matchlmf_checkpoint
 
-    return load_matchlm(matchlm_dir(settings.resolved_model_dir), device=pick_device(settings.device))
+    device = pick_device(settings.device)
+    feature_teacher = matchlmf_checkpoint(settings.resolved_model_dir)
+    if feature_teacher.exists():
+        from rci.inference.matchlmf.loader import load_matchlmf_teacher
+
+        return load_matchlmf_teacher(feature_teacher, device=device)
+    from rci.inference.matchlm.loader import load_matchlm
+
+    return load_matchlm(matchlm_dir(settings.resolved_model_dir), device=device)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from rci.streams.contracts import ScoreRecord, ShadowRecord
 
 if TYPE_CHECKING:  # the teacher's types, without importing torch into the consumer's module
+    from rci.inference.features import VideoFeatures
     from rci.inference.matchlm.processor import VideoInput
     from rci.inference.matchlm.teacher import TeacherScore
 
@@ -61,11 +62,14 @@ def shadow_record(
 
 
 class TeacherScorer(Protocol):
-    """What the shadow consumer needs from a teacher (rci.inference.matchlm.MatchLMTeacher is one)."""
+    """What the shadow consumer needs from a teacher: MatchLMTeacher scores pairs of decoded media
+    (VideoInput), MatchLMFTeacher pairs of the worker's stored features (VideoFeatures)."""
 
     model_version: str
+    inputs: str  # "media" or "features": what the runner must hand it (rci.streams.shadow.runner.PairInputs)
 
-    def score_pairs(self, pairs: Sequence[tuple[VideoInput, VideoInput]], batch_size: int = 4) -> list[TeacherScore]: ...
+    def score_pairs(self, pairs: Sequence[tuple[VideoInput, VideoInput]] | Sequence[tuple[VideoFeatures, VideoFeatures]],
+                    batch_size: int = 4) -> list[TeacherScore]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """One batch of `rci.scores` records in, the sampled pairs' `rci.shadow` records written and returned.
 
-Broker-free like the worker's `rci.streams.pipeline`: the catalog, the media, the teacher and the
-writer are structural interfaces, real in `rci.streams.shadow.components`, in-memory in tests.
+Broker-free like the worker's `rci.streams.pipeline`: the catalog, the teacher's inputs (decoded media for
+MatchLM, the worker's stored features for MatchLMF), the teacher and the writer are structural interfaces,
+real in `rci.streams.shadow.components`, in-memory in tests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from rci.core import rfc3339
 from rci.core.logs import bind_video, get_logger
+from rci.inference.features import VideoFeatures
 from rci.inference.matchlm.processor import VideoInput
 from rci.media.decoded import DecodedMedia
 from rci.media.errors import MediaRejected
@@ -44,6 +46,22 @@ class MediaReader(Protocol):
         ...
 
 
+class FeatureStore(Protocol):
+    """rci.features.cache.FeatureCache: the features the worker stored for a video."""
+
+    async def get(self, video_id: str, encoder_version: str, media_uri: str | None = None) -> VideoFeatures | None: ...
+
+
+class PairInputs(Protocol):
+    """What the teacher reads for each video: decoded media (MatchLM) or the worker's stored features (MatchLMF)."""
+
+    skip_reason: str  # the skip metric's label for a video it has no input for
+
+    async def for_video(self, event: PublishedEvent) -> object | None:
+        """The video's input, or None when there is none (counted under skip_reason)."""
+        ...
+
+
 class ShadowWriter(Protocol):
     async def write(self, records: Sequence[ShadowRecord]) -> None:
         """Produce every record and return once the broker acknowledged all of them."""
@@ -66,7 +84,7 @@ class ShadowRunner:
     def __init__(
         self,
         lookup: VideoLookup,
-        media: MediaReader,
+        inputs: PairInputs,
         teacher: TeacherScorer,
         writer: ShadowWriter,
         metrics: ShadowMetrics,
@@ -74,7 +92,7 @@ class ShadowRunner:
         teacher_thread: Executor | None = None,
     ) -> None:
         self.lookup = lookup
-        self.media = media
+        self.inputs = inputs
         self.teacher = teacher
         self.writer = writer
         self.metrics = metrics
@@ -88,7 +106,7 @@ class ShadowRunner:
             return []
         with self.metrics.stage("lookup"):
             pairs = await self._pairs(sampled)
-        with self.metrics.stage("media"):
+        with self.metrics.stage("inputs"):
             pairs, inputs = await self._inputs(pairs)
         if not pairs:
             return []
@@ -137,28 +155,19 @@ class ShadowRunner:
             pairs.append(_Pair(scored, query, candidate))
         return pairs
 
-    async def _inputs(self, pairs: list[_Pair]) -> tuple[list[_Pair], list[tuple[VideoInput, VideoInput]]]:
-        """Decode each distinct video once; pairs with rejected media are dropped (and counted)."""
+    async def _inputs(self, pairs: list[_Pair]) -> tuple[list[_Pair], list[tuple[object, object]]]:
+        """Each distinct video's input once; pairs where either has none are dropped (and counted)."""
         events = {e.video_id: e for p in pairs for e in (p.query, p.candidate)}
-        decoded = await asyncio.gather(*(self._decode(e) for e in events.values()))
-        media = dict(zip(events, decoded, strict=True))
+        found = dict(zip(events, await asyncio.gather(*(self.inputs.for_video(e) for e in events.values())), strict=True))
         kept, inputs = [], []
         for pair in pairs:
-            query, candidate = media[pair.query.video_id], media[pair.candidate.video_id]
+            query, candidate = found[pair.query.video_id], found[pair.candidate.video_id]
             if query is None or candidate is None:
-                self.metrics.skipped.labels("media_rejected").inc()
+                self.metrics.skipped.labels(self.inputs.skip_reason).inc()
                 continue
             kept.append(pair)
-            inputs.append((_video_input(query, pair.query), _video_input(candidate, pair.candidate)))
+            inputs.append((query, candidate))
         return kept, inputs
-
-    async def _decode(self, event: PublishedEvent) -> DecodedMedia | None:
-        with bind_video(event.video_id):
-            try:
-                return await self.media.decode(event.media_uri)
-            except MediaRejected as exc:
-                log.warning("shadow.media_rejected", code=exc.code.value, detail=exc.detail)
-                return None
 
     def close(self) -> None:
         self._teacher_thread.shutdown(wait=True)
@@ -174,5 +183,36 @@ def _parse_score(value: bytes | None) -> ScoreRecord | None:
         return None
 
 
-def _video_input(media: DecodedMedia, event: PublishedEvent) -> VideoInput:
-    return VideoInput.from_decoded(media, title=event.title, sticker_text=event.sticker_text or "")
+class DecodedInputs:
+    """MatchLM's input: each video fetched and decoded under the media policy, with its title and sticker."""
+
+    skip_reason = "media_rejected"
+
+    def __init__(self, media: MediaReader) -> None:
+        self.media = media
+
+    async def for_video(self, event: PublishedEvent) -> VideoInput | None:
+        with bind_video(event.video_id):
+            try:
+                decoded = await self.media.decode(event.media_uri)
+            except MediaRejected as exc:
+                log.warning("shadow.media_rejected", code=exc.code.value, detail=exc.detail)
+                return None
+        return VideoInput.from_decoded(decoded, title=event.title, sticker_text=event.sticker_text or "")
+
+
+class StoredFeatures:
+    """MatchLMF's input: the features the worker stored for the video, under the teacher's encoder version
+    (nothing decoded twice). A video the worker never encoded with those encoders has none."""
+
+    skip_reason = "no_features"
+
+    def __init__(self, store: FeatureStore, encoder_version: str) -> None:
+        self.store = store
+        self.encoder_version = encoder_version
+
+    async def for_video(self, event: PublishedEvent) -> VideoFeatures | None:
+        features = await self.store.get(event.video_id, self.encoder_version, event.media_uri)
+        if features is None:
+            log.warning("shadow.no_features", video_id=event.video_id, encoder_version=self.encoder_version)
+        return features

@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from rci.core.errors import ConfigError, ModelError
 from rci.core.logs import get_logger
 from rci.core.settings import Settings
+from rci.features.cache import FeatureCache
 from rci.media.policy import media_policy
+from rci.storage.objects import make_object_store
 from rci.storage.s3 import S3Client, s3_config
 from rci.streams.catalog import PublishedCatalog
 from rci.streams.kafka import make_consumer, make_producer
@@ -19,7 +21,7 @@ from rci.media.reader import MediaReader
 from rci.streams.shadow.components import CatalogLookup, KafkaShadowWriter, load_installed_teacher
 from rci.streams.shadow.loop import ShadowLoop
 from rci.streams.shadow.metrics import ShadowMetrics
-from rci.streams.shadow.runner import ShadowRunner
+from rci.streams.shadow.runner import DecodedInputs, ShadowRunner, StoredFeatures
 from rci.streams.sink import AcknowledgedWriter
 
 log = get_logger(__name__)
@@ -37,9 +39,12 @@ async def serve_shadow(settings: Settings, stop: asyncio.Event, metrics: ShadowM
     lookup = CatalogLookup(await loop.run_in_executor(None, PublishedCatalog.open, settings))
     decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
     s3 = S3Client(s3_config(settings)) if any(p.startswith("s3://") for p in settings.resolved_media_prefixes) else None
+    if teacher.inputs == "features":  # MatchLMF: what the worker stored, under the teacher's encoders
+        inputs = StoredFeatures(FeatureCache(make_object_store(settings)), teacher.encoder_version)
+    else:  # MatchLM: the media itself
+        inputs = DecodedInputs(MediaReader(media_policy(settings), s3, decode_pool))
     writer = KafkaShadowWriter(AcknowledgedWriter(make_producer(settings)), settings.topic_shadow)
-    runner = ShadowRunner(lookup, MediaReader(media_policy(settings), s3, decode_pool), teacher, writer,
-                          metrics, settings.shadow_sample_rate)  # fmt: skip
+    runner = ShadowRunner(lookup, inputs, teacher, writer, metrics, settings.shadow_sample_rate)
     consumer = make_consumer(settings, settings.shadow_group, max_poll_interval_ms=MAX_POLL_INTERVAL_MS)
     shadow_loop = ShadowLoop(consumer, runner, settings.batch_max_size)
     try:
