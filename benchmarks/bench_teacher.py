@@ -5,8 +5,10 @@
     python -m benchmarks.bench_teacher --size tiny --epochs 2 --no-record   # a quick look
 
 1. The serving models of `rci demo` (trained once into the work dir, or `--model-dir`): the student.
-2. MatchLMF trained on exactly the pairs and features the student learned from
-   (rci.training.serving.training_pairs): the multi-task loss, the same labels, no real media.
+2. MatchLMF trained on exactly the pairs and features the student learned from, with the student's
+   background (rci.training.matchlmf.install_feature_teacher: the multi-task loss, the same labels, no
+   real media), its threshold chosen on the real validation pairs; installed in the model dir, where
+   `rci shadow` serves it.
 3. Held-out pairs from the benchmark's pools (rci.training.realset: photos, music and voices that neither
    model nor the student's threshold ever saw), as the worker would score them
    (rci.training.realpairs.pairs_as_served: each later upload with its most similar earlier originals,
@@ -14,6 +16,9 @@
 4. Both scored on every pair; AP and R@P80 with the teacher-minus-student difference and its 95% paired,
    label-stratified bootstrap interval (rci.training.report.bootstrap_delta), on all pairs and on hard
    copies against every negative; and the cost per pair (FLOPs counted by torch, CPU ms at batch 16).
+5. Stage 2 from the served student on the same pairs with the teacher's logits and pair embeddings
+   (rci.training.distill, lambda 1.5) and its lambda-0 control (same schedule, L_class only), each
+   recalibrated on the real validation pairs as the serving recipe does; distilled minus control, paired.
 
 The student's score is the served, calibrated one; the teacher's is its softmax (it is not calibrated).
 """
@@ -23,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +40,22 @@ from rci.inference.checkpoint import load_checkpoint
 from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.config import MatchLMFConfig
-from rci.inference.matchlmf.loader import save_matchlmf
+from rci.inference.matchlite import MatchLite
+from rci.inference.matchlmf.model import MatchLMF
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, collate_batch, training_feature_cache
+from rci.training.calibration import calibrated, fit_calibration, pair_evidence
+from rci.training.data import PairDataset, TeacherTargets, collate_batch, training_feature_cache
+from rci.training.distill import distill_matchlite
+from rci.training.losses import DistillConfig
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
-from rci.training.matchlmf import MatchLMFCollate, build_matchlmf, predict_matchlmf, train_matchlmf
+from rci.training.matchlmf import MatchLMFCollate, install_feature_teacher, predict_matchlmf
 from rci.training.metrics import average_precision
-from rci.training.realpairs import RealValidation, realmedia_pairs
+from rci.training.realpairs import RealValidation, realmedia_pairs, realmedia_validation
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
-from rci.training.serving import ServingRecipe, background_frames, training_pairs
+from rci.training.serving import ServingRecipe, training_pairs
 
 WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
@@ -93,13 +101,37 @@ def cost_per_pair(model: torch.nn.Module, batch: object, repeats: int = 5) -> tu
 
 
 def compare(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> list[list[object]]:
-    rows = []
-    for name, metric in METRICS.items():
-        s, t, y = student[keep], teacher[keep], labels[keep]
-        delta, low, high = bootstrap_delta(metric, s, t, y)
-        rows.append([name, f"{100 * metric(s, y):.1f}", f"{100 * metric(t, y):.1f}",
-                     f"{100 * delta:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"])  # fmt: skip
-    return rows
+    s, t, y = student[keep], teacher[keep], labels[keep]
+    return [[name, f"{100 * metric(s, y):.1f}", f"{100 * metric(t, y):.1f}", _delta(metric, s, t, y)]
+            for name, metric in METRICS.items()]  # fmt: skip
+
+
+def _delta(metric, base: np.ndarray, cand: np.ndarray, labels: np.ndarray) -> str:  # noqa: ANN001
+    delta, low, high = bootstrap_delta(metric, base, cand, labels)
+    return f"{100 * delta:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def served(model: MatchLite, real: RealValidation, recipe: ServingRecipe) -> MatchLite:
+    """`model` with the serving recipe's calibration refitted on the real validation pairs (as train_serving_models)."""
+    val = PairDataset(real.examples, real.features)
+    margins, chamfers = pair_evidence(model, val)
+    fitted = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit, head_vote=recipe.head_vote)
+    return calibrated(model, fitted, recipe.margin_limit)
+
+
+def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, real: RealValidation, recipe: ServingRecipe,
+           epochs: int) -> dict[str, MatchLite]:
+    """Stage 2 from the served student: lambda 1.5 (the paper's) and its lambda-0 control (the same schedule,
+    L_class only), each recalibrated as served."""
+    targets = predict_matchlmf(teacher, train)
+    with_teacher = train.with_teacher(TeacherTargets(torch.from_numpy(targets.logits), torch.from_numpy(targets.embeddings)))
+    config = TrainConfig.matchlite(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr / 10, warmup_steps=10,
+                                   seed=recipe.seed)  # fmt: skip
+    out = {}
+    for name, lam in (("distilled (lambda 1.5)", 1.5), ("control (lambda 0)", 0.0)):
+        model, _ = distill_matchlite(student, with_teacher, config, DistillConfig(lam=lam), name=name)
+        out[name] = served(model, real, recipe)
+    return out
 
 
 def run(args: argparse.Namespace) -> tuple[str, dict]:
@@ -108,20 +140,15 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     recipe = ServingRecipe()
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     manifest = CorpusManifest.load(model_dir / "training-corpus")
-    examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
-    train = PairDataset(examples, features)
-    # the student's background (frames of the corpus's test split), so both take cosines relative to it
-    background = background_frames(manifest, training_feature_cache(model_dir), extractor.version, recipe)
-    config = replace(SIZES[args.size], background_frames=len(background))
+    config = SIZES[args.size]
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
-    init = build_matchlmf(config, recipe.seed)
-    if len(background):
-        init.set_background(torch.from_numpy(background))
     trained_at = time.monotonic()
-    teacher, _ = train_matchlmf(config, train, train_config, init=init)
+    teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
+                                                    train_config, recipe)  # fmt: skip
     train_s = time.monotonic() - trained_at
-    save_matchlmf(WORK_DIR / f"matchlmf-{args.size}.pt", teacher, {"epochs": args.epochs, "train_pairs": len(train)})
+    examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    train = PairDataset(examples, features)
 
     test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
     student, _ = load_checkpoint(model_dir / "matchlite" / "model.pt")
@@ -132,8 +159,16 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     rows = [[where, *row] for where, keep in (("all pairs", np.ones(len(labels), bool)), ("hard copies vs all negatives", hard))
             for row in compare(student_scores, teacher_scores, labels, keep)]  # fmt: skip
 
+    real = realmedia_validation(model_dir, extractor, media_policy(Settings()), seed=recipe.seed, progress=False)
+    students = distil(student, teacher, train, real, recipe, args.distil_epochs)
+    scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
+    (distilled, d_scores), (control, c_scores) = scores.items()
+    rows += [[f"all pairs: {distilled} vs {control}", name, f"{100 * METRICS[name](c_scores, labels):.1f}",
+              f"{100 * METRICS[name](d_scores, labels):.1f}", _delta(METRICS[name], c_scores, d_scores, labels)]
+             for name in METRICS]  # fmt: skip
+
     sample = [test[i] for i in range(min(16, len(test)))]
-    t_flops, t_ms = cost_per_pair(teacher, MatchLMFCollate(config)(sample).inputs)
+    t_flops, t_ms = cost_per_pair(teacher, MatchLMFCollate(teacher.config)(sample).inputs)
     s_flops, s_ms = cost_per_pair(lambda inputs: student(inputs), collate_batch(sample).inputs)  # noqa: PLW0108
     params = {"teacher": sum(p.numel() for p in teacher.parameters()), "student": sum(p.numel() for p in student.parameters())}
     body = (
@@ -142,16 +177,18 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
         f"{len(train)} training pairs (generated corpus) in {train_s:.0f} s; student MatchLite small "
         f"({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out: bench pools, "
         f"set `{args.set_size}` seeds {args.seeds}: {len(labels)} served pairs, {int(labels.sum())} reproduced "
-        f"({int(((kinds == 'hard') & (labels == 1)).sum())} of hard copies). Percent; delta = teacher - student "
-        f"with its 95% paired bootstrap interval.\n\n"
-        + markdown_table(["pairs", "metric", "student", "teacher", "teacher - student [95% CI]"], rows)
+        f"({int(((kinds == 'hard') & (labels == 1)).sum())} of hard copies). Stage 2: {args.distil_epochs} epochs "
+        f"from the served student, lambda 1.5 vs 0, each recalibrated as served. Percent; base = the student "
+        f"(or the lambda-0 control), candidate = the teacher (or the distilled student); the difference with "
+        f"its 95% paired bootstrap interval.\n\n"
+        + markdown_table(["pairs", "metric", "student (base)", "teacher (candidate)", "candidate - base [95% CI]"], rows)
         + "\n\nCost per pair at batch 16 on this CPU (torch, one process):\n\n"
         + markdown_table(["model", "GFLOPs / pair", "CPU ms / pair"],
                          [["MatchLite (student)", f"{s_flops:.3f}", f"{s_ms:.2f}"],
                           ["MatchLMF (teacher)", f"{t_flops:.3f}", f"{t_ms:.2f}"]])
         + f"\n\nWhole run {time.monotonic() - started:.0f} s."
     )  # fmt: skip
-    summary = {"rows": rows, "params": params, "train_s": train_s, "pairs": len(labels),
+    summary = {"teacher": teacher_meta, "rows": rows, "params": params, "train_s": train_s, "pairs": len(labels),
                "cost": {"student": [s_flops, s_ms], "teacher": [t_flops, t_ms]}}  # fmt: skip
     return body, summary
 
@@ -161,6 +198,7 @@ def main() -> None:
     p.add_argument("--size", choices=tuple(SIZES), default="default", help="the teacher's size (default: d 256, 6 layers)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--distil-epochs", type=int, default=10, help="stage 2 from the served student, each of lambda 1.5 and 0")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="held-out sets of the bench pools, one per seed")
     p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
     p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
