@@ -100,13 +100,15 @@ def test_train_distill_eval_export(corpus, model_dir, tmp_path):
 
 
 def test_commands_explain_themselves_and_refuse_bad_input(corpus, tmp_path):
-    for command in ("train", "distill", "eval", "report"):
+    for command in ("train", "distill", "eval", "report", "teacher"):
         assert "Usage" in rci(command, "--help")
     bad = runner.invoke(app, ["train", "--corpus", str(corpus), "--variant", "A", "--out", str(tmp_path / "x.pt")])
     assert bad.exit_code != 0 and "V+A+T" in bad.output
     no_encoders = runner.invoke(app, ["train", "--corpus", str(corpus), "--model-dir", str(tmp_path / "empty"),
                                       "--out", str(tmp_path / "x.pt"), "--no-progress"])
     assert no_encoders.exit_code == 1 and "rci encoders build" in no_encoders.output
+    no_corpus = runner.invoke(app, ["teacher", "--model-dir", str(tmp_path), "--no-progress"])
+    assert no_corpus.exit_code == 1 and "rci demo" in no_corpus.output
 
 
 def test_report_end_to_end(corpus, model_dir, tmp_path):
