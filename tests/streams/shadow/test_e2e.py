@@ -11,6 +11,7 @@ import asyncio
 import time
 import urllib.request
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,40 @@ async def run_until_committed(settings: Settings, timeout_s: float = 300.0) -> N
     finally:
         stop.set()
         await task
+
+
+async def test_a_feature_teacher_rescores_from_the_features_the_worker_stored(rci_settings: Settings, tmp_path: Path):
+    """MatchLMF installed: each pair is scored from the feature store (the real object store), under the
+    teacher's encoder version; a video the worker never encoded is skipped, nothing is decoded."""
+    import torch
+
+    from rci.features.cache import FeatureCache
+    from rci.inference.matchlmf.loader import load_matchlmf_teacher, save_matchlmf
+    from rci.inference.matchlmf.model import MatchLMF
+    from rci.inference.model_dir import matchlmf_checkpoint
+    from rci.storage.objects import make_object_store
+    from tests.inference.matchlmf.matchlmf_inputs import CONFIG, make_video
+
+    torch.manual_seed(0)
+    save_matchlmf(matchlmf_checkpoint(tmp_path), MatchLMF(CONFIG), {"threshold": THRESHOLD, "encoder_version": "enc-e2e"})
+    settings = rci_settings.model_copy(update={"model_dir": tmp_path, "device": "cpu", "batch_max_size": 8, "shadow_sample_rate": 1.0,
+                                               "shadow_group": f"{rci_settings.shadow_group}-f-{uuid.uuid4().hex[:6]}"})
+    ids = [f"fvid{i:03d}" for i in range(6)]
+    scores = publish_scored_videos(settings, ids, no_candidate=set())
+    stored = {vid: make_video(vid, i, frames=3, audio_s=2.0) for i, vid in enumerate(ids) if vid != ids[3]}
+    cache = FeatureCache(make_object_store(settings))
+    for vid, features in stored.items():  # as the worker stores them: under the encoders' version and the media
+        await cache.put(replace(features, encoder_version="enc-e2e"), media_of(settings, ids, vid).as_uri())
+
+    await run_until_committed(settings)
+
+    records = read_shadow(settings, expected=3, timeout_s=60)
+    teacher = load_matchlmf_teacher(matchlmf_checkpoint(tmp_path))
+    # pairs (i, i-1): the ones touching ids[3] (as query or as candidate) have no features
+    expected = {s.video_id: s.candidate_id for s in scores if s.candidate_id and ids[3] not in (s.video_id, s.candidate_id)}
+    assert {r.video_id: r.candidate_id for r in records} == expected
+    for record in records:
+        direct = teacher.score_pairs([(stored[record.video_id], stored[record.candidate_id])])[0].score
+        assert record.teacher_score == pytest.approx(direct, abs=1e-5)
+        assert record.teacher_model_version == teacher.model_version
+    assert records_in(settings, settings.topic_shadow) == len(expected)
