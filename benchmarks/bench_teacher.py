@@ -41,7 +41,9 @@ from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.inference.matchlite import MatchLite
+from rci.inference.matchlmf.loader import load_matchlmf
 from rci.inference.matchlmf.model import MatchLMF
+from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
 from rci.training.calibration import calibrated, fit_calibration, pair_evidence
@@ -56,8 +58,10 @@ from rci.training.realpairs import RealValidation, realmedia_pairs, realmedia_va
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
 from rci.training.serving import ServingRecipe, training_pairs
+from rci.streams.shadow.logic import agreement
 
 WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
+RESULTS = Path(__file__).parent / "results"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
          "default": MatchLMFConfig()}  # fmt: skip
 METRICS = {"AP": average_precision, "R@P80": recall_at_p80}
@@ -98,6 +102,29 @@ def cost_per_pair(model: torch.nn.Module, batch: object, repeats: int = 5) -> tu
         for _ in range(repeats):
             model(batch)
     return counter.get_total_flops() / pairs / 1e9, (time.perf_counter() - started) * 1000 / repeats / pairs
+
+
+def plot_agreement(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, student_threshold: float,
+                   teacher_threshold: float, out: Path = RESULTS / "teacher_agreement.png") -> None:
+    """Student vs teacher score per held-out pair, reproductions and the rest apart, with both thresholds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for label, colour, name in ((0, "tab:blue", "not reproduced"), (1, "tab:red", "reproduced")):
+        keep = labels == label
+        ax.scatter(student[keep], teacher[keep], s=14, alpha=0.7, c=colour, label=f"{name} ({keep.sum()})")
+    ax.axvline(student_threshold, color="grey", ls="--", lw=1, label=f"student threshold {student_threshold:.2f}")
+    ax.axhline(teacher_threshold, color="grey", ls=":", lw=1, label=f"teacher threshold {teacher_threshold:.2f}")
+    ax.set(xlabel="student (served MatchLite) score", ylabel="teacher (MatchLMF) score", xlim=(-0.02, 1.02),
+           ylim=(-0.02, 1.02), title="held-out pairs (bench pools)")
+    ax.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def compare(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> list[list[object]]:
@@ -143,15 +170,18 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     config = SIZES[args.size]
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
-    trained_at = time.monotonic()
-    teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
-                                                    train_config, recipe)  # fmt: skip
-    train_s = time.monotonic() - trained_at
+    installed = matchlmf_checkpoint(model_dir)
+    if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
+        teacher, teacher_meta = load_matchlmf(installed)
+    else:
+        teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
+                                                        train_config, recipe)  # fmt: skip
+    train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
     examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
     train = PairDataset(examples, features)
 
     test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
-    student, _ = load_checkpoint(model_dir / "matchlite" / "model.pt")
+    student, student_meta = load_checkpoint(model_dir / "matchlite" / "model.pt")
     student_scores = predict(matchlite_forward(student.eval()), test).scores
     teacher_scores = predict_matchlmf(teacher, test).scores
     labels, kinds = test.labels, np.array(kinds)
@@ -159,6 +189,9 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     rows = [[where, *row] for where, keep in (("all pairs", np.ones(len(labels), bool)), ("hard copies vs all negatives", hard))
             for row in compare(student_scores, teacher_scores, labels, keep)]  # fmt: skip
 
+    student_threshold = float(student_meta["threshold"])
+    agreed = np.array([agreement(float(a), float(b), student_threshold) for a, b in zip(student_scores, teacher_scores)])
+    plot_agreement(student_scores, teacher_scores, labels, student_threshold, float(teacher_meta["threshold"]))
     real = realmedia_validation(model_dir, extractor, media_policy(Settings()), seed=recipe.seed, progress=False)
     students = distil(student, teacher, train, real, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
@@ -172,8 +205,8 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     s_flops, s_ms = cost_per_pair(lambda inputs: student(inputs), collate_batch(sample).inputs)  # noqa: PLW0108
     params = {"teacher": sum(p.numel() for p in teacher.parameters()), "student": sum(p.numel() for p in student.parameters())}
     body = (
-        f"Teacher MatchLMF `{args.size}` ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
-        f"{config.layers} layers, {config.heads} heads) trained {args.epochs} epochs on the served student's "
+        f"Teacher MatchLMF ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
+        f"{config.layers} layers, {config.heads} heads) trained {epochs} epochs on the served student's "
         f"{len(train)} training pairs (generated corpus) in {train_s:.0f} s; student MatchLite small "
         f"({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out: bench pools, "
         f"set `{args.set_size}` seeds {args.seeds}: {len(labels)} served pairs, {int(labels.sum())} reproduced "
@@ -186,9 +219,12 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
         + markdown_table(["model", "GFLOPs / pair", "CPU ms / pair"],
                          [["MatchLite (student)", f"{s_flops:.3f}", f"{s_ms:.2f}"],
                           ["MatchLMF (teacher)", f"{t_flops:.3f}", f"{t_ms:.2f}"]])
+        + f"\n\nAgreement, as the shadow consumer counts it (both deboost or both not, at the student's threshold "
+        f"{student_threshold:.3f}), on these pairs: {100 * agreed.mean():.1f}% of {len(agreed)}; mean |student - teacher| "
+        f"{np.abs(student_scores - teacher_scores).mean():.3f}. Scores side by side: `teacher_agreement.png`."
         + f"\n\nWhole run {time.monotonic() - started:.0f} s."
     )  # fmt: skip
-    summary = {"teacher": teacher_meta, "rows": rows, "params": params, "train_s": train_s, "pairs": len(labels),
+    summary = {"teacher": teacher_meta, "rows": rows, "agreement": float(agreed.mean()), "params": params, "train_s": train_s, "pairs": len(labels),
                "cost": {"student": [s_flops, s_ms], "teacher": [t_flops, t_ms]}}  # fmt: skip
     return body, summary
 
@@ -203,6 +239,8 @@ def main() -> None:
     p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
     p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
                    "once under ~/.cache/rci/bench_teacher)")
+    p.add_argument("--reuse", action="store_true", help="compare the teacher installed in the model dir (by an earlier "
+                   "run or `rci teacher`) instead of training one")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to benchmarks/RESULTS.md")
     args = p.parse_args()
     body, summary = run(args)
@@ -210,7 +248,7 @@ def main() -> None:
         print(body)
         return
     record("Teacher vs student on held-out real media (benchmarks.bench_teacher)", body)
-    out = Path(__file__).parent / "results" / "teacher.json"
+    out = RESULTS / "teacher.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
