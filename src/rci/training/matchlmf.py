@@ -4,6 +4,7 @@
     model, result = train_matchlmf(config, PairDataset(examples, features), TrainConfig.matchlm(...))
     preds = predict_matchlmf(model, heldout)                      # Predictions, as for MatchLite
     save_matchlmf(path, model, {"threshold": ...})                # rci.inference.matchlmf.loader
+    install_feature_teacher(model_dir, manifest, extractor, ...)  # all of it, for a model dir `rci demo` made
 
 The teacher reads the features the worker stores (VideoFeatures), so it trains and scores wherever the
 student does, from the same feature cache, and its logits and pair embedding are what stage 2 distils.
@@ -34,6 +35,7 @@ from rci.training.metrics import average_precision, operating_point
 from rci.training.realpairs import realmedia_validation
 from rci.training.serving import ServingRecipe, background_frames, training_pairs
 from rci.training.stage1 import DEFAULT_AUX_WEIGHT, MatchLiteObjective, seeded
+
 
 @dataclass
 class MatchLMFPairBatch:
