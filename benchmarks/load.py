@@ -13,7 +13,7 @@ library's clips (feature-cache miss, decode, encode, retrieval, MatchLite, write
 1. warm-up: the library is published and scored (not measured);
 2. load: events are produced evenly at `--multiple` x capacity for `--duration-s`, each with its
    Kafka timestamp set to its produce time;
-3. drain: nothing more is produced; the run waits until every event is scored (or
+3. drain: nothing more is produced; the run waits until every event is scored and its offset committed (or
    `--drain-timeout-s`).
 
 Every `--sample-s` seconds: consumer lag (sum over partitions of the high watermark minus the
@@ -249,7 +249,9 @@ def run_load(plan: LoadPlan, workdir: Path, on_sample=None) -> LoadResult:  # no
                     on_sample(sample)
                 if offer.is_alive():
                     result.load_end_s = t
-                elif outputs >= len(ids) and result.drained_at_s is None:
+                elif outputs >= len(ids) and sample.lag == 0 and result.drained_at_s is None:
+                    # drained = every event scored and its offset committed: the worker commits only after the
+                    # outputs are acknowledged, so the last outputs show up a moment before the lag reaches 0
                     result.drained_at_s = t
                     if t - result.load_end_s > 10:  # a few more samples show lag at rest
                         break
