@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,23 +243,28 @@ class PairDataset(Dataset[PairItem]):
         return PairDataset(self.examples, self.features, teacher)
 
 
-def aux_target(value: int | None) -> int:
+def _aux_target(value: int | None) -> int:
     return IGNORE_INDEX if value is None else int(value)
+
+
+def pair_targets(items: Sequence[PairItem] | Sequence[TeacherItem]) -> dict[str, Any]:
+    """What every pair batch carries besides its inputs: labels [B], aux_labels head -> [B] (IGNORE_INDEX
+    where undefined) and index [B], the examples' positions in their dataset."""
+    return {
+        "labels": torch.tensor([item.example.label for item in items], dtype=torch.long),
+        "aux_labels": {head: torch.tensor([_aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
+                       for head in items[0].example.aux},  # fmt: skip
+        "index": torch.tensor([item.index for item in items], dtype=torch.long),
+    }
 
 
 def collate_batch(items: Sequence[PairItem]) -> PairBatch:
     """PairItems -> PairBatch (inputs through the serving collate)."""
     arrays = collate_pairs([(item.query, item.candidate) for item in items])
-    heads = items[0].example.aux.keys()
     with_teacher = items[0].teacher_logits is not None
     return PairBatch(
         inputs={name: torch.from_numpy(a) for name, a in arrays.items()},
-        labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
-        aux_labels={
-            head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
-            for head in heads
-        },
-        index=torch.tensor([item.index for item in items], dtype=torch.long),
+        **pair_targets(items),
         teacher_logits=torch.stack([item.teacher_logits for item in items]) if with_teacher else None,
         teacher_embedding=torch.stack([item.teacher_embedding for item in items]) if with_teacher else None,
         subsets=[item.example.subset for item in items],
@@ -370,13 +376,4 @@ class TeacherCollate:
         self.processor = processor
 
     def __call__(self, items: Sequence[TeacherItem]) -> TeacherBatch:
-        heads = items[0].example.aux.keys()
-        return TeacherBatch(
-            inputs=self.processor([(item.query, item.candidate) for item in items]),
-            labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
-            aux_labels={
-                head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
-                for head in heads
-            },
-            index=torch.tensor([item.index for item in items], dtype=torch.long),
-        )
+        return TeacherBatch(inputs=self.processor([(item.query, item.candidate) for item in items]), **pair_targets(items))

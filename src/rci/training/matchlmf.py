@@ -27,7 +27,7 @@ from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import MediaPolicy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, PairItem, aux_target, training_feature_cache
+from rci.training.data import PairDataset, PairItem, pair_targets, training_feature_cache
 from rci.training.ddp import DistContext
 from rci.training.evaluate import PairForward, Predictions, predict
 from rci.training.loop import TrainConfig, TrainResult, fit
@@ -61,14 +61,8 @@ class MatchLMFCollate:
         self.config = config
 
     def __call__(self, items: Sequence[PairItem]) -> MatchLMFPairBatch:
-        heads = items[0].example.aux.keys()
-        return MatchLMFPairBatch(
-            inputs=build_batch([(item.query, item.candidate) for item in items], self.config),
-            labels=torch.tensor([item.example.label for item in items], dtype=torch.long),
-            aux_labels={head: torch.tensor([aux_target(item.example.aux[head]) for item in items], dtype=torch.long)
-                        for head in heads},  # fmt: skip
-            index=torch.tensor([item.index for item in items], dtype=torch.long),
-        )
+        return MatchLMFPairBatch(inputs=build_batch([(item.query, item.candidate) for item in items], self.config),
+                                 **pair_targets(items))
 
 
 def build_matchlmf(config: MatchLMFConfig, seed: int) -> MatchLMF:
