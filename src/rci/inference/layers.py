@@ -71,6 +71,22 @@ def background_level(frames: torch.Tensor, background: torch.Tensor, views: int,
     return sims.topk(min(topk, background.shape[0]), dim=-1).values.mean(dim=-1)
 
 
+class BackgroundFrames:
+    """For pair models whose config has background_frames and visual_dim: a buffer of background frames
+    (SSCD's score normalisation), saved with the weights, set from training media by set_background."""
+
+    def _register_background(self) -> None:
+        if self.config.background_frames:
+            self.register_buffer("background", torch.zeros(self.config.background_frames, self.config.visual_dim))
+
+    def set_background(self, frames: torch.Tensor) -> None:
+        """[K,Dv] frames of media unrelated to the pairs trained on (K = config.background_frames)."""
+        if not self.config.background_frames or tuple(frames.shape) != tuple(self.background.shape):
+            raise ValueError(f"background must be {tuple(getattr(self, 'background', torch.empty(0)).shape)}, "
+                             f"got {tuple(frames.shape)}")
+        self.background.copy_(F.normalize(frames.float(), dim=-1))
+
+
 # --- multimodal perception ------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from rci.inference.features import FeatureSpec
 from rci.inference.layers import (
+    BackgroundFrames,
     BiXTBlock,
     ResBlockConv,
     ResNetTrunk,
@@ -214,7 +215,7 @@ class _VideoStreams:
     has_text: torch.Tensor | None = None  # [B] bool
 
 
-class MatchLite(nn.Module):
+class MatchLite(BackgroundFrames, nn.Module):
     def __init__(self, config: MatchLiteConfig) -> None:
         super().__init__()
         self.config = config
@@ -231,15 +232,7 @@ class MatchLite(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.embedding_dim, 2)
         self.aux_heads = nn.ModuleDict({name: nn.Linear(config.embedding_dim, 2) for name in config.aux_heads})
-        if config.background_frames:
-            self.register_buffer("background", torch.zeros(config.background_frames, config.visual_dim))
-
-    def set_background(self, frames: torch.Tensor) -> None:
-        """[K,Dv] frames of media unrelated to the pairs trained on (K = config.background_frames)."""
-        if not self.config.background_frames or tuple(frames.shape) != tuple(self.background.shape):
-            raise ValueError(f"background must be {tuple(getattr(self, 'background', torch.empty(0)).shape)}, "
-                             f"got {tuple(frames.shape)}")
-        self.background.copy_(nn.functional.normalize(frames.float(), dim=-1))
+        self._register_background()
 
     def _relative(self, q: _VideoStreams, c: _VideoStreams, s_v: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """[B,M,N] frame similarities relative to each frame's background level (raw without a background)."""

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rci.inference.layers import background_level, chamfer_similarity, view_cosine_map
+from rci.inference.layers import BackgroundFrames, background_level, chamfer_similarity, view_cosine_map
 from rci.inference.matchlm.model import MatchLMOutput
 from rci.inference.matchlmf.batch import MatchLMFBatch
 from rci.inference.matchlmf.config import MatchLMFConfig
@@ -50,7 +50,7 @@ BIAS_MAPS = ("visual", "audio")  # channels of the pair maps, in the order of ea
 EVIDENCE = ("chamfer", "best_frame", "best_audio", "both_audio", "text_cosine", "both_text")
 
 
-class MatchLMF(nn.Module):
+class MatchLMF(BackgroundFrames, nn.Module):
     def __init__(self, config: MatchLMFConfig) -> None:
         super().__init__()
         self.config = config
@@ -80,15 +80,7 @@ class MatchLMF(nn.Module):
         self.head = nn.Linear(config.embedding_dim, 2)
         self.aux_heads = nn.ModuleDict({name: nn.Linear(config.embedding_dim, 2) for name in config.aux_heads})
         self._init_embeddings()
-        if config.background_frames:
-            self.register_buffer("background", torch.zeros(config.background_frames, config.visual_dim))
-
-    def set_background(self, frames: torch.Tensor) -> None:
-        """[K, V*Dv] frames of media unrelated to the pairs trained on (K = config.background_frames)."""
-        if not self.config.background_frames or tuple(frames.shape) != tuple(self.background.shape):
-            raise ValueError(f"background must be {tuple(getattr(self, 'background', torch.empty(0)).shape)}, "
-                             f"got {tuple(frames.shape)}")
-        self.background.copy_(_unit_views(frames.float(), self.config.visual_views))
+        self._register_background()
 
     def _init_embeddings(self) -> None:
         # nn.Embedding's N(0, 1) would drown the projected features (Linear outputs are ~0.5 wide)
