@@ -12,6 +12,7 @@ from rci.inference.encoders.bundle import EncoderBundle
 from rci.inference.encoders.text import TextEncoderConfig, TokenEmbedder, TransformerTextEncoder, default_text_model_dir
 from rci.inference.encoders.visual import SwinFrameEmbedder, SwinVisualEncoder, VisualEncoderConfig
 from rci.media.decoded import DecodedMedia
+from tests.torch_threads import one_torch_thread  # noqa: F401  (autouse: one intra-op thread)
 
 TINY_VISUAL = VisualEncoderConfig(
     image_size=56, embed_dim=16, depths=(1, 1), num_heads=(1, 2), drop_path_rate=0.0, out_dim=128
@@ -23,15 +24,6 @@ def seeded(build, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    # The CI box is 2 shared cores: oversubscribed intra-op threads make tiny models slower, not faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

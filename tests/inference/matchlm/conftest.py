@@ -10,15 +10,7 @@ import torch
 from rci.inference.matchlm.config import MatchLMConfig
 from rci.inference.matchlm.loader import load_matchlm_model
 from rci.inference.matchlm.tiny import build_tiny_matchlm
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    # 2 shared cores: extra intra-op threads make tiny models slower, not faster
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.torch_threads import one_torch_thread  # noqa: F401  (autouse: one intra-op thread)
 
 
 @pytest.fixture(scope="session")
