@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -375,3 +376,97 @@ async def test_a_deboost_a_moderator_overturned_is_not_given_again_on_redelivery
     reviewed.add(verdict("confirm"))  # a later verdict confirms it after all: deboosted again
     [third] = await pipeline.process([event_record("copy", 1, 9)])
     assert third.score.deboost and not third.score.evidence.model_extra
+
+
+class GatedFeatures(MemoryFeatures):
+    """Features that wait for their gate (a video still decoding); counts the cache reads of candidates."""
+
+    def __init__(self, table, gates: dict[str, asyncio.Event]) -> None:
+        super().__init__(table)
+        self.gates = gates
+        self.reads: list[str] = []
+
+    async def features_for(self, event):
+        if event.video_id in self.gates:
+            await self.gates[event.video_id].wait()
+        return await super().features_for(event)
+
+    async def cached(self, video_id):
+        self.reads.append(video_id)
+        return await super().cached(video_id)
+
+
+class RecordingIndex(ExactIndex):
+    """Notes each search call's videos, and which gates were still shut when it ran."""
+
+    def __init__(self, gates: dict[str, asyncio.Event]) -> None:
+        super().__init__()
+        self.gates = gates
+        self.calls: list[tuple[list[str], list[str]]] = []
+
+    async def nearest(self, queries):
+        shut = sorted(vid for vid, gate in self.gates.items() if not gate.is_set())
+        self.calls.append(([event.video_id for event, _ in queries], shut))
+        return await super().nearest(queries)
+
+
+async def test_a_video_is_searched_while_later_videos_of_its_batch_are_still_encoded():
+    gates = {"slow": asyncio.Event()}
+    table = {"src": make_features("src", 1), "fast": make_features("fast", 1, noise=0.05),
+             "slow": make_features("slow", 2)}
+    features = GatedFeatures(table, gates)
+    index = RecordingIndex(gates)
+    pipeline = ScoringPipeline(features, index, CosineScorer(), ModelInfo("m1", 0.9))
+    await pipeline.index(await pipeline.process([event_record("src", 0, 1)]))
+    index.calls.clear()
+
+    batch = asyncio.ensure_future(pipeline.process([event_record("slow", 1, 5), event_record("fast", 2, 6)]))
+    for _ in range(20):  # let every ready coroutine run; "slow" stays shut
+        await asyncio.sleep(0)
+    assert index.calls == [(["fast"], ["slow"])]  # searched while "slow" was still decoding
+    gates["slow"].set()
+    outcomes = await batch
+
+    assert index.calls == [(["fast"], ["slow"]), (["slow"], [])]
+    assert outcomes[1].score.candidate_id == "src" and outcomes[1].score.deboost
+    assert features.reads.count("src") == 1  # shortlisted by both calls, read from the cache once
+
+
+class FailingIndex(ExactIndex):
+    async def nearest(self, queries):
+        raise TransientError("milvus unavailable")
+
+
+async def test_a_failed_early_search_fails_the_batch_for_a_retry_after_its_encoding():
+    gates = {"slow": asyncio.Event()}
+    features = GatedFeatures({"fast": make_features("fast", 1), "slow": make_features("slow", 2)}, gates)
+    pipeline = ScoringPipeline(features, FailingIndex(), CosineScorer(), ModelInfo("m1", 0.9))
+    batch = asyncio.ensure_future(pipeline.process([event_record("slow", 0, 5), event_record("fast", 1, 6)]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not batch.done()  # the search failed; the batch still waits for its own encoding to end
+    gates["slow"].set()
+    with pytest.raises(TransientError, match="milvus unavailable"):
+        await batch
+
+
+async def test_a_failed_encoding_cancels_the_searches_in_flight():
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowIndex(ExactIndex):
+        async def nearest(self, queries):
+            started.set()
+            await release.wait()  # never released: cancelled with the failed batch
+            return await super().nearest(queries)
+
+    gates = {"broken": asyncio.Event()}
+    table = {"fast": make_features("fast", 1), "broken": TransientError("object store down")}
+    pipeline = ScoringPipeline(GatedFeatures(table, gates), SlowIndex(), CosineScorer(), ModelInfo("m1", 0.9))
+    batch = asyncio.ensure_future(pipeline.process([event_record("fast", 0, 5), event_record("broken", 1, 6)]))
+    await started.wait()
+    gates["broken"].set()
+    with pytest.raises(TransientError, match="object store down"):
+        await batch
+    await asyncio.sleep(0)
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert pending == []  # the search in flight was cancelled, not left running

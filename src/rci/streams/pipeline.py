@@ -5,7 +5,9 @@ The faust agent in `rci.streams.worker` only iterates the stream and calls
 
 Per batch (DESIGN.md, "Online path"):
   parse -> features (cache, else fetch + decode + encode) -> batched retrieval (index shortlist,
-  re-ranked on frame sets) -> batched MatchLite on each query's best few candidates -> its evidence
+  re-ranked on frame sets; a video's index search starts as soon as its own features are ready, while
+  the batch's later videos are still decoded: `_EarlySearches`) -> batched MatchLite on each query's
+  best few candidates -> its evidence
   (`credited`: the earliest flagged one about as similar as the best) -> back along the shortlist's
   own reproductions to the earliest of that family (`chain_to_source`) -> one `Outcome` per record,
   in input order.
@@ -226,6 +228,60 @@ class ScoreMemo(Protocol):
     async def put(self, record: ScoreRecord, media_uri: str) -> None: ...
 
 
+class _EarlySearches:
+    """A batch's index searches, started while the batch is still being encoded.
+
+    Each video is searched as soon as its own features are ready, in one call with every other video
+    ready by then (one call in flight: the index still sees batches), and its shortlisted candidates'
+    features are read from the cache in the same step, each once per batch however many queries
+    shortlist it (None where the cache lost them: skipped, not fatal). On a worker whose media pool
+    decodes a few videos at a time, the index's and the cache's round trips of the videos ready first
+    overlap the decoding of the rest, instead of all waiting for the batch's slowest decode.
+    """
+
+    def __init__(self, index: CandidateIndex, features: FeatureSource) -> None:
+        self._index = index
+        self._features = features
+        self._waiting: list[_Pending] = []
+        self._shortlists: dict[int, list[Candidate]] = {}  # id(pending) -> the index's shortlist
+        self._cached: dict[str, VideoFeatures | None] = {}
+        self._calls: list[asyncio.Task[None]] = []
+
+    def start(self, p: _Pending) -> None:
+        """Search `p` (features ready, visual) with the next call."""
+        self._waiting.append(p)
+        if not self._calls or self._calls[-1].done():
+            self._calls.append(asyncio.ensure_future(self._drain()))
+
+    async def results(self, live: list[_Pending]) -> tuple[list[list[Candidate]], dict[str, VideoFeatures | None]]:
+        """-> (each of `live`'s shortlists, in order; the candidates' cached features by id). Raises the
+        first failed call's error (TransientError: the batch is retried)."""
+        await asyncio.gather(*self._calls)
+        return [self._shortlists[id(p)] for p in live], self._cached
+
+    def cancel(self) -> None:
+        """Stop the calls still running (the batch failed); a failed call's error is taken as seen: the
+        batch's own error is the one raised."""
+        for call in self._calls:
+            if not call.done():
+                call.cancel()
+            elif not call.cancelled():
+                call.exception()
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            ready, self._waiting = self._waiting, []
+            shortlists = await self._index.nearest([(p.event, p.features) for p in ready])
+            for p, shortlist in zip(ready, shortlists, strict=True):
+                self._shortlists[id(p)] = shortlist
+            await self._read_candidates({c.video_id for shortlist in shortlists for c in shortlist})
+
+    async def _read_candidates(self, video_ids: set[str]) -> None:
+        ordered = sorted(video_ids - self._cached.keys())  # calls run one after another: no read twice
+        loaded = await asyncio.gather(*(self._features.cached(vid) for vid in ordered))
+        self._cached.update(zip(ordered, loaded, strict=True))
+
+
 class ScoringPipeline:
     def __init__(
         self,
@@ -257,11 +313,15 @@ class ScoringPipeline:
         stage = self._metrics.stage
         with stage("parse"):
             self._parse(pending)
-        with stage("features"):
-            await self._extract(pending)
-        await self._recall(pending)
-        with stage("retrieval"):
-            await self._retrieve(pending)  # recalled videos stay in-batch candidates for the others
+        searches = _EarlySearches(self._index, self._features)
+        try:
+            with stage("features"):  # the index searches of the videos ready first run meanwhile
+                await self._extract(pending, searches)
+            await self._recall(pending)
+            with stage("retrieval"):  # what the overlap could not hide: at least the last videos' search
+                await self._retrieve(pending, searches)  # recalled videos stay in-batch candidates for the others
+        finally:
+            searches.cancel()
         with stage("matchlite"):
             await self._score([p for p in pending if p.memo is None])
         scores = [self._raw_score(p) for p in pending]
@@ -302,18 +362,20 @@ class ScoringPipeline:
             except RejectedEvent as rejection:
                 p.rejection = rejection
 
-    async def _extract(self, pending: list[_Pending]) -> None:
+    async def _extract(self, pending: list[_Pending], searches: _EarlySearches) -> None:
         live = [p for p in pending if p.event]
-        results = await asyncio.gather(
-            *(self._features_or_rejection(p.event) for p in live), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._features_then_search(p, searches) for p in live),
+                                       return_exceptions=True)  # fmt: skip
         for p, result in zip(live, results, strict=True):
             if isinstance(result, RejectedEvent):
                 p.rejection, p.event = result, None
             elif isinstance(result, BaseException):
                 raise result  # TransientError or a bug: the whole batch is retried or stops
-            else:
-                p.features = result
+
+    async def _features_then_search(self, p: _Pending, searches: _EarlySearches) -> None:
+        p.features = await self._features_or_rejection(p.event)
+        if p.features.has_visual:
+            searches.start(p)
 
     async def _features_or_rejection(self, event: PublishedEvent) -> VideoFeatures:
         with bind_video(event.video_id):
@@ -322,18 +384,15 @@ class ScoringPipeline:
                 raise RejectedEvent(RejectCode.MEDIA_NO_STREAMS, "media has neither video nor audio")
             return features
 
-    async def _retrieve(self, pending: list[_Pending]) -> None:
+    async def _retrieve(self, pending: list[_Pending], searches: _EarlySearches) -> None:
         """Shortlist from the index plus the batch's own earlier videos, re-ranked on frame sets
         (rci.retrieval.similarity): the `score_top` earlier videos most like the query, best first."""
         live = [p for p in pending if p.features is not None and p.features.has_visual]
         if not live:
             return
-        shortlists = await self._index.nearest([(p.event, p.features) for p in live])
+        shortlists, cached = await searches.results(live)
         in_batch = {p.event.video_id: p.features for p in live}
         scoring = [(p, shortlist) for p, shortlist in zip(live, shortlists, strict=True) if p.memo is None]
-        # each indexed candidate's features are read once per batch, however many queries shortlist it
-        shortlisted = {c.video_id for _, shortlist in scoring for c in shortlist}
-        cached = await self._cached_features(shortlisted - in_batch.keys())
         for p, shortlist in scoring:
             indexed = [(c.video_id, c.published_at_ms) for c in shortlist if c.video_id not in in_batch]
             for vid, _ in indexed:
@@ -353,12 +412,6 @@ class ScoringPipeline:
         """The batch's videos published before the query: not indexed yet, but possibly its source."""
         at_ms = published_ms(query.event)
         return [o for o in live if published_ms(o.event) < at_ms and o.event.video_id != query.event.video_id]
-
-    async def _cached_features(self, video_ids: set[str]) -> dict[str, VideoFeatures | None]:
-        """Cached features of indexed candidates by id; None where the cache lost them (skipped, not fatal)."""
-        ordered = sorted(video_ids)
-        loaded = await asyncio.gather(*(self._features.cached(vid) for vid in ordered))
-        return dict(zip(ordered, loaded, strict=True))
 
     async def _score(self, pending: list[_Pending]) -> None:
         """Two rounds of pairs, each in one gather (the micro-batcher batches them): every query against
