@@ -70,6 +70,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import psutil
 from confluent_kafka import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -147,6 +148,54 @@ def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
     return round((after[0] - before[0]) / total, 3) if total > 0 else math.nan
 
 
+CPU_GROUPS = ("worker", "harness", "services", "other")
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds (user + system, all threads) each live process has used, with its group, at `at`."""
+
+    at: float
+    used: dict[int, tuple[str, float]]  # pid -> (group, CPU seconds)
+
+    @classmethod
+    def take(cls, worker_pid: int | None = None) -> CpuSnapshot:
+        """Groups: the worker process (and its children); this process, the harness (the producer, the score
+        reader, and the stages when they run in-process); the services it started (every other descendant:
+        the Kafka broker, the S3 server, Milvus); every other process on the machine."""
+        me = psutil.Process()
+        worker = _tree(worker_pid) if worker_pid else set()
+        services = {c.pid for c in me.children(recursive=True)} - worker
+        used: dict[int, tuple[str, float]] = {}
+        for proc in psutil.process_iter():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            pid = proc.pid
+            group = ("worker" if pid in worker else "harness" if pid == me.pid
+                     else "services" if pid in services else "other")  # fmt: skip
+            used[pid] = (group, times.user + times.system)
+        return cls(time.monotonic(), used)
+
+    def cores_since(self, before: CpuSnapshot) -> dict[str, float]:
+        """Cores each group kept busy on average since `before` (a process born in between counts whole;
+        one that ended in between is lost: short-lived ones only)."""
+        wall = max(self.at - before.at, 1e-9)
+        cores = dict.fromkeys(CPU_GROUPS, 0.0)
+        for pid, (group, cpu) in self.used.items():
+            cores[group] += cpu - before.used.get(pid, (group, 0.0))[1]
+        return {g: round(c / wall, 3) for g, c in cores.items()}
+
+
+def _tree(pid: int) -> set[int]:
+    try:
+        proc = psutil.Process(pid)
+        return {pid} | {c.pid for c in proc.children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
 def batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -175,6 +224,7 @@ class StageRun:
     stages: list[StageFigure]
     wall_s: float  # the timed batches, all stages
     cpu_s: float  # CPU time of this process (all threads) over the same batches
+    cores: dict[str, float]  # CpuSnapshot groups over the same batches (the stages run in the harness)
 
 
 async def _measure_stages(settings: Settings, warmup: list[list], timed: list[list]) -> StageRun:
@@ -210,16 +260,16 @@ async def _measure_stages(settings: Settings, warmup: list[list], timed: list[li
     try:
         for batch in warmup:  # the library: warms the models, fills the index
             await run(batch)
-        before, cpu = spent(), time.process_time()
+        before, cpu, processes = spent(), time.process_time(), CpuSnapshot.take()
         start = time.perf_counter()
         for batch in timed:
             await run(batch)
         wall = time.perf_counter() - start
-        after, cpu = spent(), time.process_time() - cpu
+        after, cpu, cores = spent(), time.process_time() - cpu, CpuSnapshot.take().cores_since(processes)
     finally:
         await parts.aclose()
     events = sum(len(b) for b in timed)
-    return StageRun([StageFigure(s, events, after[s] - before[s]) for s in STAGES], wall, cpu)
+    return StageRun([StageFigure(s, events, after[s] - before[s]) for s in STAGES], wall, cpu, cores)
 
 
 def measure_stages(settings: Settings, warmup: list[list], timed: list[list]) -> StageRun:
@@ -331,6 +381,7 @@ class LoadFigure:
     worker_cpu_ms_per_event: float
     load_average_1m: float
     machine_busy: float  # share of all cores busy from the first event produced to the last score read
+    cores_by_process: dict[str, float] = field(default_factory=dict)  # CpuSnapshot groups, same span
     worker_stage_ms_per_event: dict[str, float] = field(default_factory=dict)
 
 
@@ -361,10 +412,12 @@ def run_load(label: str, rate: float | None, events: list[tuple[str, bytes]], se
              progress: Progress) -> LoadFigure:  # fmt: skip
     ids = [vid for vid, _ in events]
     before, cpu, machine = scrape(metrics_port), process_cpu_s(worker.pid), machine_cpu_jiffies()
+    processes = CpuSnapshot.take(worker.pid)
     task = progress.add_task(f"load {label}", total=len(ids))
     produced = offer(settings, events, rate)
     wait_scored(collector, ids, worker, timeout_s, progress, task)
     busy = busy_fraction(machine, machine_cpu_jiffies())
+    cores = CpuSnapshot.take(worker.pid).cores_since(processes)
     time.sleep(0.5)  # a re-delivered duplicate, if any, would show up now
     after, cpu = scrape(metrics_port), process_cpu_s(worker.pid) - cpu
     got = collector.first_arrivals(ids)
@@ -395,6 +448,7 @@ def run_load(label: str, rate: float | None, events: list[tuple[str, bytes]], se
         worker_cpu_ms_per_event=round(1000 * cpu / max(1, len(got)), 1),
         load_average_1m=round(os.getloadavg()[0], 1),
         machine_busy=busy,
+        cores_by_process=cores,
         worker_stage_ms_per_event=per_event,
     )
 
@@ -497,6 +551,7 @@ def run_benchmark(opts: Options, workdir: Path, progress: Progress) -> dict[str,
         "in_process_sequential_events_per_s": round(sequential, 3),
         "in_process_cpu_ms_per_event": round(1000 * run.cpu_s / len(timed), 1),
         "stages_load_average_1m": round(stages_load, 1),
+        "stages_cores_by_process": run.cores,
         "loads": [asdict(f) for f in loads],
         "single_event_e2e_ms": round(single_e2e_ms, 1),
         "p99_at_half_load_over_single_event": round(half.e2e_p99_ms / single_e2e_ms, 2) if half else None,
@@ -537,6 +592,10 @@ def report(result: dict[str, object]) -> str:
     ]  # fmt: skip
     stage_cols = [s for s in STAGES if s != "parse"]
     in_worker = [[f["load"], *[f["worker_stage_ms_per_event"][s] for s in stage_cols]] for f in result["loads"]]
+    cores_rows = [[label, *[cores.get(g, "-") for g in CPU_GROUPS], round(sum(cores.values()), 2)]
+                  for label, cores in [("stages alone (in-process, in the harness)", result.get("stages_cores_by_process")),
+                                       *[(f["load"], f.get("cores_by_process")) for f in result["loads"]]]
+                  if cores]  # fmt: skip
     cap, slow = result["capacity"], result["slowest_stage"]
     summary = (
         f"**Pipeline capacity {cap['events_per_s']:.3g} events/s** ({cap['measured_by']}); slowest stage alone: "
@@ -576,6 +635,10 @@ def report(result: dict[str, object]) -> str:
              "worker p50 ms", "worker p99 ms", "mean batch", "worker CPU ms / event", "load avg", "cores busy"], load_rows),
         "Inside the worker (Prometheus `rci_stage_seconds`), ms per event:\n\n"
         + markdown_table(["offered load", *stage_cols], in_worker),
+        *([f"Where the {os.cpu_count()} cores went, cores busy on average over each run (worker: the `rci worker` "
+           "process; harness: this benchmark's process, its producer and score reader, and the stages when they run "
+           "in-process; services: the Kafka broker, the S3 server and Milvus it started; other: the rest of the "
+           "machine):\n\n" + markdown_table(["run", *CPU_GROUPS, "all"], cores_rows)] if cores_rows else []),
         setup,
     ])  # fmt: skip
 

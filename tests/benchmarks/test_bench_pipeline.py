@@ -8,6 +8,9 @@ benchmarks/RESULTS.md alone.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import math
 from pathlib import Path
 
@@ -59,6 +62,11 @@ def test_tiny_pipeline_benchmark_scores_every_event_and_reports_sane_figures(tmp
     assert 1 <= load["mean_batch_size"] <= 4
     assert positive(load["worker_stage_ms_per_event"]["features"])
     assert 0 < load["machine_busy"] <= 1, load  # the worker was encoding: some core was busy
+    cores = load["cores_by_process"]
+    assert set(cores) == set(bench_pipeline.CPU_GROUPS)
+    assert positive(cores["worker"]) and positive(cores["services"]), cores  # it encoded; the broker served
+    stage_cores = saved["stages_cores_by_process"]
+    assert positive(stage_cores["harness"]) and stage_cores["worker"] == 0, stage_cores  # no worker yet
     assert positive(saved["single_event_e2e_ms"])
     assert saved["p99_at_half_load_over_single_event"] is None  # no 0.5x load in this run
 
@@ -68,3 +76,23 @@ def test_tiny_pipeline_benchmark_scores_every_event_and_reports_sane_figures(tmp
     ratio = capacity["events_per_s"] / slowest["events_per_s"]
     assert capacity["ratio_to_slowest_stage"] == pytest.approx(ratio, rel=0.01)
     assert saved["dead_letters"] == 0 and saved["consumer_errors"] == []
+
+
+def test_cores_since_splits_each_group_s_cpu_by_the_wall_time_between_snapshots():
+    before = bench_pipeline.CpuSnapshot(10.0, {1: ("worker", 5.0), 2: ("services", 1.0), 3: ("other", 2.0)})
+    after = bench_pipeline.CpuSnapshot(14.0, {1: ("worker", 9.0), 2: ("services", 3.0), 4: ("harness", 0.4)})
+    cores = after.cores_since(before)
+    # pid 4 was born in between (counts whole); pid 3 ended in between (its last seconds are lost)
+    assert cores == {"worker": 1.0, "harness": 0.1, "services": 0.5, "other": 0.0}
+
+
+def test_the_snapshot_finds_this_process_as_the_harness_and_its_children_as_services():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        snap = bench_pipeline.CpuSnapshot.take()
+        assert snap.used[os.getpid()][0] == "harness"
+        assert snap.used[child.pid][0] == "services"
+        assert bench_pipeline.CpuSnapshot.take(worker_pid=child.pid).used[child.pid][0] == "worker"
+    finally:
+        child.kill()
+        child.wait()
