@@ -19,8 +19,10 @@ One run, one stack, nothing faked:
 2. Stages alone: in this process, with the worker's own code (`ScoringPipeline` + `OutcomeSink` +
    index upsert, i.e. `BatchRunner.handle`) on batches of `--batch-size` records built in memory
    (no Kafka consumer, no faust). Stages run one after another, so each stage's time is its cost
-   alone: parse, features (fetch + decode + encode + feature cache), retrieval (Milvus search +
-   in-batch candidates + candidate features), matchlite (ONNX Runtime behind the micro-batcher),
+   alone: parse, features (fetch + decode + encode + feature cache; each video's Milvus search and
+   its candidates' feature reads start as soon as its features are ready, so they overlap the
+   batch's later decodes and count here), retrieval (what those searches had left when the last
+   features were ready, then the in-batch candidates and the re-rank), matchlite (ONNX Runtime behind the micro-batcher),
    write (produce to Kafka and wait for the acks), index (Milvus upsert). A stage's throughput
    is events / seconds spent in it; the slowest one bounds any pipeline built from these stages.
    `in-process sequential` is events / the whole batch's time: what one process running the
@@ -43,6 +45,10 @@ Figures per load:
   event; less sensitive than rates to other processes sharing the machine.
 * cores busy: the share of all the machine's cores busy (/proc/stat) from the first event produced to
   the last score read, whoever used them (worker, broker, Milvus, S3 server).
+* where the cores went: cores each group of processes kept busy on average over each run, the stages
+  alone included (`CpuSnapshot`: the worker, this harness, the services it started, the rest), so
+  capacity / in-process sequential splits into (worker's cores / the stages' cores) x (the stages'
+  CPU per event / the worker's): cores the worker did not get, and CPU the streaming layer added.
 Before the loads, SINGLE_EVENTS events are sent one at a time on the idle worker: their median e2e
 is the single-event service time, and e2e p99 at 0.5x is reported as a multiple of it.
 Capacity is the burst's achieved events/s (the largest offered load when `--no-burst`); the
