@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
+from benchmarks.bench_uploads import timed
 from benchmarks.record import command_line, markdown_table, publish
 from rci.inference.encoders.copy_detection import CopyDetectionEncoder
 
@@ -31,14 +30,8 @@ WORKER_BATCH = 32  # CopyDetectionEncoder's default batch_size, what the worker 
 
 def frames_per_s(encoder: CopyDetectionEncoder, frames: np.ndarray, reps: int) -> tuple[float, float]:
     """-> (frames/s wall, CPU ms per frame), median over `reps` passes over `frames`, after one untimed pass."""
-    encoder.encode_frames(frames)
-    walls, cpus = [], []
-    for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        encoder.encode_frames(frames)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return len(frames) / statistics.median(walls), 1000 * statistics.median(cpus) / len(frames)
+    t = timed(lambda: encoder.encode_frames(frames), reps)
+    return 1000 * len(frames) / t.wall_ms, t.cpu_ms / len(frames)
 
 
 def run(batches: list[int], n_frames: int, reps: int, seed: int) -> list[list[object]]:

@@ -8,10 +8,10 @@ benchmarks/RESULTS.md alone.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
-import math
 from pathlib import Path
 
 import pytest
