@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 import pytest
 
 from rci.inference.checkpoint import DEFAULT_THRESHOLD, load_checkpoint, save_checkpoint
+from rci.inference.matchlite import MatchLite
 from rci.inference.runtime import collate_pairs
 from tests.inference.matchlite_fakes import make_features, small_model
 from rci.core.errors import ModelError
@@ -31,6 +34,20 @@ def test_defaults_for_version_and_threshold(tmp_path):
     b = save_checkpoint(tmp_path / "b.pt", small_model(seed=2))
     assert a["threshold"] == DEFAULT_THRESHOLD
     assert a["model_version"].startswith("matchlite-") and a["model_version"] != b["model_version"]
+
+
+def test_the_default_version_changes_with_the_calibration_the_same_weights_serve(tmp_path):
+    model = small_model(seed=1)
+
+    def recalibrated() -> MatchLite:
+        out = MatchLite(replace(model.config, calibration=(0.5, 4.0, -1.0), margin_limit=2.0))
+        out.load_state_dict(model.state_dict())
+        return out
+
+    a = save_checkpoint(tmp_path / "a.pt", model)
+    b = save_checkpoint(tmp_path / "b.pt", recalibrated())
+    c = save_checkpoint(tmp_path / "c.pt", recalibrated())
+    assert a["model_version"] != b["model_version"] == c["model_version"]
 
 
 def test_missing_and_foreign_files_raise_model_error(tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from rci.inference.runtime import collate_pairs
 from rci.retrieval.similarity import frame_set_similarity
-from rci.training.calibration import calibrated, fit_calibration, pair_evidence
+from rci.training.calibration import calibrated, fit_calibration, pair_evidence, platt_targets
 from rci.training.data import PairDataset, PairExample
 from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
 
@@ -28,6 +28,22 @@ def test_the_head_votes_as_much_as_one_spread_of_the_similarity_and_the_fit_only
     assert a2 * 2.0 == pytest.approx(b2 * chamfers.std(), rel=1e-6)
     with pytest.raises(ValueError, match="both"):
         fit_calibration(margins, chamfers, np.ones(400))
+
+
+def test_pairs_separated_perfectly_keep_scores_that_rank_rather_than_saturate():
+    """Validation pairs a good model separates have no finite best scale; Platt's targets keep the served
+    scores inside (0, 1) at rci.scores' 6 decimals, so every pair still has a score of its own."""
+    rng = np.random.default_rng(2)
+    labels = np.repeat([1, 0], [21, 67])
+    chamfers = np.where(labels == 1, 0.8, 0.3) + rng.normal(scale=0.03, size=len(labels))
+    margins = np.where(labels == 1, 6.0, -6.0) + rng.normal(scale=1.0, size=len(labels))
+    a, b, c = fit_calibration(margins, chamfers, labels, margin_limit=2.0, head_vote=0.5)
+    served = np.round(1 / (1 + np.exp(-(a * np.clip(margins, -2, 2) + b * chamfers + c))), 6)
+    assert 0.0 < served.min() and served.max() < 1.0
+    assert len(np.unique(served)) == len(served)
+    assert served[labels == 1].min() > served[labels == 0].max()  # the order is the evidence's
+    assert served[labels == 1].mean() == pytest.approx(22 / 23, abs=0.03)  # Platt's target for 21 positives
+    np.testing.assert_allclose(platt_targets(labels)[[0, -1]], [22 / 23, 1 / 69])
 
 
 def test_a_sure_and_wrong_head_cannot_outvote_the_similarity_once_limited():

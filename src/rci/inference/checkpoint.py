@@ -8,6 +8,7 @@ Layout (a plain dict, loadable with `torch.load(weights_only=True)`, so no pickl
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ DEFAULT_THRESHOLD = 0.5  # operating point until one is chosen on validation dat
 
 
 def weights_digest(model: MatchLite) -> str:
-    """Short content hash of the weights: a default model_version that changes when they do."""
-    digest = hashlib.sha256()
+    """Short content hash of the weights and the config: a default model_version that changes when either
+    does (the config carries the served score's calibration and limits: new ones serve other scores)."""
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

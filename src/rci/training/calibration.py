@@ -24,6 +24,9 @@ from rci.inference.matchlite import MatchLite
 from rci.training.data import PairDataset
 from rci.training.evaluate import predict, matchlite_forward
 
+# what fit_calibration does, stamped with the models it calibrates: a change retrains them
+METHOD = "bounded-vote/platt-targets"
+
 
 def pair_evidence(model: MatchLite, dataset: PairDataset) -> tuple[np.ndarray, np.ndarray]:
     """-> ([N] head margins of `model` as trained, unclamped; [N] the frame-set Chamfer similarities its
@@ -46,12 +49,19 @@ def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[
     corpus's pairs is still fooled, while fixed weights are robust); only an overall scale and a bias,
     which change no ranking, are fitted on the labelled pairs. Margins are clamped as the model clamps
     them (a saturated head says "sure", not "sure by 300").
+
+    The targets are Platt's (1999), (P + 1) / (P + 2) for the P positives and 1 / (N + 2) for the N
+    negatives, not 1 and 0: validation pairs a good model separates perfectly have no finite
+    maximum-likelihood scale, and a scale grown without bound serves scores that saturate to exactly
+    0 and 1 (rci.scores rounds to 6 decimals), tying a plain copy with the negatives next to it and
+    leaving nothing to rank, review or re-threshold by.
     """
     clipped = np.clip(np.asarray(margins, np.float64), -margin_limit, margin_limit)
     chamfers = np.asarray(chamfers, np.float64)
-    y = torch.tensor(np.asarray(labels), dtype=torch.float64)
-    if y.min() == y.max():
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
         raise ValueError("calibration needs both positive and negative pairs")
+    y = torch.tensor(platt_targets(labels))
     unit = np.array([head_vote / margin_limit, 1.0 / max(chamfers.std(), 1e-6)])
     evidence = torch.tensor(clipped * unit[0] + chamfers * unit[1])  # [N]
     scale = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # softplus(scale) > 0: order kept
@@ -68,6 +78,13 @@ def fit_calibration(margins: np.ndarray, chamfers: np.ndarray, labels: Sequence[
     optimiser.step(loss)
     s = float(torch.nn.functional.softplus(scale).item())
     return s * float(unit[0]), s * float(unit[1]), float(bias.item())
+
+
+def platt_targets(labels: np.ndarray) -> np.ndarray:
+    """[N] 0/1 labels -> Platt's smoothed targets: (P + 1) / (P + 2) for positives, 1 / (N + 2) for negatives."""
+    positives = int((labels == 1).sum())
+    negatives = len(labels) - positives
+    return np.where(labels == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2)).astype(np.float64)
 
 
 def calibrated(model: MatchLite, calibration: tuple[float, float, float],

@@ -53,7 +53,7 @@ from rci.training.data import (
     training_feature_cache,
     video_ids_of,
 )
-from rci.training.calibration import calibrated, fit_calibration, pair_evidence
+from rci.training.calibration import METHOD as CALIBRATION_METHOD, calibrated, fit_calibration, pair_evidence
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.metrics import average_precision, operating_point
@@ -121,7 +121,8 @@ def train_serving_models(
     ensure_visual_encoder(model_dir, recipe, progress=progress)
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
-             "encoder_version": extractor.version, "recipe": asdict(recipe), "validation": VALIDATION_STAMP}
+             "encoder_version": extractor.version, "recipe": asdict(recipe), "validation": VALIDATION_STAMP,
+             "calibration": CALIBRATION_METHOD}
     installed = _installed(model_dir, stamp)
     if installed is not None:
         return installed
