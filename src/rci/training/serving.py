@@ -10,11 +10,9 @@ The full two-stage recipe with the teacher and the ablation report is `rci train
    pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
    against its nearest unrelated earlier video (what retrieval hands the model for an original);
 4. the served score calibrated (rci.training.calibration: the head's bounded vote beside the frame-set
-   similarity): the vote's limit and weight chosen on two validation sets, real media from pools that
-   neither training nor the benchmark uses (rci.training.realpairs) and a generated corpus of its own
-   seed (templates and heavy crops, where only the head knows); scale, bias and the operating threshold
-   at 80% precision fitted on the real one (0.5 if it cannot reach it); the training corpus's own val
-   split is reported beside (`corpus_val_average_precision`);
+   similarity) on validation pairs of real media from pools that neither training nor the benchmark
+   uses (rci.training.realpairs), and the operating threshold at 80% precision chosen there (0.5 if
+   they cannot reach it); the corpus's own val split is reported beside (`corpus_val_average_precision`);
 5. checkpoint + ONNX export installed where the worker loads them (rci.inference.model_dir).
 
 The result is keyed by the corpus and encoder versions (`serving.json`): a rerun with the same
@@ -39,14 +37,13 @@ from rci.inference.encoders.bundle import build_default_encoders, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
-from rci.inference.matchlite import MatchLite, MatchLiteConfig
+from rci.inference.matchlite import MatchLiteConfig
 from rci.inference.model_dir import matchlite_onnx, publish_matchlite
 from rci.media.fingerprint import HOP_S
 from rci.media.policy import MediaPolicy
 from rci.core.logs import get_logger
 from rci.training.augment import AugmentConfig
-from rci.training.corpus.generate import cached_corpus
-from rci.training.corpus.manifest import SPLITS, CorpusManifest
+from rci.training.corpus.manifest import CorpusManifest
 from rci.training.data import (
     PairDataset,
     PairExample,
@@ -56,27 +53,16 @@ from rci.training.data import (
     training_feature_cache,
     video_ids_of,
 )
-from rci.training.calibration import (
-    METHOD as CALIBRATION_METHOD,
-    VOTES,
-    VoteChoice,
-    calibrated,
-    choose_vote,
-    fit_calibration,
-    pair_evidence,
-    spread_of,
-)
+from rci.training.calibration import METHOD as CALIBRATION_METHOD, calibrated, fit_calibration, pair_evidence
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.metrics import average_precision, operating_point
-from rci.training.realpairs import VALIDATION_STAMP, RealValidation, realmedia_validation
+from rci.training.realpairs import VALIDATION_STAMP, realmedia_validation
 from rci.training.sscd import SSCDConfig, StepStats, train_and_save_visual
 from rci.training.stage1 import build_matchlite, train_matchlite, variant_config
 
 log = get_logger(__name__)
 STAMP = "serving.json"
-GENERATED_VALIDATION = "validation-corpus"  # under the model dir
-GENERATED_VALIDATION_SEED = 3000  # + the recipe's seed: the demo's sample is 7, its training corpus 1007
 TRAINED_VISUAL_MARK = "sscd-trained"
 
 
@@ -100,11 +86,11 @@ class ServingRecipe:
     background_frames: int = 1024
     negatives_per_positive: int = 4  # unrelated pairs of other source families per positive (implied_examples)
     trims_per_positive: int = 2  # feature-level trims of each positive's query (trimmed_positives)
-    # the served score (rci.training.calibration): the head's margin is a vote limited to +-limit logits and
-    # worth `vote` spreads of the frame-set similarity (taken relative to the background: SSCD's score
-    # normalisation), the pair chosen from `votes` on the real and the generated validation sets
-    votes: tuple[tuple[float, float], ...] = VOTES
-    generated_val_sources: int = 16  # sources of the generated validation corpus (~4 videos each)
+    # the served score (rci.training.calibration): the head's margin is a vote limited to +-2 logits and worth
+    # half a spread of the frame-set similarity, which is taken relative to the background (SSCD's score
+    # normalisation). A head trained on a few hundred generated pairs is a correction, not the judge.
+    margin_limit: float = 2.0
+    head_vote: float = 0.5
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -158,9 +144,12 @@ def train_serving_models(
         init.set_background(torch.from_numpy(background))
     model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, init=init, progress=progress)
 
-    sets = calibration_sets(model_dir, extractor, policy, recipe, progress=progress)
-    model, vote = calibrate_for_serving(model, sets, recipe)
-    real, val = sets.real, PairDataset(sets.real.examples, sets.real.features)
+    real = realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress)
+    val = PairDataset(real.examples, real.features)
+    margins, chamfers = pair_evidence(model, val)
+    calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit,
+                                  head_vote=recipe.head_vote)
+    model = calibrated(model, calibration, recipe.margin_limit)
     query_scores, query_labels = real.query_scores(predict(matchlite_forward(model), val).scores)
     point = operating_point(query_scores, query_labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
@@ -171,11 +160,8 @@ def train_serving_models(
         "threshold_set": real.info,
         "calibration": list(model.config.calibration),
         "margin_limit": model.config.margin_limit,
-        "head_vote": vote.head_vote,
-        "vote_choice": vote.grid,
         "relative_chamfer": model.config.relative_chamfer,
         "val_pairs": len(val),
-        "generated_val_pairs": len(sets.generated),
         "val_positives": real.positives,
         "val_queries": len(query_labels),
         "val_average_precision": float(average_precision(query_scores, query_labels)),
@@ -190,49 +176,6 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
-
-
-@dataclass(frozen=True)
-class CalibrationSets:
-    """The validation pairs the served score is calibrated on (no training pair among them)."""
-
-    real: RealValidation  # real media from the validation pools: scale, bias, threshold and a vote
-    generated: PairDataset  # a generated corpus of its own seed, as the worker pairs it: a vote
-
-
-def calibration_sets(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, recipe: ServingRecipe,
-                     *, progress: bool = True) -> CalibrationSets:
-    return CalibrationSets(realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress),
-                           generated_validation(model_dir, extractor, policy, recipe, progress=progress))
-
-
-def generated_validation(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, recipe: ServingRecipe,
-                         *, progress: bool = True) -> PairDataset:
-    """A corpus of the generator's own kind but its own seed (other pictures, voices and captions than the
-    training corpus's), generated and encoded once per model dir: every labelled pair of it, and each
-    video against its nearest earlier video of another family, as the worker pairs an original."""
-    manifest = cached_corpus(Path(model_dir) / GENERATED_VALIDATION, recipe.generated_val_sources,
-                             GENERATED_VALIDATION_SEED + recipe.seed, progress=progress)
-    cache = training_feature_cache(model_dir)
-    encode_corpus(manifest, extractor, cache, policy, progress=progress)
-    examples = [ex for split in SPLITS for ex in read_examples(manifest, split)]
-    features = load_features(cache, [e.video_id for e in manifest.events], extractor.version)
-    return PairDataset(examples + retrieval_negatives(manifest, examples, features), features)
-
-
-def calibrate_for_serving(model: MatchLite, sets: CalibrationSets, recipe: ServingRecipe) -> tuple[MatchLite, VoteChoice]:
-    """`model` serving the calibrated score: the vote chosen on both sets, scale and bias on the real pairs."""
-    real = PairDataset(sets.real.examples, sets.real.features)
-    margins, chamfers = pair_evidence(model, real)
-    spread = spread_of(chamfers)
-    evidence = {"real": (margins, chamfers, np.asarray(real.labels)),
-                "generated": (*pair_evidence(model, sets.generated), np.asarray(sets.generated.labels))}
-    vote = choose_vote(evidence, spread, recipe.votes)
-    calibration = fit_calibration(margins, chamfers, real.labels, margin_limit=vote.margin_limit,
-                                  head_vote=vote.head_vote)
-    log.info("served score calibrated", margin_limit=vote.margin_limit, head_vote=vote.head_vote,
-             **{f"{name}_ap": round(ap, 4) for name, ap in vote.average_precisions.items()})
-    return calibrated(model, calibration, vote.margin_limit), vote
 
 
 def training_pairs(manifest: CorpusManifest, cache: FeatureCache, encoder_version: str,
