@@ -57,9 +57,13 @@ def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path
     assert summary["reproductions"] > 0
     # retrieval finds the source itself for many reproductions (a sibling copy is the other good answer)
     assert summary["candidate_is_source"] >= summary["reproductions"] / 3, summary
-    # the trained model ranks the sample's edited copies above the rest well, not yet at 0.9: the misses
-    # are copies whose source retrieval did not find (README, "What to expect")
-    assert summary["auc"] > 0.7, summary
+    # the trained model ranks the sample's edited copies above the rest well (0.93 on the project's machine),
+    # not yet at 0.95: the sample's same pictures under another voice-over or caption rank among the copies
+    # (README, "What to expect")
+    assert summary["auc"] > 0.85, summary
+    # the calibrated scores rank: none saturated to exactly 1 (or 0) at rci.scores' 6 decimals
+    flagged = [r["score"] for r in map(json.loads, (report / "scores.jsonl").read_text().splitlines()) if r["deboost"]]
+    assert flagged and max(flagged) < 1.0 and len(set(flagged)) >= len(flagged) - 1, sorted(flagged)
     assert (report / "index.md").read_text().count("|") > 10 and (report / "scores.png").stat().st_size > 1000
     assert "deboosted" in output
     assert listed == {e.video_id for e in sample.events}, listed  # the review page listed every scored video
