@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 import pytest
 
 from rci.inference.checkpoint import DEFAULT_THRESHOLD, load_checkpoint, save_checkpoint
-from rci.inference.matchlite import MatchLite
 from rci.inference.runtime import collate_pairs
 from tests.inference.matchlite_fakes import make_features, small_model
 from rci.core.errors import ModelError
@@ -37,16 +34,12 @@ def test_defaults_for_version_and_threshold(tmp_path):
 
 
 def test_the_default_version_changes_with_the_calibration_the_same_weights_serve(tmp_path):
+    from rci.training.calibration import calibrated
+
     model = small_model(seed=1)
-
-    def recalibrated() -> MatchLite:
-        out = MatchLite(replace(model.config, calibration=(0.5, 4.0, -1.0), margin_limit=2.0))
-        out.load_state_dict(model.state_dict())
-        return out
-
     a = save_checkpoint(tmp_path / "a.pt", model)
-    b = save_checkpoint(tmp_path / "b.pt", recalibrated())
-    c = save_checkpoint(tmp_path / "c.pt", recalibrated())
+    b = save_checkpoint(tmp_path / "b.pt", calibrated(model, (0.5, 4.0, -1.0), margin_limit=2.0))
+    c = save_checkpoint(tmp_path / "c.pt", calibrated(model, (0.5, 4.0, -1.0), margin_limit=2.0))
     assert a["model_version"] != b["model_version"] == c["model_version"]
 
 
