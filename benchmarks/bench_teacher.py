@@ -18,7 +18,7 @@
    copies against every negative; and the cost per pair (FLOPs counted by torch, CPU ms at batch 16).
 5. Stage 2 from the served student on the same pairs with the teacher's logits and pair embeddings
    (rci.training.distill, lambda 1.5) and its lambda-0 control (same schedule, L_class only), each
-   recalibrated on the real validation pairs as the serving recipe does; distilled minus control, paired.
+   recalibrated on the validation sets as the serving recipe does; distilled minus control, paired.
 
 The student's score is the served, calibrated one; the teacher's is its softmax (it is not calibrated).
 """
@@ -46,7 +46,6 @@ from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.calibration import calibrated, fit_calibration, pair_evidence
 from rci.training.data import PairDataset, TeacherTargets, collate_batch, training_feature_cache
 from rci.training.distill import distill_matchlite
 from rci.training.losses import DistillConfig
@@ -54,10 +53,10 @@ from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.matchlmf import MatchLMFCollate, install_feature_teacher, predict_matchlmf
 from rci.training.metrics import average_precision
-from rci.training.realpairs import RealValidation, realmedia_pairs, realmedia_validation
+from rci.training.realpairs import RealValidation, realmedia_pairs
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
-from rci.training.serving import ServingRecipe, training_pairs
+from rci.training.serving import CalibrationSets, ServingRecipe, calibrate_for_serving, calibration_sets, serving_training_pairs
 from rci.streams.shadow.logic import agreement
 
 WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
@@ -138,15 +137,7 @@ def _delta(metric, base: np.ndarray, cand: np.ndarray, labels: np.ndarray) -> st
     return f"{100 * delta:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def served(model: MatchLite, real: RealValidation, recipe: ServingRecipe) -> MatchLite:
-    """`model` with the serving recipe's calibration refitted on the real validation pairs (as train_serving_models)."""
-    val = PairDataset(real.examples, real.features)
-    margins, chamfers = pair_evidence(model, val)
-    fitted = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit, head_vote=recipe.head_vote)
-    return calibrated(model, fitted, recipe.margin_limit)
-
-
-def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, real: RealValidation, recipe: ServingRecipe,
+def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, sets: CalibrationSets, recipe: ServingRecipe,
            epochs: int) -> dict[str, MatchLite]:
     """Stage 2 from the served student: lambda 1.5 (the paper's) and its lambda-0 control (the same schedule,
     L_class only), each recalibrated as served."""
@@ -157,7 +148,7 @@ def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, real: Real
     out = {}
     for name, lam in (("distilled (lambda 1.5)", 1.5), ("control (lambda 0)", 0.0)):
         model, _ = distill_matchlite(student, with_teacher, config, DistillConfig(lam=lam), name=name)
-        out[name] = served(model, real, recipe)
+        out[name] = calibrate_for_serving(model, sets, recipe)[0]
     return out
 
 
@@ -177,7 +168,8 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
         teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
                                                         train_config, recipe)  # fmt: skip
     train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
-    examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
+                                                   progress=False)  # fmt: skip
     train = PairDataset(examples, features)
 
     test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
@@ -192,8 +184,8 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     student_threshold = float(student_meta["threshold"])
     agreed = np.array([agreement(float(a), float(b), student_threshold) for a, b in zip(student_scores, teacher_scores)])
     plot_agreement(student_scores, teacher_scores, labels, student_threshold, float(teacher_meta["threshold"]))
-    real = realmedia_validation(model_dir, extractor, media_policy(Settings()), seed=recipe.seed, progress=False)
-    students = distil(student, teacher, train, real, recipe, args.distil_epochs)
+    sets = calibration_sets(model_dir, extractor, media_policy(Settings()), recipe, progress=False)
+    students = distil(student, teacher, train, sets, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
     (distilled, d_scores), (control, c_scores) = scores.items()
     rows += [[f"all pairs: {distilled} vs {control}", name, f"{100 * METRICS[name](c_scores, labels):.1f}",

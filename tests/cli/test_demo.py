@@ -67,3 +67,19 @@ def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path
     assert (report / "index.md").read_text().count("|") > 10 and (report / "scores.png").stat().st_size > 1000
     assert "deboosted" in output
     assert listed == {e.video_id for e in sample.events}, listed  # the review page listed every scored video
+
+
+def test_the_demo_models_chose_their_vote_on_both_validation_sets(trained_model_dir: Path) -> None:
+    """The served score's head vote was picked where the real and the generated validation pairs do best
+    together (rci.training.calibration.choose_vote) and is what the installed model serves."""
+    from rci.inference.checkpoint import load_checkpoint
+    from rci.inference.model_dir import matchlite_checkpoint
+    from rci.training.calibration import VOTES
+
+    model, meta = load_checkpoint(matchlite_checkpoint(trained_model_dir))
+    grid = meta["vote_choice"]
+    assert [(row["margin_limit"], row["head_vote"]) for row in grid] == list(VOTES)
+    best = max(grid, key=lambda row: row["mean"])
+    assert (meta["margin_limit"], meta["head_vote"]) == (best["margin_limit"], best["head_vote"])
+    assert model.config.margin_limit == meta["margin_limit"]
+    assert meta["generated_val_pairs"] > 50 and all(0 < row["real"] <= 1 and 0 < row["generated"] <= 1 for row in grid)

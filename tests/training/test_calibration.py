@@ -8,7 +8,7 @@ import torch
 
 from rci.inference.runtime import collate_pairs
 from rci.retrieval.similarity import frame_set_similarity
-from rci.training.calibration import calibrated, fit_calibration, pair_evidence, platt_targets
+from rci.training.calibration import VOTES, calibrated, choose_vote, fit_calibration, pair_evidence, platt_targets
 from rci.training.data import PairDataset, PairExample
 from tests.inference.matchlite_fakes import make_features, small_model, trimmed_copy
 
@@ -44,6 +44,41 @@ def test_pairs_separated_perfectly_keep_scores_that_rank_rather_than_saturate():
     assert served[labels == 1].min() > served[labels == 0].max()  # the order is the evidence's
     assert served[labels == 1].mean() == pytest.approx(22 / 23, abs=0.03)  # Platt's target for 21 positives
     np.testing.assert_allclose(platt_targets(labels)[[0, -1]], [22 / 23, 1 / 69])
+
+
+def _separable(n: int = 40, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """([2n] margins, [2n] similarities, [2n] labels): n copies and n negatives that both agree on."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 0], n)
+    chamfers = np.where(labels == 1, 0.7, 0.2) + rng.normal(scale=0.05, size=2 * n)
+    return np.where(labels == 1, 8.0, -8.0), chamfers, labels
+
+
+def test_the_vote_is_chosen_where_the_two_validation_sets_agree_best():
+    """Template negatives (the same picture under another voice-over) are more alike than the edited copies:
+    only the head rejects them, so the generated set needs a larger vote than the most cautious."""
+    margins, chamfers, labels = _separable()
+    templates = chamfers.copy()
+    templates[40:48] = 0.95
+    choice = choose_vote({"real": (margins, chamfers, labels), "generated": (margins, templates, labels)}, spread=0.25)
+    assert len(choice.grid) == len(VOTES) and {"real", "generated", "mean"} <= set(choice.grid[0])
+    chosen = next(row for row in choice.grid if (row["margin_limit"], row["head_vote"]) == (choice.margin_limit, choice.head_vote))
+    assert chosen["mean"] == max(row["mean"] for row in choice.grid)
+    assert choice.average_precisions == {"real": chosen["real"], "generated": chosen["generated"]}
+    assert choice.head_vote > VOTES[0][1] and choice.average_precisions["generated"] > choice.grid[0]["generated"]
+
+
+def test_a_vote_that_buys_nothing_stays_the_most_cautious():
+    margins, chamfers, labels = _separable()
+    choice = choose_vote({"real": (margins, chamfers, labels), "generated": (margins, chamfers, labels)}, spread=0.25)
+    assert (choice.margin_limit, choice.head_vote) == VOTES[0]  # every vote ranks perfectly: a tie
+    # real copies the head is sure and wrong about, beside negatives it is unsure of: a larger vote sinks them
+    wrong, weak = margins.copy(), chamfers.copy()
+    wrong[:10], weak[:10] = -8.0, 0.35
+    wrong[40:], weak[40:] = -1.0, 0.2
+    choice = choose_vote({"real": (wrong, weak, labels), "generated": (margins, chamfers, labels)}, spread=0.25)
+    assert (choice.margin_limit, choice.head_vote) == VOTES[0]
+    assert choice.grid[-1]["real"] < choice.grid[0]["real"] == 1.0
 
 
 def test_a_sure_and_wrong_head_cannot_outvote_the_similarity_once_limited():

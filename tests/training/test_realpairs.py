@@ -1,4 +1,4 @@
-"""The real-media validation pairs (rci.training.realpairs): which pairs, with which labels.
+"""The real-media pairs (rci.training.realpairs): which pairs, with which labels.
 
 The set is planned, not rendered (a unit test's boundary: stand-in features whose frames point where
 the test says), so what is checked is the pairing rule: each later upload with its best few earlier
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rci.inference.features import VideoFeatures
-from rci.training.realpairs import ID_PREFIX, RealValidation, pairs_as_served
+from rci.training.realpairs import ID_PREFIX, SUBSET, TRAINING_SUBSET, RealValidation, pairs_as_served
 from rci.training.realset.pools import MusicTrack, PoolPhoto
 from rci.training.realset.sets import SIZES, HeldoutSet, plan_set
 
@@ -100,3 +100,14 @@ def test_another_prefix_names_the_pairs_and_each_query_keeps_its_kind() -> None:
     assert all(ex.query_id.startswith("bench7-") and ex.candidate_id.startswith("bench7-") for ex in pairs)
     assert [(q.video_id, q.kind) for q in queries] == [("bench7-" + q.video_id, q.kind) for q in dataset.queries()]
     assert {q.kind for q in queries} == {"easy", "hard", "unrelated", "template"}
+
+
+def test_training_pairs_are_the_same_pairs_marked_for_training() -> None:
+    """The training pool's pairs (realmedia_training) are paired as served, only their subset and split differ."""
+    dataset = _planned_set()
+    features = _features(dataset, np.random.default_rng(0))
+    served, _ = pairs_as_served(dataset, features)
+    trained, _ = pairs_as_served(dataset, features, subset=TRAINING_SUBSET, split="train")
+    assert {ex.subset for ex in served} == {SUBSET} and {ex.split for ex in served} == {"val"}
+    assert {ex.subset for ex in trained} == {TRAINING_SUBSET} and {ex.split for ex in trained} == {"train"}
+    assert [(e.query_id, e.candidate_id, e.label) for e in trained] == [(e.query_id, e.candidate_id, e.label) for e in served]

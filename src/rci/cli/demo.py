@@ -59,19 +59,6 @@ class DemoResult:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def cached_corpus(root: Path, sources: int, seed: int) -> CorpusManifest:
-    """The corpus at `root` if it was made with these parameters, else a freshly generated one."""
-    from rci.training.corpus.generate import make_corpus
-    from rci.training.corpus.manifest import CorpusManifest
-
-    if (root / "corpus.json").exists():
-        manifest = CorpusManifest.load(root)
-        config = manifest.info.get("config", {})
-        if config.get("n_sources") == sources and config.get("seed") == seed:
-            return manifest
-    return make_corpus(root, n_sources=sources, seed=seed, min_duration_s=4.0, max_duration_s=8.0)
-
-
 def publication_waves(manifest: CorpusManifest) -> list[list[PublishedEvent]]:
     """The originals first, then what derives from them: a reproduction goes live after its source.
 
@@ -98,6 +85,7 @@ def prepare_models(model_dir: Path, policy: MediaPolicy, options: DemoOptions = 
                    *, progress: bool = True) -> dict:
     """The demo's serving models in `model_dir`: trained once on a corpus of their own (other seed,
     other sources, so the demo never scores training data), reused while their inputs are unchanged."""
+    from rci.training.corpus.generate import cached_corpus
     from rci.training.serving import ServingRecipe, train_serving_models
 
     if options.retrain and (model_dir / "serving.json").exists():
@@ -179,6 +167,8 @@ class Demo:
                 path.unlink()
 
     def _make_corpus(self) -> CorpusManifest:
+        from rci.training.corpus.generate import cached_corpus
+
         return cached_corpus(self.settings.media_dir / "corpus", self.options.sources, self.options.seed)
 
     def _prepare_models(self, _published: CorpusManifest) -> None:

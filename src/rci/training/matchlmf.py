@@ -33,7 +33,7 @@ from rci.training.evaluate import PairForward, Predictions, predict
 from rci.training.loop import TrainConfig, TrainResult, fit
 from rci.training.metrics import average_precision, operating_point
 from rci.training.realpairs import realmedia_validation
-from rci.training.serving import ServingRecipe, background_frames, training_pairs
+from rci.training.serving import ServingRecipe, background_frames, serving_training_pairs
 from rci.training.stage1 import DEFAULT_AUX_WEIGHT, MatchLiteObjective, seeded
 
 
@@ -99,11 +99,12 @@ def predict_matchlmf(model: MatchLMF, dataset: PairDataset, *, batch_size: int =
 def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
                             config: MatchLMFConfig, train_config: TrainConfig, recipe: ServingRecipe = ServingRecipe(),
                             *, progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
-    """Train MatchLMF on the serving student's pairs (the corpus encoded in `model_dir`), with the student's
-    background; choose its threshold at the recipe's precision on the real validation pairs, as the
-    student's; install it where the shadow consumer loads it (rci.inference.model_dir.matchlmf_checkpoint)."""
+    """Train MatchLMF on the serving student's pairs (the corpus encoded in `model_dir`, the real-media training
+    pool's), with the student's background; choose its threshold at the recipe's precision on the real
+    validation pairs, as the student's; install it where the shadow consumer loads it
+    (rci.inference.model_dir.matchlmf_checkpoint)."""
     cache = training_feature_cache(model_dir)
-    examples, features = training_pairs(manifest, cache, extractor.version, recipe)
+    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = replace(config, background_frames=len(background))
     init = build_matchlmf(config, train_config.seed)

@@ -1,5 +1,6 @@
-"""Validation pairs made from real media that no training and no benchmark uses: where the served
-score's scale and bias are fitted and the stored threshold is chosen.
+"""Pairs made from real media: validation pairs that no training and no benchmark uses (where the served
+score's scale and bias are fitted and the stored threshold is chosen), and training pairs from a pool
+of their own.
 
 A threshold chosen on the generated corpus's own validation pairs sits where generated negatives
 score, far below where real unrelated uploads and templates score (the corpus's negatives are easy).
@@ -16,6 +17,10 @@ settings (rci.core.settings):
 * and, for the calibration's fit, so both hard cases are there whatever retrieval ranks first, each
   copy with its true source (1) and each template with the original whose sound, title and sticker it
   borrows (0).
+
+The TRAINING pool's sets (`realmedia_training`: other pictures, music and voices again, several seeds)
+give MatchLite real uploads to learn from beside the generated corpus, paired the same way: a head that
+learns from generated media only calls real re-crops, duets and zooms unrelated.
 """
 
 from __future__ import annotations
@@ -36,16 +41,21 @@ from rci.retrieval.similarity import frame_set_similarity
 from rci.storage.objects import LocalObjectStore
 from rci.streams.contracts import PublishedEvent
 from rci.training.data import PairExample, load_features, raise_if_rejected
-from rci.training.realset.pools import VALIDATION, PoolSpec
+from rci.training.realset.pools import TRAINING, VALIDATION, PoolSpec
 from rci.training.realset.sets import SET_VERSION, SIZES, HeldoutSet, Video, build_set
 
 ID_PREFIX = "realval-"  # the set's ids are short ("q012"): prefixed, they cannot meet a corpus video's
 SET_SIZE = "validation"
 FEATURES_DIR = "realval-features"
 SUBSET = "realmedia_validation"
+TRAINING_SUBSET = "realmedia_training"
+TRAINING_SEEDS = (0, 1, 2)  # sets of the training pool: one photo is in several seeds' originals, never in another pool
+TRAINING_SIZE = "training"
 # what a trained model's threshold depends on: a new pairing rule or set changes it (the serving stamp)
 VALIDATION_STAMP = {"pools": VALIDATION.name, "size": SET_SIZE, "set": asdict(SIZES[SET_SIZE]),
                     "set_version": SET_VERSION, "pairs": 2}
+TRAINING_STAMP = {"pools": TRAINING.name, "size": TRAINING_SIZE, "set": asdict(SIZES[TRAINING_SIZE]),
+                  "seeds": list(TRAINING_SEEDS), "set_version": SET_VERSION, "pairs": 2}
 SCORE_TOP = Settings.model_fields["retrieval_score_top"].default  # the worker's defaults
 CREDIT_MARGIN = Settings.model_fields["retrieval_credit_margin"].default
 
@@ -85,8 +95,26 @@ def realmedia_validation(model_dir: Path, extractor: FeatureExtractor, policy: M
                            jobs=jobs, progress=progress)
 
 
+def realmedia_training(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, *, jobs: int = 2,
+                       progress: bool = True) -> tuple[list[PairExample], dict[str, VideoFeatures], list[dict]]:
+    """The training pool's sets (TRAINING_SEEDS), encoded by `extractor`, as training pairs: the pairs the worker
+    would score, so the head learns the real uploads it will see (copies, templates, unrelated look-alikes)."""
+    examples: list[PairExample] = []
+    features: dict[str, VideoFeatures] = {}
+    infos = []
+    for seed in TRAINING_SEEDS:
+        real = realmedia_pairs(model_dir, extractor, policy, TRAINING, TRAINING_SIZE, seed=seed,
+                               id_prefix=f"realtrain{seed}-", jobs=jobs, progress=progress,
+                               subset=TRAINING_SUBSET, split="train")  # fmt: skip
+        examples += real.examples
+        features.update(real.features)
+        infos.append(real.info)
+    return examples, features, infos
+
+
 def realmedia_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, pools: PoolSpec, size: str,
-                    *, seed: int, id_prefix: str, jobs: int = 2, progress: bool = True) -> RealValidation:
+                    *, seed: int, id_prefix: str, jobs: int = 2, progress: bool = True, subset: str = SUBSET,
+                    split: str = "val") -> RealValidation:
     """A set of real media from `pools` (rendered once under the cache dir), encoded by `extractor` (once per
     model dir, under `id_prefix` + the set's ids), and its pairs as served (pairs_as_served)."""
     with Progress(disable=not progress) as bar:
@@ -101,7 +129,7 @@ def realmedia_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaP
     features = load_features(cache, [e.video_id for e in events], extractor.version)
     info = {"pools": pools.name, "size": size, "seed": seed, "counts": dataset.counts(),
             "photo_pool": dataset.info.get("photo_pool")}  # fmt: skip
-    examples, queries = pairs_as_served(dataset, features, id_prefix=id_prefix)
+    examples, queries = pairs_as_served(dataset, features, id_prefix=id_prefix, subset=subset, split=split)
     return RealValidation(examples, features, queries, info)
 
 
@@ -111,7 +139,8 @@ def _event(video: Video, id_prefix: str) -> PublishedEvent:
 
 
 def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, score_top: int = SCORE_TOP,
-                    margin: float = CREDIT_MARGIN, id_prefix: str = ID_PREFIX) -> tuple[list[PairExample], list[ServedQuery]]:
+                    margin: float = CREDIT_MARGIN, id_prefix: str = ID_PREFIX, subset: str = SUBSET,
+                    split: str = "val") -> tuple[list[PairExample], list[ServedQuery]]:
     """The pairs the worker would score (each query with its best few earlier originals about as similar
     as the best), plus each copy with its source and each template with the original it borrows from
     (no pair twice); and each query with the pairs it is flagged on."""
@@ -134,6 +163,6 @@ def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, 
         queries.append(ServedQuery(id_prefix + query.video_id, int(query.is_reproduction), served, query.kind))
         if query.source_id is not None:  # a copy's source (1); a template's borrowed original (0)
             pair(query.video_id, query.source_id, int(query.is_reproduction))
-    examples = [PairExample(id_prefix + q, id_prefix + c, labels[i], SUBSET, "val",
+    examples = [PairExample(id_prefix + q, id_prefix + c, labels[i], subset, split,
                             {"visual": labels[i], "audio": None, "text": None}) for (q, c), i in index.items()]  # fmt: skip
     return examples, queries

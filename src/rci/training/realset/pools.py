@@ -1,9 +1,9 @@
-"""Real-media pools that no training corpus of this project uses: one for the generalisation
-benchmark, a disjoint one for choosing the served threshold.
+"""Real-media pools apart from the generated training corpus: one for the generalisation benchmark, a
+disjoint one for choosing the served threshold, and a third, disjoint from both, that MatchLite trains on.
 
-Training (src/rci/training/corpus) draws photos from the Debian wallpaper packages gnome-backgrounds,
-sway-backgrounds and desktop-base, procedural pictures, English espeak-ng voices and procedural
-music. The two pools here draw from other sources, and from each other's never:
+The generated corpus (src/rci/training/corpus) draws photos from the Debian wallpaper packages
+gnome-backgrounds, sway-backgrounds and desktop-base, procedural pictures, English espeak-ng voices and
+procedural music. The pools here draw from other sources, and from each other's never:
 
 * BENCH (benchmarks/bench_quality.py, never fitted on):
   - photos: real photographs shipped by GCompris (Debian `gcompris-qt-data`: animals, farm animals,
@@ -17,6 +17,14 @@ music. The two pools here draw from other sources, and from each other's never:
     within pHash distance 12 of a bench or training photo is dropped;
   - music: Advanced Strategic Command's soundtrack (Debian `asc-music`, mp3);
   - speech: espeak-ng speaking Dutch, Polish and Swedish.
+* TRAINING (rci.training.realpairs.realmedia_training: real uploads for MatchLite to learn from):
+  - photos: the GCompris pictures neither pool above uses (the object photographs of
+    "categorization", paintings, planets, hands) and Tux Paint's stamps (Debian
+    `tuxpaint-stamps-default`: photographs and drawings of animals, food, buildings, vehicles; its
+    letters and symbols left out), cut-outs flattened onto white, from 200 px; any within pHash
+    distance 12 of a bench or validation photo is dropped;
+  - music: X-Moto's soundtrack (Debian `xmoto-data`, ogg);
+  - speech: espeak-ng speaking English (as the generated corpus does), Danish and Czech.
 
 `read_rcc` unpacks Qt resource files. Near-duplicates within a pool are dropped too. Every file is
 checked against the packages reserved for someone else's evaluation (pictures and sounds alike) with
@@ -64,6 +72,9 @@ class PoolSpec:
     voices: tuple[str, ...]  # espeak-ng voices (languages); the phrase banks (phrases.json) cover each
     flatten: bool = False  # cut-outs on transparent backgrounds: flattened onto white when extracted
     avoid: tuple[str, ...] = field(default=())  # other pools (names) whose photos this one must not repeat
+    # pictures installed as plain files: category -> (directory, glob under it)
+    photo_dirs: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    min_side: int = MIN_SIDE
 
 
 # The bench's: the photo backgrounds of "details", the underwater scenes of "clickgame", and whole
@@ -84,7 +95,26 @@ VALIDATION = PoolSpec(
     flatten=True,
     avoid=("bench",),
 )
-POOL_SPECS = {spec.name: spec for spec in (BENCH, VALIDATION)}
+# MatchLite's real-media training pairs (rci.training.serving): the GCompris pictures neither other pool
+# uses (object photos of "categorization", paintings, planets), Tux Paint's stamps (photographs and
+# drawings, cut out: flattened onto white) but its letters and symbols, X-Moto's music, English (as the
+# generated corpus speaks), Danish and Czech. Smaller pictures than the others' (from 200 px): stamps are
+# small, and upscaled pictures are what low-quality uploads look like.
+TUXPAINT_STAMPS = Path("/usr/share/tuxpaint/stamps")
+TRAINING = PoolSpec(
+    name="training",
+    photo_activities={"categorization": "", "paintings": "", "babyshapes": "", "solar_system": "",
+                      "louis-braille": "", "leftright": ""},  # fmt: skip
+    photo_dirs={kind: (TUXPAINT_STAMPS / kind, "**/*.png") for kind in
+                ("animals", "food", "plants", "town", "vehicles", "space", "household", "clothes", "hobbies",
+                 "military", "people", "medical", "naturalforces", "seasonal")},  # fmt: skip
+    music_dir=Path("/usr/share/games/xmoto/Textures/Musics"), music_glob="*.ogg",
+    voices=("en-us", "en-gb-scotland", "da", "cs"),
+    flatten=True,
+    avoid=("bench", "validation"),
+    min_side=200,
+)
+POOL_SPECS = {spec.name: spec for spec in (BENCH, VALIDATION, TRAINING)}
 
 
 def default_pool_dir(spec: PoolSpec) -> Path:
@@ -100,7 +130,7 @@ def check_heldout_media(path: str | Path) -> Path:
 
 def ensure_installed(spec: PoolSpec) -> None:
     """Run install_pools.sh when a pool's files are missing."""
-    if not (GCOMPRIS_RCC.is_dir() and spec.music_dir.is_dir()):
+    if not (GCOMPRIS_RCC.is_dir() and spec.music_dir.is_dir() and all(d.is_dir() for d, _ in spec.photo_dirs.values())):
         subprocess.run(["bash", str(INSTALLER)], check=True)
 
 
@@ -197,11 +227,29 @@ def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
             check_heldout_media(f"{rcc}/{member}")
             target = out_dir / (Path(name).stem + ".png" if spec.flatten else name)
             target.write_bytes(raw)
-            if spec.flatten:
-                _flatten_onto_white(target)
-            if min(_image_size(target)) >= MIN_SIDE:
-                candidates.append(PoolPhoto(str(check_heldout_media(target)), f"{rcc.name}:{member}", activity))
+            if photo := _kept_photo(spec, target, f"{rcc.name}:{member}", activity):
+                candidates.append(photo)
+    for category, (directory, pattern) in spec.photo_dirs.items():
+        out_dir = work_dir / "photos" / category
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(directory.glob(pattern)):
+            if path.stem.endswith(("_mirror", "_thumb")):
+                continue
+            target = out_dir / f"{'_'.join(path.relative_to(directory).with_suffix('').parts)}.png"
+            target.write_bytes(check_heldout_media(path).read_bytes())
+            if photo := _kept_photo(spec, target, str(path), category):
+                candidates.append(photo)
     return candidates
+
+
+def _kept_photo(spec: PoolSpec, target: Path, origin: str, category: str) -> PoolPhoto | None:
+    """The extracted picture as a pool photo (flattened onto white if the pool's are cut-outs), unless it
+    is an icon (smaller than the pool's minimum side)."""
+    if min(_image_size(target)) < spec.min_side:
+        return None
+    if spec.flatten:
+        _flatten_onto_white(target)
+    return PoolPhoto(str(check_heldout_media(target)), origin, category)
 
 
 def _hashes(photos: list[PoolPhoto]) -> np.ndarray:
