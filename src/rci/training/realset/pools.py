@@ -35,16 +35,18 @@ this file) installs the packages when missing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
 import subprocess
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from rci.training.corpus.ffmpeg import decode_image
 from rci.training.corpus.sources import DEFAULT_PHOTO_ROOTS, PHOTO_SUFFIXES, check_photo_allowed
@@ -171,22 +173,22 @@ def read_rcc(blob: bytes) -> Iterator[tuple[str, bytes]]:
 class PoolPhoto:
     path: str  # extracted file under the work dir
     origin: str  # <rcc file>:<member>, where it came from
-    category: str  # the GCompris activity: same category = same kind of picture
+    category: str  # the GCompris activity or stamp folder: same category = same kind of picture
+    phash: int = 0  # its 64-bit pHash, kept with the listing (0: not kept; computed when needed)
 
 
+@functools.lru_cache(maxsize=4096)  # a pool's photos are hashed again for every pool that avoids them
 def _photo_hash(path: str) -> int:
     return int(phash(decode_image(path, 64, 64))[0])
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "stream=width,height", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    """(width, height) from the file's header; (0, 0) for what is not a picture."""
     try:
-        width, height = (int(v) for v in out.stdout.strip().split(",")[:2])
-    except ValueError:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
         return 0, 0
-    return width, height
 
 
 def training_photo_hashes() -> np.ndarray:
@@ -203,13 +205,11 @@ def training_photo_hashes() -> np.ndarray:
 
 
 def _flatten_onto_white(path: Path) -> None:
-    """Replace a picture with transparency by the same picture over white (as GCompris shows it)."""
-    flat = path.with_name(path.stem + ".flat.png")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), "-filter_complex",
-                    "[0:v]format=rgba[fg];color=white,format=rgba[bg];[bg][fg]scale2ref[bg][fg];"
-                    "[bg][fg]overlay=shortest=1,format=rgb24", "-frames:v", "1", str(flat)],
-                   check=True, capture_output=True)  # fmt: skip
-    flat.replace(path)
+    """Replace a picture with transparency by the same picture over white (as GCompris shows it), as PNG."""
+    with Image.open(path) as image:
+        cut_out = image.convert("RGBA")
+    white = Image.new("RGBA", cut_out.size, (255, 255, 255, 255))
+    Image.alpha_composite(white, cut_out).convert("RGB").save(path, format="PNG")
 
 
 def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
@@ -233,7 +233,7 @@ def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
         out_dir = work_dir / "photos" / category
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(directory.glob(pattern)):
-            if path.stem.endswith(("_mirror", "_thumb")):
+            if path.stem.endswith(("_mirror", "_thumb")) or min(_image_size(path)) < spec.min_side:
                 continue
             target = out_dir / f"{'_'.join(path.relative_to(directory).with_suffix('').parts)}.png"
             target.write_bytes(check_heldout_media(path).read_bytes())
@@ -253,7 +253,7 @@ def _kept_photo(spec: PoolSpec, target: Path, origin: str, category: str) -> Poo
 
 
 def _hashes(photos: list[PoolPhoto]) -> np.ndarray:
-    return np.array([_photo_hash(p.path) for p in photos], dtype=np.uint64)
+    return np.array([p.phash or _photo_hash(p.path) for p in photos], dtype=np.uint64)
 
 
 def photo_pool(spec: PoolSpec, work_dir: Path | None = None) -> tuple[list[PoolPhoto], dict[str, int]]:
@@ -281,7 +281,7 @@ def photo_pool(spec: PoolSpec, work_dir: Path | None = None) -> tuple[list[PoolP
         elif kept_hashes and hamming(h, np.array(kept_hashes, dtype=np.uint64)).min() <= NEAR_DUPLICATE_BITS:
             dropped_dup += 1
         else:
-            kept.append(photo)
+            kept.append(replace(photo, phash=int(h[0])))
             kept_hashes.append(int(h[0]))
     counts = {"candidates": len(candidates), "kept": len(kept), "near_duplicates_dropped": dropped_dup,
               "close_to_training_dropped": dropped_training, "training_photos_compared": len(training)}  # fmt: skip
