@@ -141,8 +141,9 @@ def report(result: dict[str, object]) -> str:
         f"copies; chance AP {_pct(first['all']['chance_ap'])}). (c) MatchLite: {result['matchlite']}."
     )
     setup = (
-        f"Pools, disjoint from training (Debian wallpapers, procedural pictures, English voices, procedural music) "
-        f"and from the threshold's validation pairs (GCompris's vocabulary pictures, ASC's music, nl/pl/sv voices): "
+        f"Pools, disjoint from training (the generated corpus: Debian wallpapers, procedural pictures, English "
+        f"voices, procedural music; the real-media training pool: GCompris's object photos, paintings and planets, "
+        f"Tux Paint's stamps, X-Moto's music, en/da/cs voices) and from the threshold's validation pairs (GCompris's vocabulary pictures, ASC's music, nl/pl/sv voices): "
         f"{pools['kept']} GCompris photographs (gcompris-qt-data; {pools['near_duplicates_dropped']} near-duplicates "
         f"dropped, {pools['close_to_training_dropped']} dropped within pHash distance 12 of the "
         f"{pools['training_photos_compared']} training photos), "

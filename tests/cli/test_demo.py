@@ -83,3 +83,18 @@ def test_the_demo_models_chose_their_vote_on_both_validation_sets(trained_model_
     assert (meta["margin_limit"], meta["head_vote"]) == (best["margin_limit"], best["head_vote"])
     assert model.config.margin_limit == meta["margin_limit"]
     assert meta["generated_val_pairs"] > 50 and all(0 < row["real"] <= 1 and 0 < row["generated"] <= 1 for row in grid)
+
+
+def test_the_demo_models_learned_from_the_real_media_training_pool(trained_model_dir: Path) -> None:
+    """MatchLite's training pairs include the training pool's real sets (rci.training.realpairs.realmedia_training),
+    every one of its seeds, each with copies, templates and unrelated uploads among its queries."""
+    from rci.inference.checkpoint import load_checkpoint
+    from rci.inference.model_dir import matchlite_checkpoint
+    from rci.training.realpairs import TRAINING_SEEDS
+
+    _, meta = load_checkpoint(matchlite_checkpoint(trained_model_dir))
+    sets = meta["real_training_sets"]
+    assert [(s["pools"], s["seed"]) for s in sets] == [("training", seed) for seed in TRAINING_SEEDS]
+    for info in sets:
+        assert min(info["counts"][kind] for kind in ("easy", "hard", "unrelated", "template")) > 0, info
+    assert meta["threshold_set"]["pools"] == "validation"  # never the pool it trained on
