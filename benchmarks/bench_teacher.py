@@ -6,8 +6,9 @@
 
 1. The serving models of `rci demo` (trained once into the work dir, or `--model-dir`): the student.
 2. MatchLMF trained on exactly the pairs and features the student learned from, with the student's
-   background (rci.training.matchlmf.install_feature_teacher: the multi-task loss, the same labels, no
-   real media), its threshold chosen on the real validation pairs; installed in the model dir, where
+   background (rci.training.matchlmf.install_feature_teacher: the multi-task loss, the same labels: the
+   generated corpus's and the real-media training pool's), its threshold chosen on the real validation
+   pairs; installed in the model dir, where
    `rci shadow` serves it.
 3. Held-out pairs from the benchmark's pools (rci.training.realset: photos, music and voices that neither
    model nor the student's threshold ever saw), as the worker would score them
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     body = (
         f"Teacher MatchLMF ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
         f"{config.layers} layers, {config.heads} heads) trained {epochs} epochs on the served student's "
-        f"{len(train)} training pairs (generated corpus) in {train_s:.0f} s; student MatchLite small "
+        f"{len(train)} training pairs (generated corpus + real-media training pool) in {train_s:.0f} s; student MatchLite small "
         f"({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out: bench pools, "
         f"set `{args.set_size}` seeds {args.seeds}: {len(labels)} served pairs, {int(labels.sum())} reproduced "
         f"({int(((kinds == 'hard') & (labels == 1)).sum())} of hard copies). Stage 2: {args.distil_epochs} epochs "

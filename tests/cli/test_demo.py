@@ -57,10 +57,10 @@ def test_rci_demo_scores_every_sample_video_and_writes_its_report(tmp_path: Path
     assert summary["reproductions"] > 0
     # retrieval finds the source itself for many reproductions (a sibling copy is the other good answer)
     assert summary["candidate_is_source"] >= summary["reproductions"] / 3, summary
-    # the trained model ranks the sample's edited copies above the rest well (0.93 on the project's machine),
-    # not yet at 0.95: the sample's same pictures under another voice-over or caption rank among the copies
-    # (README, "What to expect")
-    assert summary["auc"] > 0.85, summary
+    # the trained model ranks the sample's edited copies above the rest: 0.973 on the project's machine (about
+    # six copy-negative orderings above the gate; 0.932 when the head learned from generated media alone).
+    # The sample's same pictures under another voice-over still rank among the copies (README, "What to expect")
+    assert summary["auc"] > 0.95, summary
     # the calibrated scores rank: none saturated to exactly 1 (or 0) at rci.scores' 6 decimals
     flagged = [r["score"] for r in map(json.loads, (report / "scores.jsonl").read_text().splitlines()) if r["deboost"]]
     assert flagged and max(flagged) < 1.0 and len(set(flagged)) >= len(flagged) - 1, sorted(flagged)

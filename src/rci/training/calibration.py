@@ -76,10 +76,11 @@ def choose_vote(evidence: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]
 
     `evidence`: set name -> ([N] margins, [N] similarities, [N] labels), pair_evidence of one model on
     each set; `spread`: the unit of the vote (spread_of the pairs fit_calibration is given). The sets
-    pull opposite ways, which is why there are two: on real media the head, trained on a generated
-    corpus, errs, so a small vote is safest; on videos whose pictures are a template (the same still
-    under another voice-over or caption) or heavily cropped, only the head knows, so a small vote ranks
-    them by a similarity that says the opposite. Ties go to the earlier, more cautious candidate.
+    can pull opposite ways, which is why there are two: where the head errs on real media (as one trained
+    on a generated corpus alone does), a small vote is safest; on videos whose pictures are a template
+    (the same still under another voice-over or caption) or heavily cropped, only the head knows, so a
+    small vote ranks them by a similarity that says the opposite. Ties go to the earlier, more cautious
+    candidate.
     """
     grid = []
     for limit, vote in votes:
