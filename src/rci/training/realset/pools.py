@@ -35,7 +35,6 @@ this file) installs the packages when missing.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import struct
@@ -132,7 +131,8 @@ def check_heldout_media(path: str | Path) -> Path:
 
 def ensure_installed(spec: PoolSpec) -> None:
     """Run install_pools.sh when a pool's files are missing."""
-    if not (GCOMPRIS_RCC.is_dir() and spec.music_dir.is_dir() and all(d.is_dir() for d, _ in spec.photo_dirs.values())):
+    photo_dirs = [directory for directory, _ in spec.photo_dirs.values()]
+    if not (GCOMPRIS_RCC.is_dir() and spec.music_dir.is_dir() and all(d.is_dir() for d in photo_dirs)):
         subprocess.run(["bash", str(INSTALLER)], check=True)
 
 
@@ -177,7 +177,6 @@ class PoolPhoto:
     phash: int = 0  # its 64-bit pHash, kept with the listing (0: not kept; computed when needed)
 
 
-@functools.lru_cache(maxsize=4096)  # a pool's photos are hashed again for every pool that avoids them
 def _photo_hash(path: str) -> int:
     return int(phash(decode_image(path, 64, 64))[0])
 
