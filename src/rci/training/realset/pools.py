@@ -212,7 +212,7 @@ def _flatten_onto_white(path: Path) -> None:
 
 
 def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
-    """Every photo of the pool's activities, extracted under work_dir/photos, before deduplication."""
+    """Every photo of the pool's activities and folders, extracted under work_dir/photos, before deduplication."""
     candidates: list[PoolPhoto] = []
     for activity, marker in spec.photo_activities.items():
         rcc = check_heldout_media(GCOMPRIS_RCC / f"{activity}.rcc")
@@ -226,8 +226,8 @@ def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
             check_heldout_media(f"{rcc}/{member}")
             target = out_dir / (Path(name).stem + ".png" if spec.flatten else name)
             target.write_bytes(raw)
-            if photo := _kept_photo(spec, target, f"{rcc.name}:{member}", activity):
-                candidates.append(photo)
+            if min(_image_size(target)) >= spec.min_side:
+                candidates.append(_pool_photo(spec, target, f"{rcc.name}:{member}", activity))
     for category, (directory, pattern) in spec.photo_dirs.items():
         out_dir = work_dir / "photos" / category
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,16 +236,13 @@ def _candidates(spec: PoolSpec, work_dir: Path) -> list[PoolPhoto]:
                 continue
             target = out_dir / f"{'_'.join(path.relative_to(directory).with_suffix('').parts)}.png"
             target.write_bytes(check_heldout_media(path).read_bytes())
-            if photo := _kept_photo(spec, target, str(path), category):
-                candidates.append(photo)
+            candidates.append(_pool_photo(spec, target, str(path), category))
     return candidates
 
 
-def _kept_photo(spec: PoolSpec, target: Path, origin: str, category: str) -> PoolPhoto | None:
-    """The extracted picture as a pool photo (flattened onto white if the pool's are cut-outs), unless it
-    is an icon (smaller than the pool's minimum side)."""
-    if min(_image_size(target)) < spec.min_side:
-        return None
+def _pool_photo(spec: PoolSpec, target: Path, origin: str, category: str) -> PoolPhoto:
+    """An extracted picture no smaller than the pool's minimum side (smaller ones are icons) as a pool photo,
+    flattened onto white if the pool's are cut-outs."""
     if spec.flatten:
         _flatten_onto_white(target)
     return PoolPhoto(str(check_heldout_media(target)), origin, category)
