@@ -106,7 +106,9 @@ def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor
     cache = training_feature_cache(model_dir)
     examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
     background = background_frames(manifest, cache, extractor.version, recipe)
-    config = replace(config, background_frames=len(background))
+    # the features decide whether there are query tiles to read (the student reads them too)
+    config = replace(config, background_frames=len(background),
+                     visual_tiles=extractor.feature_spec(policy.max_frames).visual_tiles)
     init = build_matchlmf(config, train_config.seed)
     if len(background):
         init.set_background(torch.from_numpy(background))
