@@ -106,9 +106,7 @@ def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor
     cache = training_feature_cache(model_dir)
     examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
     background = background_frames(manifest, cache, extractor.version, recipe)
-    # the features decide whether there are query tiles to read (the student reads them too)
-    config = replace(config, background_frames=len(background),
-                     visual_tiles=extractor.feature_spec(policy.max_frames).visual_tiles)
+    config = replace(config, background_frames=len(background))
     init = build_matchlmf(config, train_config.seed)
     if len(background):
         init.set_background(torch.from_numpy(background))

@@ -41,7 +41,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     for modality in ("visual", "audio", "text"):
         assert (root / "encoders" / modality / "encoder.json").is_file()
-    assert "visual:sscd@224+whole+tiles-" in result.output and "fingerprint:chromaprint" in result.output
+    assert "visual:sscd@224+whole-" in result.output and "fingerprint:chromaprint" in result.output
     return root
 
 

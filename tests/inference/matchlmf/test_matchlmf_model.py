@@ -164,28 +164,3 @@ def test_a_background_lowers_the_similarity_of_frames_that_look_like_it():
     relative = model._frame_similarity(batch)
     assert relative[0, 0, 0] < raw[0, 0, 0] - 0.5  # its match is expected anyway: worth little
     assert relative[0, 1, 1] > relative[0, 0, 0]  # the other frame is not like the background
-
-
-@torch.no_grad()
-def test_query_tiles_bias_attention_and_enter_the_evidence_only_for_a_model_built_for_them():
-    from rci.inference.matchlmf.model import TILE_EVIDENCE, pair_evidence
-
-    config = replace(CONFIG, visual_tiles=2)
-    source = make_video("s", 40, frames=3)
-    unrelated = make_video("u", 41, frames=3)
-    tiles = np.zeros((config.max_frames, 2, config.view_dim), np.float16)
-    tiles[1, 0] = source.visual[2, config.view_dim :]  # one tile of the query's frame 1 is the source's whole frame 2
-    inset, plain = (replace(unrelated, visual_tiles=t) for t in (tiles, np.zeros_like(tiles)))
-    source = replace(source, visual_tiles=np.zeros_like(tiles))  # the encoder tiles every video
-    batch = build_batch([(inset, source), (plain, source)], config)
-    assert batch.tile_map[0, 1, 2] == pytest.approx(1.0, abs=1e-3) and not batch.tile_map[1].any()
-    torch.manual_seed(0)
-    model = MatchLMF(config).eval()
-    assert model.bias_maps[-1] == "tiles" and model.evidence_names[-1] == TILE_EVIDENCE
-    evidence = pair_evidence(batch, model._frame_similarity(batch), tiles=True)
-    assert evidence.shape == (2, 7) and evidence[0, -1] == pytest.approx(1.0, abs=1e-3) and evidence[1, -1] == 0
-    logits = model(batch).logits
-    assert not torch.allclose(logits[0], logits[1]), "the tiles must reach the decision"
-    torch.testing.assert_close(tiny_model()(batch).logits[0], tiny_model()(batch).logits[1])  # a model without tiles ignores them
-    with pytest.raises(ValueError, match="query tiles"):
-        build_batch([(unrelated, source)], config)  # features without tiles, a model that reads them

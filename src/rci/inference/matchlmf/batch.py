@@ -11,8 +11,6 @@ the batch (both sides alike) and clamped to the config's maxima; V*Dv = visual_v
   audio_map   [B,S,S]    f32  rci.media.fingerprint.second_similarity of the two fingerprints: how well
                               query second i matches candidate second j, offsets and speed changes
                               tolerated, centred (0 = chance agreement, 1 = identical bits, >= -1)
-  tile_map    [B,M,M]    f32  rci.inference.features.tile_similarity: query frame i's best tile against
-                              candidate frame j's views (0 for frames without tiles, and without any)
 
 A video without audio (has_audio False, or too short for a fingerprint) has all its seconds masked
 and its pairs' maps are zero, as is every padded cell.
@@ -26,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from rci.inference.features import VideoFeatures, tile_similarity
+from rci.inference.features import VideoFeatures
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.media.fingerprint import BITS, HOP_S, second_similarity
 
@@ -46,7 +44,6 @@ class MatchLMFBatch:
     c_text: torch.Tensor  # [B,L,Dt] f32
     c_text_mask: torch.Tensor  # [B,L] bool
     audio_map: torch.Tensor  # [B,S,S] f32, centred agreement (query seconds x candidate seconds)
-    tile_map: torch.Tensor  # [B,M,M] f32, query tiles x candidate frames
 
     def __len__(self) -> int:
         return self.q_visual.shape[0]
@@ -95,19 +92,15 @@ def build_batch(pairs: Sequence[tuple[VideoFeatures, VideoFeatures]], config: Ma
         rows, cols = len(seconds[2 * i]), len(seconds[2 * i + 1])
         if rows and cols:
             maps[i, :rows, :cols] = second_similarity(query.audio_fingerprint, candidate.audio_fingerprint, rows, cols)
-    tiles = np.stack([tile_similarity(query, candidate, m, m) for query, candidate in pairs])
     tensors = {f"q_{k}": torch.from_numpy(v) for k, v in q.items()}
     tensors |= {f"c_{k}": torch.from_numpy(v) for k, v in c.items()}
-    return MatchLMFBatch(**tensors, audio_map=torch.from_numpy(maps), tile_map=torch.from_numpy(tiles))
+    return MatchLMFBatch(**tensors, audio_map=torch.from_numpy(maps))
 
 
 def _check_widths(video: VideoFeatures, config: MatchLMFConfig) -> None:
     if video.visual_views != config.visual_views:
         raise ValueError(f"{video.video_id} has {video.visual_views} views per frame, the model "
                          f"{config.visual_views}: features of another encoder")
-    if config.visual_tiles and video.tiles != config.visual_tiles:
-        raise ValueError(f"{video.video_id} has {video.tiles} query tiles per frame, the model reads "
-                         f"{config.visual_tiles}: features of another encoder")
     if video.visual.shape[1] != config.visual_dim or video.text.shape[1] != config.text_dim:
         raise ValueError(f"{video.video_id}: visual width {video.visual.shape[1]} / text width {video.text.shape[1]}, "
                          f"the model reads {config.visual_dim} / {config.text_dim}")

@@ -19,7 +19,6 @@ class MatchLMFConfig:
     # features: one frame holds visual_views descriptors of view_dim side by side (SSCD: centre | whole frame)
     view_dim: int = 512
     visual_views: int = 2
-    visual_tiles: int = 0  # query tiles per tiled frame in the features (> 0: the tile map biases and informs)
     text_dim: int = 384  # MiniLM token embeddings
     # the joint transformer over both videos' tokens
     d_model: int = 256
@@ -47,8 +46,6 @@ class MatchLMFConfig:
                 raise ValueError(f"MatchLMFConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.heads:
             raise ValueError(f"MatchLMFConfig.d_model {self.d_model} must be divisible by heads {self.heads}")
-        if self.visual_tiles < 0:
-            raise ValueError(f"MatchLMFConfig.visual_tiles must be >= 0, got {self.visual_tiles!r}")
         if self.background_frames < 0:
             raise ValueError(f"MatchLMFConfig.background_frames must be >= 0, got {self.background_frames!r}")
         if not 0.0 <= self.dropout < 1.0:

@@ -14,13 +14,10 @@ T = 1 + (Mq + Sq + Lq) + (Mc + Sc + Lc) tokens in one sequence.
   biases   in every layer, head h adds  w_v[h] * S_v  to the logits of the q-frame x c-frame block (and
            its transpose), S_v [B,Mq,Mc] the frames' cosine map (best pair of views), and  w_a[h] * A  to
            the q-audio x c-audio block, A [B,Sq,Sc] the pair's centred per-second audio agreement:
-           the similarities the student's grid sees steer which tokens of the other video each attends to;
-           with query tiles (config.visual_tiles) a third weight  w_t[h] * S_t  on the same block, S_t the
-           query tiles' best cosines with the candidate's frames (the student's tile_map)
+           the similarities the student's grid sees steer which tokens of the other video each attends to
   evidence the pair's summary [B,6] (EVIDENCE): the symmetric Chamfer similarity and the best cell of
            S_v, the best audio agreement and whether both have audio, the cosine of the two texts' mean
-           tokens and whether both have text (with tiles, also the mean over tiled query frames of
-           their best tile match: TILE_EVIDENCE); an MLP of it is added to the pair representation, so
+           tokens and whether both have text; an MLP of it is added to the pair representation, so
            retrieval's own measure enters the decision directly, not only through attention
   output   CLS state -> LayerNorm -> Linear (+ evidence MLP) -> embedding [B,E] -> main head [B,2]
            (+ aux heads [B,2])
@@ -51,7 +48,6 @@ from rci.media.fingerprint import BITS
 MODALITIES = ("frames", "audio", "text")  # rows of the modality embedding, in sequence order per side
 BIAS_MAPS = ("visual", "audio")  # channels of the pair maps, in the order of each block's map weights
 EVIDENCE = ("chamfer", "best_frame", "best_audio", "both_audio", "text_cosine", "both_text")
-TILE_MAP, TILE_EVIDENCE = "tiles", "tile_match"  # the extra bias map and evidence of a model with query tiles
 
 
 class MatchLMF(BackgroundFrames, nn.Module):
@@ -73,15 +69,13 @@ class MatchLMF(BackgroundFrames, nn.Module):
         self.side = nn.Embedding(2, d)  # 0 = query, 1 = candidate
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         self.drop = nn.Dropout(config.dropout)
-        self.bias_maps = BIAS_MAPS + ((TILE_MAP,) if config.visual_tiles else ())
-        self.evidence_names = EVIDENCE + ((TILE_EVIDENCE,) if config.visual_tiles else ())
         self.blocks = nn.ModuleList(
-            BiasedTransformerBlock(d, config.heads, config.ff_mult, len(self.bias_maps), config.dropout)
+            BiasedTransformerBlock(d, config.heads, config.ff_mult, len(BIAS_MAPS), config.dropout)
             for _ in range(config.layers)
         )
         self.norm = nn.LayerNorm(d)
         self.embed = nn.Linear(d, config.embedding_dim)
-        self.evidence = nn.Sequential(nn.Linear(len(self.evidence_names), config.embedding_dim), nn.GELU(),
+        self.evidence = nn.Sequential(nn.Linear(len(EVIDENCE), config.embedding_dim), nn.GELU(),
                                       nn.Linear(config.embedding_dim, config.embedding_dim))
         self.head = nn.Linear(config.embedding_dim, 2)
         self.aux_heads = nn.ModuleDict({name: nn.Linear(config.embedding_dim, 2) for name in config.aux_heads})
@@ -102,12 +96,12 @@ class MatchLMF(BackgroundFrames, nn.Module):
         x = torch.cat([self.cls.expand(b, -1, -1), q_tokens, c_tokens], dim=1)  # [B,T,D]
         mask = torch.cat([q_mask.new_ones(b, 1), q_mask, c_mask], dim=1)  # [B,T]: CLS always real
         s_v = self._frame_similarity(batch)  # [B,Mq,Mc], zero at padding
-        maps = self._pair_maps(batch, s_v, x.shape[1]).to(x.dtype)  # [B,2 (3 with tiles),T,T]
+        maps = self._pair_maps(batch, s_v, x.shape[1]).to(x.dtype)  # [B,2,T,T]
         key_bias = key_padding_bias(mask).to(x.dtype)  # [B,1,1,T]
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, maps, key_bias)  # [B,T,D]
-        evidence = pair_evidence(batch, s_v, tiles=bool(self.config.visual_tiles)).to(x.dtype)  # [B,6 (7)]
+        evidence = pair_evidence(batch, s_v).to(x.dtype)  # [B,6]
         embedding = self.embed(self.norm(x[:, 0])) + self.evidence(evidence)  # [B,E]
         aux = {name: head(embedding) for name, head in self.aux_heads.items()}  # name -> [B,2]
         return MatchLMOutput(logits=self.head(embedding), embedding=embedding, aux_logits=aux)
@@ -158,11 +152,9 @@ class MatchLMF(BackgroundFrames, nn.Module):
         q_len = q_frames + batch.q_audio.shape[1] + batch.q_text.shape[1]
         q_start, c_start = 1, 1 + q_len  # CLS is token 0
         audio_valid = batch.q_audio_mask[:, :, None] & batch.c_audio_mask[:, None, :]  # [B,Sq,Sc]
-        maps = batch.q_visual.new_zeros(len(batch), len(self.bias_maps), total, total, dtype=torch.float32)
+        maps = batch.q_visual.new_zeros(len(batch), len(BIAS_MAPS), total, total, dtype=torch.float32)
         place_cross_block(maps[:, 0], s_v, q_start, c_start)
         place_cross_block(maps[:, 1], batch.audio_map.float() * audio_valid, q_start + q_frames, c_start + c_frames)
-        if self.config.visual_tiles:
-            place_cross_block(maps[:, 2], batch.tile_map.float() * _frame_grid(batch), q_start, c_start)
         return maps
 
 
@@ -171,9 +163,8 @@ def _frame_grid(batch: MatchLMFBatch) -> torch.Tensor:
     return (batch.q_visual_mask[:, :, None] & batch.c_visual_mask[:, None, :]).float()
 
 
-def pair_evidence(batch: MatchLMFBatch, s_v: torch.Tensor, tiles: bool = False) -> torch.Tensor:
-    """[B,6] the pair's summary in EVIDENCE order (+ TILE_EVIDENCE with `tiles`: [B,7]); 0 for what a pair
-    lacks (no frames, audio, text or tiles)."""
+def pair_evidence(batch: MatchLMFBatch, s_v: torch.Tensor) -> torch.Tensor:
+    """[B,6] the pair's summary in EVIDENCE order; 0 for what a pair lacks (no frames, audio or text)."""
     grid = _frame_grid(batch)  # [B,Mq,Mc]
     chamfer = chamfer_similarity(s_v, grid)  # [B]
     best_frame = s_v.masked_fill(grid == 0, -2.0).amax(dim=(1, 2)) * grid.amax(dim=(1, 2))  # [B]
@@ -183,18 +174,7 @@ def pair_evidence(batch: MatchLMFBatch, s_v: torch.Tensor, tiles: bool = False) 
     both_text = (batch.q_text_mask.any(dim=1) & batch.c_text_mask.any(dim=1)).float()  # [B]
     text_cosine = F.cosine_similarity(_masked_mean(batch.q_text, batch.q_text_mask),
                                       _masked_mean(batch.c_text, batch.c_text_mask), dim=-1, eps=1e-6) * both_text
-    summary = [chamfer, best_frame, best_audio, both_audio, text_cosine, both_text]
-    if tiles:
-        summary.append(_tile_match(batch.tile_map.float() * grid))
-    return torch.stack(summary, dim=-1)
-
-
-def _tile_match(tile_map: torch.Tensor) -> torch.Tensor:
-    """[B,Mq,Mc] tile cosines (0 off the grid and on untiled rows) -> [B]: the mean over the tiled query
-    frames of their best match (0 without any)."""
-    best = tile_map.amax(dim=2)  # [B,Mq]
-    tiled = (tile_map != 0).any(dim=2).float()  # [B,Mq]
-    return (best * tiled).sum(dim=1) / tiled.sum(dim=1).clamp(min=1.0)
+    return torch.stack([chamfer, best_frame, best_audio, both_audio, text_cosine, both_text], dim=-1)
 
 
 def _masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
