@@ -188,8 +188,8 @@ def test_masked_blocks_keep_padding_at_zero():
 
 
 def test_input_names_cover_both_sides():
-    assert len(INPUT_NAMES) == 14 and INPUT_NAMES[0] == "q_visual" and INPUT_NAMES[6] == "c_visual"
-    assert INPUT_NAMES[12:] == ("audio_map", "tile_map")  # the per-pair inputs
+    assert len(INPUT_NAMES) == 13 and INPUT_NAMES[0] == "q_visual" and INPUT_NAMES[6] == "c_visual"
+    assert INPUT_NAMES[12] == "audio_map"  # the one per-pair input
 
 
 @pytest.mark.parametrize("audio_source", ["fingerprint", "embedding"])
@@ -267,40 +267,3 @@ def test_two_view_frames_give_the_best_view_pair_in_torch_numpy_and_onnx(tmp_pat
     assert max(export_and_verify(model, tmp_path / "m.onnx").values()) < 1e-3
     with pytest.raises(InvalidFeatures, match="views per frame"):
         check_features(replace(query, visual_views=1), model.config)
-
-
-def _with_tiles(features, tiles: np.ndarray):
-    """features with query tiles [M, T, D] (zero rows: untiled frames), two views per frame."""
-    return replace(features, visual_views=2, visual_tiles=tiles.astype(np.float16))
-
-
-def test_query_tiles_enter_as_their_own_map_in_torch_numpy_and_onnx(tmp_path):
-    """With visual_tiles the model reads tile_map (rci.inference.features.tile_similarity) as one more channel:
-    a query whose only tile shows the candidate's frame scores otherwise than one whose tiles show nothing,
-    the exported graph agrees, and features without tiles are refused before scoring."""
-    from rci.inference.features import tile_similarity
-    from rci.inference.onnx_export import export_and_verify
-    from rci.inference.runtime import InvalidFeatures, check_features
-
-    d = SPEC.visual_dim // 2
-    candidate = _with_tiles(make_features("c", 2), np.zeros((SPEC.max_frames, 3, d)))
-    rng = np.random.default_rng(5)
-    unrelated = np.zeros((SPEC.max_frames, 3, d))
-    unrelated[[0, 4]] = rng.normal(size=(2, 3, d))
-    inset = unrelated.copy()
-    inset[4, 1] = candidate.visual[2, d:]  # one tile of frame 4 is the candidate's whole frame 2
-    near, far = (_with_tiles(make_features("q", 1), tiles) for tiles in (inset, unrelated))
-    m, n = int(near.visual_mask.sum()), int(candidate.visual_mask.sum())
-    expected = tile_similarity(near, candidate, m, n)
-    assert expected[4, 2] == pytest.approx(1.0, abs=1e-3) and not expected[1:4].any()  # untiled frames read 0
-
-    model = small_model(visual_views=2, visual_tiles=3, pair_features=False)
-    assert model.config.modalities[:3] == ("v", "vc", "vq")
-    batch = collate_pairs([(near, candidate), (far, candidate)])
-    np.testing.assert_allclose(batch["tile_map"][0, :m, :n], expected, atol=1e-6)
-    with torch.no_grad():
-        scores = model(as_tensors(batch)).score
-    assert abs(float(scores[0] - scores[1])) > 1e-6, "the tile map must reach the score"
-    assert max(export_and_verify(model, tmp_path / "m.onnx").values()) < 1e-3
-    with pytest.raises(InvalidFeatures, match="visual_tiles"):
-        check_features(replace(near, visual_tiles=np.zeros((0, 0, 0), np.float16)), model.config)

@@ -81,21 +81,3 @@ def test_each_view_of_a_frame_is_its_own_vector():
     assert query_vectors(np.concatenate([centre, whole], axis=1), mask, VectorSpec(), views=2).shape == (8, 8)
     with pytest.raises(InvalidRecord):
         index_vectors(np.zeros((4, 7), np.float32), np.ones(4, bool), VectorSpec(), views=2)
-
-
-def test_query_tiles_search_as_vectors_of_their_own_and_untiled_frames_add_none() -> None:
-    rng = np.random.default_rng(3)
-    frames = rng.normal(size=(6, 2 * 16)).astype(np.float32)  # two views of 16
-    mask = np.arange(6) < 5
-    tiles = np.zeros((6, 4, 16), np.float16)
-    tiles[[0, 3]] = rng.normal(size=(2, 4, 16))
-    spec = VectorSpec()
-    plain = query_vectors(frames, mask, spec, views=2)
-    tiled = query_vectors(frames, mask, spec, views=2, tiles=tiles)
-    assert plain.shape == (10, 16) and tiled.shape == (10 + 8, 16)  # 5 frames x 2 views, then 2 frames x 4 tiles
-    np.testing.assert_allclose(tiled[:10], plain)
-    np.testing.assert_allclose(np.linalg.norm(tiled, axis=1), 1.0, atol=1e-5)
-    expected = tiles[3, 2].astype(np.float32)
-    np.testing.assert_allclose(tiled[10 + 6], expected / np.linalg.norm(expected), atol=1e-3)
-    video = query_vectors(frames, mask, VectorSpec(Granularity.VIDEO), views=2, tiles=tiles)
-    assert video.shape == (2, 16)  # a video-level mean has no place for tiles

@@ -19,7 +19,6 @@ class FeatureSpec:
 
     visual_dim: int = 128  # per-frame embedding (Swin-T projected); all views side by side
     visual_views: int = 1  # views of each frame in visual_dim (2: centre square | whole frame, see frame_similarity)
-    visual_tiles: int = 0  # query tiles per tiled frame (VideoFeatures.visual_tiles; 0: none)
     audio_dim: int = 768  # Whisper-small encoder, mean pooled
     text_dim: int = 384  # MiniLM token embeddings
     max_frames: int = 32  # M: frames at 1 fps, zero padded
@@ -27,8 +26,8 @@ class FeatureSpec:
 
     def widths(self) -> dict[str, int]:
         """The widths MatchLiteConfig takes from the features (`MatchLiteConfig.small(**spec.widths())`)."""
-        return {"visual_dim": self.visual_dim, "visual_views": self.visual_views, "visual_tiles": self.visual_tiles,
-                "audio_dim": self.audio_dim, "text_dim": self.text_dim}
+        return {"visual_dim": self.visual_dim, "visual_views": self.visual_views, "audio_dim": self.audio_dim,
+                "text_dim": self.text_dim}
 
     @property
     def view_dim(self) -> int:
@@ -51,9 +50,6 @@ class VideoFeatures:
     audio_fingerprint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     # how many views of each frame `visual` holds side by side, each visual_dim / visual_views wide
     visual_views: int = 1
-    # [M, T, visual_dim / visual_views] float16: T half-size tiles of a few frames (rci.inference.encoders.
-    # copy_detection), zero rows for frames without tiles; [0, 0, 0] when the encoder makes none
-    visual_tiles: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float16))
 
     @property
     def has_visual(self) -> bool:
@@ -62,11 +58,6 @@ class VideoFeatures:
     @property
     def has_text(self) -> bool:
         return bool(self.text_mask.any())
-
-    @property
-    def tiles(self) -> int:
-        """Query tiles per tiled frame (0 when the encoder made none)."""
-        return int(self.visual_tiles.shape[1]) if self.visual_tiles.ndim == 3 and len(self.visual_tiles) else 0
 
     @property
     def modalities(self) -> list[str]:
@@ -98,7 +89,6 @@ class VideoFeatures:
             text_mask=self.text_mask.astype(bool),
             audio_fingerprint=np.asarray(self.audio_fingerprint, dtype=np.uint32),
             visual_views=np.array(self.visual_views),
-            visual_tiles=np.asarray(self.visual_tiles, dtype=np.float16),
         )
         return buf.getvalue()
 
@@ -118,7 +108,6 @@ class VideoFeatures:
                 duration_s=float(duration),
                 audio_fingerprint=z["audio_fingerprint"] if "audio_fingerprint" in z.files else np.zeros(0, np.uint32),
                 visual_views=int(z["visual_views"]) if "visual_views" in z.files else 1,
-                visual_tiles=z["visual_tiles"] if "visual_tiles" in z.files else np.zeros((0, 0, 0), np.float16),
             )
 
     def spec_dict(self) -> dict[str, int]:
@@ -126,7 +115,6 @@ class VideoFeatures:
             FeatureSpec(
                 visual_dim=self.visual.shape[1],
                 visual_views=self.visual_views,
-                visual_tiles=self.tiles,
                 audio_dim=self.audio.shape[0],
                 text_dim=self.text.shape[1],
                 max_frames=self.visual.shape[0],
@@ -151,26 +139,6 @@ def frame_similarity(a: np.ndarray, b: np.ndarray, views: int = 1) -> np.ndarray
     a_views = _unit_views(a, views)  # V x [M, D]
     b_views = _unit_views(b, views)  # V x [N, D]
     return np.max([x @ y.T for x in a_views for y in b_views], axis=0)  # [M, N]
-
-
-def tile_similarity(query: VideoFeatures, candidate: VideoFeatures, m: int, n: int) -> np.ndarray:
-    """[m, n] float32: each of the query's first m frames' best cosine between one of its tiles and one of the
-    candidate's first n frames' views (a small picture-in-picture in the query finds its source's frame);
-    0 where the query frame has no tiles, the candidate frame is padding, or the query has no tiles."""
-    out = np.zeros((m, n), np.float32)
-    if not query.tiles or not candidate.has_visual:
-        return out
-    tiles = np.asarray(query.visual_tiles[:m], dtype=np.float32)  # [m', T, D]
-    rows = np.flatnonzero(np.abs(tiles).sum(axis=(1, 2)) > 0)
-    cols = np.flatnonzero(candidate.visual_mask[:n])
-    if not len(rows) or not len(cols):
-        return out
-    views = _unit_views(candidate.visual[cols], candidate.visual_views)  # V x [n', D]
-    flat = tiles[rows].reshape(-1, tiles.shape[-1])  # [m'' * T, D]
-    flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
-    best = np.max([flat @ view.T for view in views], axis=0).reshape(len(rows), tiles.shape[1], len(cols))
-    out[np.ix_(rows, cols)] = best.max(axis=1)
-    return out
 
 
 def split_views(frames: np.ndarray, views: int) -> list[np.ndarray]:

@@ -20,9 +20,6 @@ depend on how far its batch was padded.
          t, tv       token x token cosine S_tok [Lq,Lc] pooled through the frames' attention over
                      their own text from BiXT(v <-> t): S[i,j] = p_q[i] . S_tok . p_c[j], where p_x[i]
                      is frame i's (head-mean) attention distribution over video x's text tokens.
-         vq          with visual_tiles: the query's tiles against the candidate's frames (an input, `tile_map`,
-                     rci.inference.features.tile_similarity): a small picture-in-picture's frames are alike
-                     their source's only there.
        plus one presence channel per optional modality (1 where both videos have audio / text), so
        the network can tell "missing" from "dissimilar" (maps of a missing modality are zeroed).
   3. Compact decision: concat(E, S, presence) -> ResNet-34 (first conv takes that channel count)
@@ -55,11 +52,10 @@ from rci.inference.layers import (
 
 # Input tensors of a batch of pairs, in the order of the ONNX graph inputs.
 # Per side x in {q, c}: visual [B,M,Dv] f32, visual_mask [B,M] bool, audio [B,Da] f32,
-# has_audio [B] bool, text [B,L,Dt] f32, text_mask [B,L] bool. Per pair: audio_map [B,M,N] f32,
-# tile_map [B,M,N] f32.
+# has_audio [B] bool, text [B,L,Dt] f32, text_mask [B,L] bool. Per pair: audio_map [B,M,N] f32.
 # An input the configuration does not use is pruned from the ONNX graph (runtime passes only used ones).
 VIDEO_INPUTS = ("visual", "visual_mask", "audio", "has_audio", "text", "text_mask")
-PAIR_INPUTS = ("audio_map", "tile_map")
+PAIR_INPUTS = ("audio_map",)
 INPUT_NAMES = tuple(f"{side}_{name}" for side in ("q", "c") for name in VIDEO_INPUTS) + PAIR_INPUTS
 AUDIO_SOURCES = ("fingerprint", "embedding")
 
@@ -71,7 +67,6 @@ class MatchLiteConfig:
     # feature widths and lengths: must equal the FeatureSpec the encoders produce
     visual_dim: int = 128
     visual_views: int = 1  # views of each frame side by side in visual_dim; S^v is their best pair (view_cosine_map)
-    visual_tiles: int = 0  # query tiles per tiled frame in the features; > 0 adds the vq map (input tile_map)
     audio_dim: int = 768
     text_dim: int = 384
     max_frames: int = 32  # largest M / N accepted
@@ -148,10 +143,9 @@ class MatchLiteConfig:
     @property
     def modalities(self) -> tuple[str, ...]:
         """The similarity maps the model computes, in channel order."""
-        tiles = ("vq",) if self.visual_tiles else ()
         if not self.pair_features:  # "vc": S^v's symmetric Chamfer similarity, broadcast over the grid
-            return ("v", "vc", *tiles) + (("a",) if self.use_audio else ()) + (("t",) if self.use_text else ())
-        names = ["v", *tiles]
+            return ("v", "vc") + (("a",) if self.use_audio else ()) + (("t",) if self.use_text else ())
+        names = ["v"]
         if self.audio_tokens:
             names += ["va", "a", "av"]
         elif self.use_audio:
@@ -173,7 +167,7 @@ class MatchLiteConfig:
 
     def check_spec(self, spec: FeatureSpec) -> None:
         """Raise ValueError when the features' widths differ from what the model was built for."""
-        for name in ("visual_dim", "visual_views", "visual_tiles", "audio_dim", "text_dim"):
+        for name in ("visual_dim", "visual_views", "audio_dim", "text_dim"):
             if getattr(spec, name) != getattr(self, name):
                 raise ValueError(f"{name}: features have {getattr(spec, name)}, model expects {getattr(self, name)}")
 
@@ -279,11 +273,7 @@ class MatchLite(BackgroundFrames, nn.Module):
     # --- 2. paired feature fusion -------------------------------------------------------------
 
     def fuse(
-        self,
-        q: _VideoStreams,
-        c: _VideoStreams,
-        audio_map: torch.Tensor | None = None,  # [B,M,N]
-        tile_map: torch.Tensor | None = None,  # [B,M,N]
+        self, q: _VideoStreams, c: _VideoStreams, audio_map: torch.Tensor | None = None  # [B,M,N]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> fused F [B,Cf,M,N], grid mask [B,1,M,N], visual similarity S^v [B,M,N]."""
         dtype = q.v.dtype
@@ -296,10 +286,6 @@ class MatchLite(BackgroundFrames, nn.Module):
         maps = [s_rel]  # each [B,M,N], order = config.modalities
         if not self.config.pair_features:
             maps.append(chamfer_similarity(s_rel, grid)[:, None, None] * grid)
-        if self.config.visual_tiles:
-            if tile_map is None:
-                raise ValueError("visual_tiles needs the tile_map input")
-            maps.append(tile_map.to(dtype) * grid)
         presence = []
         if self.bixt_va is not None:
             both = (q.has_audio & c.has_audio).to(dtype)[:, None, None]  # [B,1,1]
@@ -337,7 +323,7 @@ class MatchLite(BackgroundFrames, nn.Module):
         """inputs: the tensors named in INPUT_NAMES (see `rci.inference.runtime.collate_pairs`)."""
         q = self.perceive(*(inputs[f"q_{name}"] for name in VIDEO_INPUTS))
         c = self.perceive(*(inputs[f"c_{name}"] for name in VIDEO_INPUTS))
-        fused, mask, s_v = self.fuse(q, c, inputs.get("audio_map"), inputs.get("tile_map"))
+        fused, mask, s_v = self.fuse(q, c, inputs.get("audio_map"))
         z = self.trunk(fused, mask)  # [B,d]
         zd = self.dropout(z)
         logits = self.head(zd)  # [B,2]

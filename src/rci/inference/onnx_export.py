@@ -73,7 +73,6 @@ def _dynamic_axes() -> dict[str, dict[int, str]]:
         }
     axes |= {
         "audio_map": {0: "batch", 1: "q_frames", 2: "c_frames"},
-        "tile_map": {0: "batch", 1: "q_frames", 2: "c_frames"},
         "score": {0: "batch"},
         "logits": {0: "batch"},
         "embedding": {0: "batch"},
@@ -113,7 +112,6 @@ def example_inputs(
     grid = arrays["q_visual_mask"][:, :, None] & arrays["c_visual_mask"][:, None, :]
     both_audio = (arrays["q_has_audio"] & arrays["c_has_audio"])[:, None, None]
     arrays["audio_map"] = (rng.uniform(-1, 1, size=grid.shape) * grid * both_audio).astype(np.float32)
-    arrays["tile_map"] = (rng.uniform(-1, 1, size=grid.shape) * grid).astype(np.float32)
     return {name: arrays[name] for name in INPUT_NAMES}
 
 

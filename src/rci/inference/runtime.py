@@ -22,7 +22,7 @@ import torch
 
 from rci.inference.checkpoint import load_checkpoint
 from rci.inference.evidence import EvidenceParams, matched_segments
-from rci.inference.features import VideoFeatures, tile_similarity
+from rci.inference.features import VideoFeatures
 from rci.inference.matchlite import INPUT_NAMES, MatchLiteConfig
 from rci.inference.onnx_export import OUTPUT_NAMES, read_metadata
 from rci.inference.ort_session import Device, open_session, resolve_device, session_device
@@ -72,9 +72,6 @@ def check_features(features: VideoFeatures, config: MatchLiteConfig) -> None:
         problems.append(f"visual {features.visual.shape}, expected [1..{config.max_frames}, {config.visual_dim}]")
     if features.visual_views != config.visual_views:
         problems.append(f"{features.visual_views} views per frame, expected {config.visual_views}")
-    if config.visual_tiles and features.visual_tiles.shape != (m, config.visual_tiles, config.visual_dim // config.visual_views):
-        problems.append(f"visual_tiles {features.visual_tiles.shape}, expected [{m}, {config.visual_tiles}, "
-                        f"{config.visual_dim // config.visual_views}]")
     if features.visual_mask.shape != (m,):
         problems.append(f"visual_mask {features.visual_mask.shape}, expected [{m}]")
     if features.audio.shape != (config.audio_dim,):
@@ -136,22 +133,12 @@ def _audio_maps(pairs: Sequence[Pair], m: int, n: int) -> np.ndarray:
     return out
 
 
-def _tile_maps(pairs: Sequence[Pair], m: int, n: int) -> np.ndarray:
-    """[B,M,N] best cosine of each query frame's tiles with each candidate frame (0 without tiles)."""
-    out = np.zeros((len(pairs), m, n), np.float32)
-    for b, (query, candidate) in enumerate(pairs):
-        out[b] = tile_similarity(query, candidate, m, n)
-    return out
-
-
 def collate_pairs(pairs: Sequence[Pair]) -> dict[str, np.ndarray]:
     """Stack pairs into the model inputs (INPUT_NAMES), trimmed to the batch's real lengths."""
     if not pairs:
         raise ValueError("collate_pairs needs at least one pair")
     arrays = _stack_side([q for q, _ in pairs], "q") | _stack_side([c for _, c in pairs], "c")
-    m, n = arrays["q_visual"].shape[1], arrays["c_visual"].shape[1]
-    arrays["audio_map"] = _audio_maps(pairs, m, n)
-    arrays["tile_map"] = _tile_maps(pairs, m, n)
+    arrays["audio_map"] = _audio_maps(pairs, arrays["q_visual"].shape[1], arrays["c_visual"].shape[1])
     return {name: arrays[name] for name in INPUT_NAMES}
 
 

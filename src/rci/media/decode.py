@@ -370,7 +370,7 @@ class _FrameSampler:
         if self._converted is None or self._converted[0] is not frame:
             rgb = frame.to_ndarray(format="rgb24")  # [H, W, 3]
             self._whole_size = self._whole_size or whole_size(rgb.shape[1], rgb.shape[0])
-            self._converted = (frame, (square_rgb(rgb), scale_rgb(rgb, *self._whole_size)))
+            self._converted = (frame, (square_rgb(rgb), _scaled(rgb, *self._whole_size)))
         return self._converted[1]
 
 
@@ -379,7 +379,7 @@ def square_rgb(rgb: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     height, width = rgb.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    return scale_rgb(np.ascontiguousarray(rgb[top : top + side, left : left + side]), size, size)
+    return _scaled(np.ascontiguousarray(rgb[top : top + side, left : left + side]), size, size)
 
 
 def whole_size(width: int, height: int, longer: int = WHOLE_SIZE) -> tuple[int, int]:
@@ -389,7 +389,7 @@ def whole_size(width: int, height: int, longer: int = WHOLE_SIZE) -> tuple[int, 
     return (longer, shorter) if width >= height else (shorter, longer)
 
 
-def scale_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """[H, W, 3] uint8 -> [height, width, 3] (area interpolation; unchanged when already that size)."""
     if rgb.shape[:2] == (height, width):
         return rgb

@@ -71,17 +71,9 @@ def index_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views:
     return _per_view(frames, views, lambda view: _vectors(view, mask, spec, stride=spec.clip_frames))
 
 
-def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views: int = 1,
-                  tiles: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """[M, V*D] frames of V views + [M] real-frame mask (+ [M, T, D] query tiles, zero rows for untiled
-    frames) -> [V*C (+ tiles), D] vectors to search with. Tiles search as they are (one vector each, at
-    clip granularity): a small picture-in-picture's source is nearest one of its tiles, not its frames."""
-    vectors = _per_view(frames, views, lambda view: _vectors(view, mask, spec, stride=spec.query_stride))
-    if tiles is None or spec.granularity is Granularity.VIDEO or tiles.ndim != 3:
-        return vectors
-    flat = np.asarray(tiles, dtype=np.float32).reshape(-1, tiles.shape[-1]) if tiles.size else tiles.reshape(0, 0)
-    real = flat[np.abs(flat).sum(axis=1) > 0]
-    return np.concatenate([vectors, _unit(real)]) if len(real) and real.shape[1] == vectors.shape[1] else vectors
+def query_vectors(frames: np.ndarray, mask: np.ndarray, spec: VectorSpec, views: int = 1) -> np.ndarray:
+    """[M, V*D] frames of V views + [M] real-frame mask -> [V*C, D] vectors to search with."""
+    return _per_view(frames, views, lambda view: _vectors(view, mask, spec, stride=spec.query_stride))
 
 
 def _per_view(frames: np.ndarray, views: int, vectors: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -57,8 +57,7 @@ class MilvusCandidateIndex:
 
     async def nearest(self, queries: Sequence[tuple[PublishedEvent, VideoFeatures]]) -> list[list[Candidate]]:
         search = [
-            SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec, f.visual_views, f.visual_tiles),
-                        event.published_at)
+            SearchQuery(event.video_id, query_vectors(f.visual, f.visual_mask, self._spec, f.visual_views), event.published_at)
             for event, f in queries
         ]
         hits = await self._thread.run(self._store.search, search, self._top_k)

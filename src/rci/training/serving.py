@@ -412,12 +412,9 @@ def trim_video(video: VideoFeatures, start_s: int, length_s: int, video_id: str)
     visual = np.zeros_like(video.visual)
     visual[: len(real)] = video.visual[real]
     mask = np.arange(len(visual)) < len(real)
-    tiles = np.zeros_like(video.visual_tiles)
-    if video.tiles:
-        tiles[: len(real)] = video.visual_tiles[real]
     fingerprint = video.audio_fingerprint[int(start_s / HOP_S) : int((start_s + length_s) / HOP_S)]
-    return replace(video, video_id=video_id, visual=visual, visual_mask=mask, visual_tiles=tiles,
-                   audio_fingerprint=fingerprint, duration_s=float(length_s))
+    return replace(video, video_id=video_id, visual=visual, visual_mask=mask, audio_fingerprint=fingerprint,
+                   duration_s=float(length_s))
 
 
 def _installed(model_dir: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:

@@ -15,7 +15,6 @@ from rci.core.errors import ModelError
 from rci.inference.encoders import EncoderInputError, load_encoder, save_encoder
 from rci.inference.encoders.copy_detection import CopyDetectionConfig, CopyDetectionEncoder, packaged_model_path
 from rci.training.corpus.sources import _photo_pixels, check_photo_allowed
-from rci.media.decode import scale_rgb
 
 PHOTO_FOLDERS = (Path("/usr/share/backgrounds"), Path("/usr/share/desktop-base"))
 
@@ -63,8 +62,7 @@ def test_sscd_gives_unit_512d_vectors_and_a_version_naming_its_weights(sscd: Cop
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     assert sscd.view_dim == 512 and sscd.device.type == "cpu"
     assert sscd.views == 2 and sscd.output_dim == 1024  # the centre square and the whole frame side by side
-    assert sscd.tiles == 9  # and query tiles: a 3 x 3 grid of half-size tiles
-    assert sscd.version.startswith("visual:sscd@224+whole+tiles-") and len(sscd.version.rsplit("-", 1)[1]) == 12
+    assert sscd.version.startswith("visual:sscd@224+whole-") and len(sscd.version.rsplit("-", 1)[1]) == 12
     np.testing.assert_allclose(sscd.encode_frames(frames[:1]), out[:1], atol=1e-5)  # batching does not matter
 
 
@@ -98,40 +96,14 @@ def test_whole_frames_of_any_aspect_give_unit_vectors_like_their_square_views(ss
     assert (similarity.argmax(axis=1) == np.arange(4)).all(), similarity.round(3)
 
 
-def test_a_small_inset_is_nearest_its_source_through_a_tile(sscd: CopyDetectionEncoder) -> None:
-    pictures = real_pictures(4)
-    canvas = np.full((4, 126, 224, 3), 90, np.uint8)  # a 16:9 frame of something else
-    inset = np.stack([scale_rgb(p, 74, 74) for p in pictures])  # a third of the frame's width
-    for i in range(4):
-        canvas[i, 30:104, 120:194] = inset[i]
-    tiles = sscd.encode_tiles(canvas)  # [4, 9, 512]
-    assert tiles.shape == (4, 9, 512)
-    np.testing.assert_allclose(np.linalg.norm(tiles, axis=2), 1.0, atol=1e-5)
-    sources = sscd.encode_wholes(pictures)
-    by_tile = np.einsum("ntd,sd->nts", tiles, sources).max(axis=1)  # [inset, source]
-    by_whole = sscd.encode_wholes(canvas) @ sources.T
-    assert (by_tile.argmax(axis=1) == np.arange(4)).all(), by_tile.round(3)
-    assert (np.diag(by_tile) > np.diag(by_whole) + 0.1).all(), (np.diag(by_tile).round(3), np.diag(by_whole).round(3))
-
-
 def test_a_directory_saved_before_whole_frames_existed_keeps_one_view(sscd, tmp_path: Path) -> None:
     save_encoder(sscd, tmp_path / "visual")
     meta = json.loads((tmp_path / "visual" / "encoder.json").read_text())
-    del meta["config"]["whole_frame"], meta["config"]["query_tiles"]
-    meta["version"] = meta["version"].replace("+whole", "").replace("+tiles", "")
+    del meta["config"]["whole_frame"]
+    meta["version"] = meta["version"].replace("+whole", "")
     (tmp_path / "visual" / "encoder.json").write_text(json.dumps(meta))
     old = load_encoder(tmp_path / "visual", device="cpu")
-    assert old.views == 1 and old.output_dim == 512 and old.tiles == 0 and old.version == meta["version"]
-
-
-def test_a_directory_saved_before_query_tiles_existed_keeps_two_views_and_no_tiles(sscd, tmp_path: Path) -> None:
-    save_encoder(sscd, tmp_path / "visual")
-    meta = json.loads((tmp_path / "visual" / "encoder.json").read_text())
-    del meta["config"]["query_tiles"]
-    meta["version"] = meta["version"].replace("+tiles", "")
-    (tmp_path / "visual" / "encoder.json").write_text(json.dumps(meta))
-    old = load_encoder(tmp_path / "visual", device="cpu")
-    assert old.views == 2 and old.tiles == 0 and old.version == meta["version"]
+    assert old.views == 1 and old.output_dim == 512 and old.version == meta["version"]
 
 
 def test_a_saved_directory_references_the_package_and_reloads_the_same(sscd, tmp_path: Path) -> None:
@@ -173,7 +145,7 @@ def test_a_users_torchscript_file_loads_and_is_copied_into_the_directory(tmp_pat
     save_encoder(encoder, tmp_path / "visual")
     path.unlink()  # the directory must not depend on where the file came from
     again = load_encoder(tmp_path / "visual", device="cpu")
-    assert again.version == encoder.version and again.version.startswith("visual:file@224+whole+tiles-")
+    assert again.version == encoder.version and again.version.startswith("visual:file@224+whole-")
     np.testing.assert_allclose(again.encode_frames(real_pictures(2)), out, atol=1e-6)
 
 
@@ -193,26 +165,3 @@ def test_a_users_onnx_file_loads_and_a_wrong_input_type_is_explained(tmp_path: P
         CopyDetectionEncoder(CopyDetectionConfig.named(str(float_input)), device="cpu")
     with pytest.raises(ModelError, match="not found"):
         CopyDetectionEncoder(CopyDetectionConfig.named(str(tmp_path / "missing.onnx")), device="cpu")
-
-
-def test_tiles_go_to_a_few_evenly_spaced_frames_and_survive_the_feature_cache_format(sscd) -> None:
-    from rci.inference.encoders.extract import EncoderInput, _encode_tiles, tiled_frames
-    from rci.inference.features import VideoFeatures
-    from rci.media.decoded import DecodedMedia
-
-    mask = np.arange(32) < 20
-    assert list(tiled_frames(mask)) == [0, 3, 5, 8, 11, 14, 16, 19]  # 8 of 20, first and last included
-    assert list(tiled_frames(np.arange(32) < 5)) == [0, 1, 2, 3, 4]
-    pictures = real_pictures(4)
-    wholes = np.zeros((32, 126, 224, 3), np.uint8)
-    wholes[:20] = np.stack([scale_rgb(pictures[i % 4], 224, 126) for i in range(20)])
-    media = DecodedMedia(frames=np.zeros((32, 224, 224, 3), np.uint8), frame_mask=mask, audio=None, log_mel=None,
-                         duration_s=20.0, wholes=wholes)  # fmt: skip
-    [tiles] = _encode_tiles(sscd, [EncoderInput("v", media)])
-    assert tiles.shape == (32, 9, 512) and tiles.dtype == np.float16
-    tiled = np.abs(tiles.astype(np.float32)).sum(axis=(1, 2)) > 0
-    assert list(np.flatnonzero(tiled)) == list(tiled_frames(mask))
-    features = VideoFeatures("v", "enc", np.zeros((32, 1024), np.float32), mask, np.zeros(4, np.float32), False,
-                             np.zeros((2, 3), np.float32), np.zeros(2, bool), 20.0, visual_views=2, visual_tiles=tiles)  # fmt: skip
-    again = VideoFeatures.from_bytes(features.to_bytes())
-    assert again.tiles == 9 and np.array_equal(again.visual_tiles, tiles)

@@ -85,15 +85,6 @@ class VisualEncoder(Encoder, Protocol):
         """uint8 RGB whole frames [N, h, w, 3] -> float32 [N, output_dim // views] (only when views == 2)."""
         ...
 
-    @property
-    def tiles(self) -> int:
-        """Tiles described per tiled frame (0: none; rci.inference.encoders.copy_detection)."""
-        ...
-
-    def encode_tiles(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB whole frames [N, h, w, 3] -> float32 [N, tiles, output_dim // views] (only when tiles > 0)."""
-        ...
-
 
 @runtime_checkable
 class AudioEncoder(Encoder, Protocol):

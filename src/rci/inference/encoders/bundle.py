@@ -64,7 +64,6 @@ class EncoderBundle:
         return FeatureSpec(
             visual_dim=self.visual.output_dim,
             visual_views=self.visual.views,
-            visual_tiles=self.visual.tiles,
             audio_dim=self.audio.output_dim,
             text_dim=self.text.output_dim,
             max_frames=max_frames,

@@ -70,8 +70,8 @@ def load_encoder(
     encoder: FrozenEncoder | CopyDetectionEncoder
     match meta["modality"], meta.get("kind"):
         case "visual", "copy_detection":
-            # saved before the whole-frame view or the query tiles existed: as it was built
-            config = config_from_dict(CopyDetectionConfig, {"whole_frame": False, "query_tiles": False} | meta["config"])
+            # saved before the whole-frame view existed: one view, as it was built
+            config = config_from_dict(CopyDetectionConfig, {"whole_frame": False} | meta["config"])
             encoder = CopyDetectionEncoder(config, base_dir=directory, **kwargs)
         case "visual", None:
             visual = SwinFrameEmbedder(config_from_dict(VisualEncoderConfig, meta["config"]))

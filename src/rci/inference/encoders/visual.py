@@ -129,13 +129,6 @@ class SwinVisualEncoder(FrozenEncoder):
     def encode_wholes(self, frames: np.ndarray) -> np.ndarray:
         raise EncoderInputError("the Swin encoder has one view (the centre square); it encodes no whole frames")
 
-    @property
-    def tiles(self) -> int:
-        return 0  # no query tiles either
-
-    def encode_tiles(self, frames: np.ndarray) -> np.ndarray:
-        raise EncoderInputError("the Swin encoder describes no query tiles")
-
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise EncoderInputError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
