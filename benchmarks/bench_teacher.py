@@ -162,16 +162,16 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     config = SIZES[args.size]
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
+    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
+                                                   progress=False)  # fmt: skip
+    train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
     installed = matchlmf_checkpoint(model_dir)
     if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
         teacher, teacher_meta = load_matchlmf(installed)
     else:
         teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
-                                                        train_config, recipe)  # fmt: skip
+                                                        train_config, recipe, pairs=train)  # fmt: skip
     train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
-    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
-                                                   progress=False)  # fmt: skip
-    train = PairDataset(examples, features)
 
     test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
     student, student_meta = load_checkpoint(model_dir / "matchlite" / "model.pt")

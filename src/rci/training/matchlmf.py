@@ -98,19 +98,21 @@ def predict_matchlmf(model: MatchLMF, dataset: PairDataset, *, batch_size: int =
 
 def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
                             config: MatchLMFConfig, train_config: TrainConfig, recipe: ServingRecipe = ServingRecipe(),
-                            *, progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
+                            *, pairs: PairDataset | None = None, progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
     """Train MatchLMF on the serving student's pairs (the corpus encoded in `model_dir`, the real-media training
-    pool's), with the student's background; choose its threshold at the recipe's precision on the real
-    validation pairs, as the student's; install it where the shadow consumer loads it
-    (rci.inference.model_dir.matchlmf_checkpoint)."""
+    pool's; `pairs` when the caller built them already with serving_training_pairs), with the student's
+    background; choose its threshold at the recipe's precision on the real validation pairs, as the
+    student's; install it where the shadow consumer loads it (rci.inference.model_dir.matchlmf_checkpoint)."""
     cache = training_feature_cache(model_dir)
-    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
+    if pairs is None:
+        examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
+        pairs = PairDataset(examples, features)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = replace(config, background_frames=len(background))
     init = build_matchlmf(config, train_config.seed)
     if len(background):
         init.set_background(torch.from_numpy(background))
-    model, result = train_matchlmf(config, PairDataset(examples, features), train_config, init=init, progress=progress)
+    model, result = train_matchlmf(config, pairs, train_config, init=init, progress=progress)
     real = realmedia_validation(model_dir, extractor, policy, seed=recipe.seed, progress=progress)
     query_scores, query_labels = real.query_scores(predict_matchlmf(model, PairDataset(real.examples, real.features)).scores)
     point = operating_point(query_scores, query_labels, recipe.target_precision)
@@ -118,7 +120,7 @@ def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor
         "threshold": float(point.threshold) if point.reached else 0.5,
         "threshold_reached": bool(point.reached),
         "encoder_version": extractor.version,
-        "train_pairs": len(examples),
+        "train_pairs": len(pairs),
         "train_config": train_config.to_dict(),
         "train_seconds": round(sum(epoch.seconds for epoch in result.history), 1),
         "val_average_precision": float(average_precision(query_scores, query_labels)),
