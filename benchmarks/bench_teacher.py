@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,7 +185,9 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
 
     student_threshold = float(student_meta["threshold"])
     agreed = np.array([agreement(float(a), float(b), student_threshold) for a, b in zip(student_scores, teacher_scores)])
-    plot_agreement(student_scores, teacher_scores, labels, student_threshold, float(teacher_meta["threshold"]))
+    # a run that records nothing leaves benchmarks/results/ alone too: its plot goes to the temp dir
+    plot = Path(tempfile.gettempdir()) / "teacher_agreement.png" if args.no_record else RESULTS / "teacher_agreement.png"
+    plot_agreement(student_scores, teacher_scores, labels, student_threshold, float(teacher_meta["threshold"]), plot)
     sets = calibration_sets(model_dir, extractor, media_policy(Settings()), recipe, progress=False)
     students = distil(student, teacher, train, sets, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
@@ -214,7 +217,8 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
                           ["MatchLMF (teacher)", f"{t_flops:.3f}", f"{t_ms:.2f}"]])
         + f"\n\nAgreement, as the shadow consumer counts it (both deboost or both not, at the student's threshold "
         f"{student_threshold:.3f}), on these pairs: {100 * agreed.mean():.1f}% of {len(agreed)}; mean |student - teacher| "
-        f"{np.abs(student_scores - teacher_scores).mean():.3f}. Scores side by side: `teacher_agreement.png`."
+        f"{np.abs(student_scores - teacher_scores).mean():.3f}. Scores side by side: `{plot.name}`"
+        f"{f' ({plot})' if args.no_record else ''}."
         + f"\n\nWhole run {time.monotonic() - started:.0f} s."
     )  # fmt: skip
     summary = {"teacher": teacher_meta, "rows": rows, "agreement": float(agreed.mean()), "params": params, "train_s": train_s, "pairs": len(labels),
@@ -234,7 +238,7 @@ def main() -> None:
                    "once under ~/.cache/rci/bench_teacher)")
     p.add_argument("--reuse", action="store_true", help="compare the teacher installed in the model dir (by an earlier "
                    "run or `rci teacher`) instead of training one")
-    p.add_argument("--no-record", action="store_true", help="print only; do not append to benchmarks/RESULTS.md")
+    p.add_argument("--no-record", action="store_true", help="print only: nothing is written under benchmarks/ (the plot goes to the temp dir)")
     args = p.parse_args()
     body, summary = run(args)
     if args.no_record:
