@@ -30,12 +30,13 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.bench_cost import cost_per_pair
 from benchmarks.record import markdown_table, record
 from rci.core.settings import Settings
 from rci.inference.checkpoint import load_checkpoint
@@ -44,6 +45,7 @@ from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.inference.matchlite import MatchLite
 from rci.inference.matchlmf.loader import load_matchlmf
+from rci.inference.matchlmf.batch import MatchLMFBatch
 from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import media_policy
@@ -91,18 +93,6 @@ def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_
         features.update(real.features)
         kinds += [kind_of[e.query_id] for e in real.examples]
     return PairDataset(examples, features), kinds
-
-
-def cost_per_pair(model: torch.nn.Module, batch: object, repeats: int = 5) -> tuple[float, float]:
-    """(GFLOPs per pair, CPU ms per pair) of `model(batch)` at the batch's size, one thread per core."""
-    pairs = len(batch)
-    with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
-            model(batch)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            model(batch)
-    return counter.get_total_flops() / pairs / 1e9, (time.perf_counter() - started) * 1000 / repeats / pairs
 
 
 def plot_agreement(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, student_threshold: float,
@@ -197,8 +187,9 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
              for name in METRICS]  # fmt: skip
 
     sample = [test[i] for i in range(min(16, len(test)))]
-    t_flops, t_ms = cost_per_pair(teacher, MatchLMFCollate(teacher.config)(sample).inputs)
-    s_flops, s_ms = cost_per_pair(lambda inputs: student(inputs), collate_batch(sample).inputs)  # noqa: PLW0108
+    t_flops, t_ms = cost_per_pair(lambda inputs: teacher(MatchLMFBatch(**inputs)),
+                                  asdict(MatchLMFCollate(teacher.config)(sample).inputs))
+    s_flops, s_ms = cost_per_pair(student, collate_batch(sample).inputs)
     params = {"teacher": sum(p.numel() for p in teacher.parameters()), "student": sum(p.numel() for p in student.parameters())}
     body = (
         f"Teacher MatchLMF ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "

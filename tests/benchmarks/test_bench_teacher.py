@@ -1,4 +1,5 @@
-"""benchmarks.bench_teacher's parts that need no trained models: the paired comparison and the cost per pair.
+"""benchmarks.bench_teacher's part that needs no trained models: the paired comparison (its cost per pair is
+benchmarks.bench_cost's, tested there).
 (The whole run trains a teacher and renders a held-out set: minutes, so it is a benchmark, not a test.)"""
 
 from __future__ import annotations
@@ -6,12 +7,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import torch
 
 from benchmarks import bench_teacher
-from rci.inference.matchlmf.batch import build_batch
-from rci.inference.matchlmf.model import MatchLMF
-from tests.inference.matchlmf.matchlmf_inputs import CONFIG, make_video
 
 
 def _interval(cell: str) -> tuple[float, float, float]:
@@ -32,13 +29,3 @@ def test_a_candidate_that_ranks_every_pair_right_beats_a_noisy_base_with_an_inte
         assert 0 < low <= delta <= high
     same = bench_teacher.compare(noisy, noisy, labels, np.ones(200, bool))
     assert all(_interval(cell) == (0.0, 0.0, 0.0) for *_, cell in same)  # no difference, no interval
-
-
-def test_the_cost_per_pair_counts_the_forward_passes_flops():
-    torch.manual_seed(0)
-    model = MatchLMF(CONFIG).eval()
-    pairs = [(make_video(f"q{i}", i, audio_s=2.0), make_video(f"c{i}", 50 + i)) for i in range(4)]
-    gflops, ms = bench_teacher.cost_per_pair(model, build_batch(pairs, CONFIG), repeats=2)
-    per_layer = 2 * CONFIG.d_model * CONFIG.d_model * 3  # the qkv projection alone, per token
-    assert gflops * 1e9 > per_layer  # at least one layer's projection of one token
-    assert ms > 0
