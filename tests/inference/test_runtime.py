@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from rci.inference.checkpoint import load_checkpoint
 from rci.inference.matchlite import INPUT_NAMES
@@ -149,14 +150,26 @@ def test_auto_device_without_gpu_uses_cpu(artifacts):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not cuda_available(), reason="needs CUDA")
-def test_cuda_scorers_match_cpu(artifacts, onnx_scorer):
+def test_the_torch_scorer_on_cuda_matches_the_cpu(artifacts, onnx_scorer):
+    pairs = mixed_pairs()
+    cpu = [r.score for r in onnx_scorer.score_batch(pairs)]
+    fp32 = TorchPairScorer(artifacts[0], device="cuda")
+    assert fp32.device == "cuda"
+    np.testing.assert_allclose([r.score for r in fp32.score_batch(pairs)], cpu, atol=1e-4)
+    half = TorchPairScorer(artifacts[0], device="cuda", dtype="fp16")
+    np.testing.assert_allclose([r.score for r in half.score_batch(pairs)], cpu, atol=2e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="needs CUDA")
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                    reason="ONNX Runtime without its CUDA provider (onnxruntime-gpu: the gpu extra)")
+def test_the_onnx_scorer_on_cuda_matches_the_cpu(artifacts, onnx_scorer):
     pairs = mixed_pairs()
     cpu = [r.score for r in onnx_scorer.score_batch(pairs)]
     gpu = OnnxPairScorer(artifacts[1], device="cuda")
     assert gpu.device == "cuda"
     np.testing.assert_allclose([r.score for r in gpu.score_batch(pairs)], cpu, atol=1e-4)
-    half = TorchPairScorer(artifacts[0], device="cuda", dtype="fp16")
-    np.testing.assert_allclose([r.score for r in half.score_batch(pairs)], cpu, atol=2e-2)
     fp16_path = export_onnx(small_model(seed=4), artifacts[1].with_name("m16.onnx"), fp16=True)
     fp16 = OnnxPairScorer(fp16_path, device="cuda").score_batch(pairs)
     np.testing.assert_allclose([r.score for r in fp16], cpu, atol=2e-2)

@@ -30,6 +30,18 @@ def test_scores_come_back_in_the_order_of_the_pairs_whatever_the_batch_size(tmp_
     assert len({round(s.score, 6) for s in batched}) > 1  # the pairs really differ
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_teacher_on_cuda_scores_as_on_the_cpu(tmp_path):
+    save_matchlmf(tmp_path / "t.pt", _model(), {"threshold": 0.4, "encoder_version": "enc-7"})
+    videos = [make_video(f"v{i}", i, frames=2 + i % 3, audio_s=float(i % 2) * 3) for i in range(5)]
+    pairs = [(noisy_copy(v, 100 + i), v) for i, v in enumerate(videos)] + [(videos[0], videos[1])]
+    cpu = load_matchlmf_teacher(tmp_path / "t.pt").score_pairs(pairs)
+    cuda = load_matchlmf_teacher(tmp_path / "t.pt", device="cuda").score_pairs(pairs)
+    np.testing.assert_allclose([s.score for s in cuda], [s.score for s in cpu], atol=1e-4)
+    np.testing.assert_allclose(np.stack([s.embedding for s in cuda]), np.stack([s.embedding for s in cpu]), atol=1e-3)
+
+
 def test_a_checkpoint_without_threshold_or_encoder_version_is_not_a_servable_teacher(tmp_path):
     save_matchlmf(tmp_path / "t.pt", _model(), {"threshold": 0.4})
     with pytest.raises(ValueError, match="encoder_version"):
