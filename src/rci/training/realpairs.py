@@ -119,18 +119,26 @@ def realmedia_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaP
     model dir, under `id_prefix` + the set's ids), and its pairs as served (pairs_as_served)."""
     with Progress(disable=not progress) as bar:
         dataset = build_set(None, size, seed=seed, jobs=jobs, progress=bar, pools=pools)
-        events = [_event(v, id_prefix) for v in dataset.videos]
-        # per plan: a re-planned set re-renders its videos under the same names and paths
-        cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR / dataset.info["plan_digest"]))
-        pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
-        task = bar.add_task(f"encode {pools.name} set {size}/{seed} ({extractor.version})", total=len(events))
-        summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))
-    raise_if_rejected(summary, pools.name)
-    features = load_features(cache, [e.video_id for e in events], extractor.version)
+        features = encoded_set(model_dir, extractor, policy, dataset, dataset.videos, id_prefix=id_prefix,
+                               what=f"{pools.name} set {size}/{seed}", bar=bar)  # fmt: skip
     info = {"pools": pools.name, "size": size, "seed": seed, "counts": dataset.counts(),
             "photo_pool": dataset.info.get("photo_pool")}  # fmt: skip
     examples, queries = pairs_as_served(dataset, features, id_prefix=id_prefix, subset=subset, split=split)
     return RealValidation(examples, features, queries, info)
+
+
+def encoded_set(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, dataset: HeldoutSet,
+                videos: list[Video], *, id_prefix: str, what: str, bar: Progress) -> dict[str, VideoFeatures]:
+    """`videos` of `dataset` encoded by `extractor` once per model dir and plan, keyed `id_prefix` + their ids;
+    DataError if the media stack refused any."""
+    events = [_event(v, id_prefix) for v in videos]
+    # per plan: a re-planned set re-renders its videos under the same names and paths
+    cache = FeatureCache(LocalObjectStore(Path(model_dir) / FEATURES_DIR / dataset.info["plan_digest"]))
+    pipeline = FeaturePipeline(extractor, cache, policy.admitting([dataset.root.absolute().as_uri() + "/"]))
+    task = bar.add_task(f"encode {what} ({extractor.version})", total=len(events))
+    summary = extract_features(pipeline, events, on_progress=lambda s: bar.update(task, completed=s.done))
+    raise_if_rejected(summary, what)
+    return load_features(cache, [e.video_id for e in events], extractor.version)
 
 
 def _event(video: Video, id_prefix: str) -> PublishedEvent:

@@ -159,19 +159,8 @@ def train_serving_models(
     encode_corpus(manifest, extractor, cache, policy, progress=progress)
     train_ex, features, real_sets = serving_training_pairs(model_dir, manifest, extractor, policy, recipe,
                                                            progress=progress)  # fmt: skip
-    spec = extractor.feature_spec(policy.max_frames)
-    background = background_frames(manifest, cache, extractor.version, recipe)
-    config = variant_config(
-        MatchLiteConfig.small(**spec.widths(),
-                              pair_features=recipe.pair_features, background_frames=len(background),
-                              relative_chamfer=bool(len(background))), "V+A+T"
-    )
-    train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-                                         warmup_steps=10, seed=recipe.seed)
-    init = build_matchlite(config, recipe.seed)
-    if len(background):
-        init.set_background(torch.from_numpy(background))
-    model, _ = train_matchlite(config, PairDataset(train_ex, features), train_config, init=init, progress=progress)
+    model = train_serving_head(model_dir, manifest, extractor, policy, recipe, PairDataset(train_ex, features),
+                               progress=progress)
 
     sets = calibration_sets(model_dir, extractor, policy, recipe, progress=progress)
     model, vote = calibrate_for_serving(model, sets, recipe)
@@ -207,6 +196,27 @@ def train_serving_models(
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
              val_ap=meta["val_average_precision"])
     return meta
+
+
+def train_serving_head(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
+                       recipe: ServingRecipe, train: PairDataset, variant: str = "V+A+T", *,
+                       progress: bool = True) -> MatchLite:
+    """MatchLite of `variant`'s modalities trained by the recipe on `train` (serving_training_pairs), with the
+    background set of the corpus's test split (encoded in `model_dir`); not calibrated (calibrate_for_serving)."""
+    spec = extractor.feature_spec(policy.max_frames)
+    background = background_frames(manifest, training_feature_cache(model_dir), extractor.version, recipe)
+    config = variant_config(
+        MatchLiteConfig.small(**spec.widths(),
+                              pair_features=recipe.pair_features, background_frames=len(background),
+                              relative_chamfer=bool(len(background))), variant
+    )
+    train_config = TrainConfig.matchlite(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                                         warmup_steps=10, seed=recipe.seed)
+    init = build_matchlite(config, recipe.seed)
+    if len(background):
+        init.set_background(torch.from_numpy(background))
+    model, _ = train_matchlite(config, train, train_config, init=init, progress=progress)
+    return model
 
 
 @dataclass(frozen=True)

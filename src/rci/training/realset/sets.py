@@ -475,12 +475,20 @@ def build_set(work_dir: Path | None = None, size: str = "default", seed: int = 0
     """The set for (pools, size, seed) under `work_dir/sets/` (default: the pool's cache dir), rendered once
     and reused while its plan is unchanged."""
     work_dir = default_pool_dir(pools) if work_dir is None else work_dir
-    root = work_dir / "sets" / f"{size}-seed{seed}"
     photos, pool_counts = photo_pool(pools, work_dir)
     tracks = music_pool(pools)
+    planned = plan_set(SIZES[size], seed, photos, tracks, pools.voices)
+    info = {"photo_pool": pool_counts, "music_pieces": len(tracks), "size": asdict(SIZES[size])}
+    return render_planned(work_dir / "sets" / f"{size}-seed{seed}", size, seed, planned, info, jobs=jobs,
+                          progress=progress)
+
+
+def render_planned(root: Path, size: str, seed: int, planned: list[Video], info: dict, *, jobs: int = 2,
+                   progress=None) -> HeldoutSet:
+    """Render `planned` (originals first, then the copies made from them) under `root/media`, once: a set whose
+    plan is unchanged is read back from its manifest. `info` describes the plan in the manifest."""
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
-    planned = plan_set(SIZES[size], seed, photos, tracks, pools.voices)
     videos = [_with(v, path=str(media / f"{v.video_id}.mp4")) for v in planned]
     digest = _digest(videos)
     cached = load_set(root)
@@ -498,9 +506,8 @@ def build_set(work_dir: Path | None = None, size: str = "default", seed: int = 0
                 future.result()
                 if progress:
                     progress.advance(task)
-    info = {"plan_digest": digest, "photo_pool": pool_counts, "music_pieces": len(tracks),
-            "photos_used": len({p for v in videos for p in v.photos}),
-            "backgrounds_used": len({v.background for v in videos if v.background}), "size": asdict(SIZES[size]),
+    info = {"plan_digest": digest, **info, "photos_used": len({p for v in videos for p in v.photos}),
+            "backgrounds_used": len({v.background for v in videos if v.background}),
             "render_s": round(time.monotonic() - started, 1)}  # fmt: skip
     dataset = HeldoutSet(root, size, seed, videos, info)
     (root / "manifest.json").write_text(json.dumps({"version": SET_VERSION, "size": size, "seed": seed, "info": info,
