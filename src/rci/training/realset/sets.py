@@ -80,7 +80,7 @@ SIZES = {
     # the validation pool's (rci.training.realpairs): threshold and calibration pairs for each trained model
     "validation": SetSize(library=18, easy=11, hard=10, unrelated=8, template=10, min_s=6.0, max_s=14.0),
     # the training pool's (rci.training.realpairs.realmedia_training): several seeds, each this size
-    "training": SetSize(library=18, easy=11, hard=10, unrelated=8, template=10, min_s=6.0, max_s=14.0),
+    "training": SetSize(library=18, easy=11, hard=20, unrelated=8, template=10, min_s=6.0, max_s=14.0),
 }
 
 
