@@ -41,3 +41,14 @@ def test_templates_are_shared_by_several_sources_and_uploads_come_after_their_or
     published = {v.video_id: v.published_at for v in videos}
     assert all(published[v.source_id] < v.published_at for v in videos if v.source_id)
     assert len(published) == len(videos)
+
+
+def test_a_templates_sources_share_its_sound_and_a_hundred_sources_fit_the_bench_music() -> None:
+    videos, pairs, _ = plan_modality_set(sources=100, seed=0)
+    assert sum(p.label for p in pairs) == 200
+    captions = [v for v in videos if v.kind == "library" and v.video_id.startswith("t")]
+    by_template: dict[tuple[str, ...], set] = {}
+    for v in captions:
+        by_template.setdefault(v.photos, set()).add((v.sound.track, v.sound.offset_s))
+    assert all(len(sounds) == 1 for sounds in by_template.values())
+    assert len({next(iter(s)) for s in by_template.values()}) == len(by_template)  # one segment per template

@@ -8,12 +8,13 @@ sources each), and both sides of a pair show it with exactly the same motion, so
 "the same" for every pair. Each source gives one reproduced and one normal pair, each side with one light
 edit (a watermark, a low-quality re-encode, a small crop or a colour change), drawn independently:
 
-* audio-dependent (`AUDIO_SUBSET`): the source is a voice-over (espeak-ng speech, sometimes over a quiet
-  music bed) with a title and a sticker. Reproduced: the source, edited. Normal: the same template, title,
-  sticker, voice and bed re-voiced with other words, edited.
+* audio-dependent (`AUDIO_SUBSET`): the source is a voice-over (espeak-ng speech, over the template's quiet
+  music bed where it has one) with a title and a sticker. Reproduced: the source, edited. Normal: the same
+  template, title, sticker, voice and bed re-voiced with other words, edited.
 * text-dependent (`TEXT_SUBSET`): the source is a caption (drawn on the picture and sent as the event's
-  sticker text) over a music segment, with a title. Reproduced: the source, edited. Normal: the same
-  template, music and title with another caption, edited.
+  sticker text) over the template's music (a trend's sound: every source of a template uses it), with a
+  title. Reproduced: the source, edited. Normal: the same template, music and title with another caption,
+  edited.
 
 The pair's query is the edited upload, its candidate the source, as retrieval would hand them over.
 """
@@ -37,7 +38,7 @@ AUDIO_SUBSET = "audio_dependent"
 TEXT_SUBSET = "text_dependent"
 PER_TEMPLATE = 4  # sources posted over each template picture
 MIN_S, MAX_S = 6.0, 9.0
-BED_SHARE = 0.4  # voice-overs with a quiet music bed under the speech
+BED_SHARE = 0.4  # voice-over templates with a quiet music bed under the speech
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,17 @@ class _ModalityPlanner:
         self.templates = [p.path for p in self.base.free[:templates]]
         self.videos: list[Video] = []
         self.pairs: list[ModalityPair] = []
+        self.music: dict[int, tuple[str, float]] = {}  # template -> its sound: a music segment, or no bed ("")
 
-    def _template(self, k: int, subset: str) -> tuple[str, int]:
-        """The template picture of the subset's k-th source and its motion seed (shared by its sources)."""
-        index = k // PER_TEMPLATE + (0 if subset == AUDIO_SUBSET else len(self.templates) // 2)
-        return self.templates[index], 1000 + index
+    def _music(self, template: int, share: float) -> tuple[str, float]:
+        """The template's music segment (long enough for any of its sources), drawn once; none with 1 - share."""
+        if template not in self.music:
+            self.music[template] = self.base.take_music(MAX_S) if self.rng.random() < share else ("", 0.0)
+        return self.music[template]
+
+    def _template(self, k: int, subset: str) -> int:
+        """The template of the subset's k-th source: an index into the pictures, and its motion seed - 1000."""
+        return k // PER_TEMPLATE + (0 if subset == AUDIO_SUBSET else len(self.templates) // 2)
 
     def _add(self, source: Video, other: Video, subset: str) -> None:
         """The source, its edited copy (reproduced), the other original and its edited copy (normal)."""
@@ -96,11 +103,11 @@ class _ModalityPlanner:
 
     def voice_over(self, k: int) -> None:
         rng = self.rng
-        photo, motion = self._template(k, AUDIO_SUBSET)
+        template = self._template(k, AUDIO_SUBSET)
         voice = f"{pick(rng, self.voices)}+{pick(rng, VARIANTS)}"
         language = language_of(voice)
         duration = round(float(rng.uniform(MIN_S, MAX_S)), 2)
-        bed = self.base.take_music(duration) if rng.random() < BED_SHARE else ("", 0.0)
+        bed = self._music(template, BED_SHARE)
         sentences = int(math.ceil(duration / 3))
         speech = Sound("speech", voice=voice, wpm=int(rng.integers(140, 180)), pitch=int(rng.integers(30, 70)),
                        text=speech_text(rng, language, sentences), bed_track=bed[0], bed_offset_s=bed[1])  # fmt: skip
@@ -109,23 +116,23 @@ class _ModalityPlanner:
             other_text = speech_text(rng, language, sentences)
         source = Video(f"a{k:03d}", "library", "", title=title_text(rng, language),
                        sticker=title_text(rng, language).split(" #")[0].upper(), width=PORTRAIT[0], height=PORTRAIT[1],
-                       duration_s=duration, photos=(photo,), sound=speech, seed=motion)  # fmt: skip
+                       duration_s=duration, photos=(self.templates[template],), sound=speech, seed=1000 + template)  # fmt: skip
         self._add(source, replace(source, video_id=f"a{k:03d}r", kind="unrelated", sound=replace(speech, text=other_text)),
                   AUDIO_SUBSET)
 
     def caption(self, k: int) -> None:
         rng = self.rng
-        photo, motion = self._template(k, TEXT_SUBSET)
+        template = self._template(k, TEXT_SUBSET)
         language = language_of(pick(rng, self.voices))
         duration = round(float(rng.uniform(MIN_S, MAX_S)), 2)
-        track, offset = self.base.take_music(duration)
+        track, offset = self._music(template, 1.0)
         caption = speech_text(rng, language, 1)
         other_caption = speech_text(rng, language, 1)
         while other_caption == caption:
             other_caption = speech_text(rng, language, 1)
         source = Video(f"t{k:03d}", "library", "", title=title_text(rng, language), sticker=caption,
-                       width=PORTRAIT[0], height=PORTRAIT[1], duration_s=duration, photos=(photo,),
-                       sound=Sound("music", track=track, offset_s=offset), seed=motion)  # fmt: skip
+                       width=PORTRAIT[0], height=PORTRAIT[1], duration_s=duration, photos=(self.templates[template],),
+                       sound=Sound("music", track=track, offset_s=offset), seed=1000 + template)  # fmt: skip
         self._add(source, replace(source, video_id=f"t{k:03d}r", kind="unrelated", sticker=other_caption), TEXT_SUBSET)
 
 
