@@ -31,7 +31,7 @@ import numpy as np
 from rci.training.realset.pools import (BENCH, VARIANTS, PoolSpec, default_pool_dir, language_of, music_pool, photo_pool,
                                         pick, speech_text, title_text)  # fmt: skip
 from rci.core import rfc3339
-from rci.training.realset.sets import EPOCH, PORTRAIT, HeldoutSet, SetSize, Sound, Video, _Planner, render_planned
+from rci.training.realset.sets import EPOCH, PORTRAIT, HeldoutSet, SetPlanner, SetSize, Sound, Video, render_planned
 from rci.training.corpus.transforms import Colour, Crop, LogoBox
 
 AUDIO_SUBSET = "audio_dependent"
@@ -71,7 +71,7 @@ class _ModalityPlanner:
         self.voices = pools.voices
         templates = 2 * math.ceil(sources / PER_TEMPLATE)
         # the set planner's music bookkeeping (segments never reused); no originals of its own
-        self.base = _Planner(SetSize(0, 0, 0, 0, 0, MIN_S, MAX_S), seed, photos, self.tracks, pools.voices)
+        self.base = SetPlanner(SetSize(0, 0, 0, 0, 0, MIN_S, MAX_S), seed, photos, self.tracks, pools.voices)
         if len(self.base.free) < templates:
             raise ValueError(f"the photo pool has {len(self.base.free)} free pictures; {sources} sources need {templates}")
         self.rng = self.base.rng

@@ -157,7 +157,11 @@ class HeldoutSet:
 # ------------------------------------------------------------------------------------------ plan
 
 
-class _Planner:
+class SetPlanner:
+    """Draws a set's originals and copies from a pool: photos never shared between originals, music segments
+    never reused, the duet and picture-in-picture backgrounds kept apart (rci.training.realset.modalities
+    uses its music bookkeeping too)."""
+
     def __init__(self, size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack],
                  voices: tuple[str, ...]) -> None:
         self.size = size
@@ -283,7 +287,7 @@ class _Planner:
 def plan_set(size: SetSize, seed: int, photos: list[PoolPhoto], tracks: list[MusicTrack],
              voices: tuple[str, ...] = BENCH.voices) -> list[Video]:
     """Every video of the set, in publication order, with what it is made of (nothing rendered)."""
-    planner = _Planner(size, seed, photos, tracks, voices)
+    planner = SetPlanner(size, seed, photos, tracks, voices)
     rng = planner.rng
     library = [planner.original(f"o{i:03d}", "library", landscape=i % 5 in (0, 2)) for i in range(size.library)]
     landscape = [v for v in library if v.width > v.height]
