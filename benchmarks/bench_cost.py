@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.record import RESULTS_FILE, markdown_table, record
+from benchmarks.record import RESULTS_FILE, markdown_table, publish
 
 SAMPLE = "cost-sample.pt"
 SAMPLE_PAIRS = 16
@@ -141,10 +141,8 @@ def main() -> None:
     body = (f"{SAMPLE_PAIRS} served pairs of the bench pools' set (seed 0), the models in `{args.model_dir}`; "
             f"fp32, torch, one process; mean of {args.repeats} passes after {WARMUP} warm-ups.\n\n"
             + markdown_table(header, rows))  # fmt: skip
-    if args.no_record:
-        print(body)
-        return
-    record("Cost per pair: MatchLite vs the teacher MatchLMF (benchmarks.bench_cost)", body, path=args.results)
+    publish("Cost per pair: MatchLite vs the teacher MatchLMF (benchmarks.bench_cost)", body, dry_run=args.no_record,
+            path=args.results)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 from rich.progress import Progress
 
 from benchmarks.bench_teacher import METRICS, compare, serving_models
-from benchmarks.record import markdown_table, record
+from benchmarks.record import markdown_table, publish
 from rci.core.settings import Settings
 from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
@@ -141,11 +141,10 @@ def main() -> None:
     p.add_argument("--no-record", action="store_true", help="print only: nothing is written under benchmarks/")
     args = p.parse_args()
     body, summary = run(args)
-    if args.no_record:
-        print(body)
-        return
-    record("Modalities where they decide, on held-out real media (benchmarks.bench_modalities)", body)
-    (RESULTS / "modalities.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    publish("Modalities where they decide, on held-out real media (benchmarks.bench_modalities)", body,
+            dry_run=args.no_record)
+    if not args.no_record:
+        (RESULTS / "modalities.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_cost import cost_per_pair
-from benchmarks.record import markdown_table, record
+from benchmarks.record import markdown_table, publish
 from rci.core.settings import Settings
 from rci.inference.checkpoint import load_checkpoint
 from rci.inference.encoders.bundle import build_default_encoders
@@ -232,12 +232,9 @@ def main() -> None:
     p.add_argument("--no-record", action="store_true", help="print only: nothing is written under benchmarks/ (the plot goes to the temp dir)")
     args = p.parse_args()
     body, summary = run(args)
-    if args.no_record:
-        print(body)
-        return
-    record("Teacher vs student on held-out real media (benchmarks.bench_teacher)", body)
-    out = RESULTS / "teacher.json"
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    publish("Teacher vs student on held-out real media (benchmarks.bench_teacher)", body, dry_run=args.no_record)
+    if not args.no_record:
+        (RESULTS / "teacher.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -77,9 +77,10 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     return " ".join(["python -m " + module, *map(shlex.quote, given)])
 
 
-def publish(title: str, body: str, *, dry_run: bool, command: str | None = None) -> None:
-    """A benchmark's last step: append its section to RESULTS.md, or with `dry_run` (--no-record) only print it."""
+def publish(title: str, body: str, *, dry_run: bool, command: str | None = None, path: Path = RESULTS_FILE) -> None:
+    """A benchmark's last step: append its section to RESULTS.md (or `path`), or with `dry_run` (--no-record)
+    only print it."""
     if dry_run:
         print(body)
     else:
-        record(title, body, command=command)
+        record(title, body, command=command, path=path)
