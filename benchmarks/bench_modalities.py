@@ -28,7 +28,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
 from benchmarks.bench_teacher import METRICS, compare, serving_models
 from benchmarks.record import markdown_table, publish
@@ -37,10 +36,11 @@ from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, PairExample
+from rci.training.data import PairDataset
 from rci.training.evaluate import matchlite_forward, predict
-from rci.training.realpairs import encoded_set
-from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET, ModalityPair, build_modality_set
+from rci.training.realpairs import modality_pairs
+from rci.training.realset.pools import BENCH
+from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
 from rci.training.serving import ServingRecipe, serving_training_pairs, train_serving_head
 from rci.training.stage1 import VARIANTS
 
@@ -48,25 +48,6 @@ RESULTS = Path(__file__).parent / "results"
 ID_PREFIX = "modal-"
 # the modality that decides each subset, and the variant that adds it to the visual-only one
 DECIDES = {AUDIO_SUBSET: "V+A", TEXT_SUBSET: "V+T"}
-
-
-def heldout_pairs(model_dir: Path, extractor: FeatureExtractor, sources: int, seed: int, jobs: int,
-                  ) -> tuple[PairDataset, np.ndarray, dict]:  # fmt: skip
-    """The modality set's pairs with their features, each pair's subset, and what the set is made of."""
-    policy = media_policy(Settings())
-    with Progress() as bar:
-        dataset, pairs = build_modality_set(None, sources, seed, jobs=jobs, progress=bar)
-        needed = {p.query_id for p in pairs} | {p.candidate_id for p in pairs}
-        features = encoded_set(model_dir, extractor, policy, dataset, [v for v in dataset.videos if v.video_id in needed],
-                               id_prefix=ID_PREFIX, what=f"modality set {sources}/{seed}", bar=bar)  # fmt: skip
-    examples = [_example(p) for p in pairs]
-    return PairDataset(examples, features), np.array([p.subset for p in pairs]), dataset.info
-
-
-def _example(pair: ModalityPair) -> PairExample:
-    aux = {"visual": 1, "audio": pair.label if pair.subset == AUDIO_SUBSET else None,
-           "text": pair.label if pair.subset == TEXT_SUBSET else None}  # fmt: skip
-    return PairExample(ID_PREFIX + pair.query_id, ID_PREFIX + pair.candidate_id, pair.label, pair.subset, "test", aux)
 
 
 def variant_scores(model_dir: Path, extractor: FeatureExtractor, recipe: ServingRecipe, test: PairDataset,
@@ -107,7 +88,8 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     model_dir = serving_models(args.model_dir)
     recipe = replace(ServingRecipe(), epochs=args.epochs) if args.epochs else ServingRecipe()
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
-    test, subsets, info = heldout_pairs(model_dir, extractor, args.sources, args.seed, args.jobs)
+    test, subsets, info = modality_pairs(model_dir, extractor, media_policy(Settings()), BENCH, sources=args.sources,
+                                         seed=args.seed, id_prefix=ID_PREFIX, split="test", jobs=args.jobs)
     set_s = time.monotonic() - started
     scores, train_pairs, train_s = variant_scores(model_dir, extractor, recipe, test)
     labels = test.labels

@@ -5,21 +5,26 @@
     python -m benchmarks.bench_teacher --size tiny --epochs 2 --no-record   # a quick look
 
 1. The serving models of `rci demo` (trained once into the work dir, or `--model-dir`): the student.
-2. MatchLMF trained on exactly the pairs and features the student learned from, with the student's
-   background (rci.training.matchlmf.install_feature_teacher: the multi-task loss, the same labels: the
-   generated corpus's and the real-media training pool's), its threshold chosen on the real validation
-   pairs; installed in the model dir, where
-   `rci shadow` serves it.
+2. MatchLMF trained on the pairs and features the student learned from, with the student's background
+   (rci.training.matchlmf.install_feature_teacher: the multi-task loss, the same labels: the generated
+   corpus's and the real-media training pool's), plus what only the teacher is taught: the training
+   pool's modality set (`--teacher-sources`; rci.training.realset.modalities: same template picture,
+   only the voice-over's words or the caption decide), labelled. Its threshold is chosen on the real
+   validation pairs; it is installed in the model dir, where `rci shadow` serves it.
 3. Held-out pairs from the benchmark's pools (rci.training.realset: photos, music and voices that neither
-   model nor the student's threshold ever saw), as the worker would score them
+   model nor the student's threshold ever saw): the bench sets as the worker would score them
    (rci.training.realpairs.pairs_as_served: each later upload with its most similar earlier originals,
-   plus each copy with its source and each template with the original it borrows from).
+   plus each copy with its source and each template with the original it borrows from), and the bench
+   pools' modality set (`--modality-sources`), its audio- and text-dependent subsets.
 4. Both scored on every pair; AP and R@P80 with the teacher-minus-student difference and its 95% paired,
-   label-stratified bootstrap interval (rci.training.report.bootstrap_delta), on all pairs and on hard
-   copies against every negative; and the cost per pair (FLOPs counted by torch, CPU ms at batch 16).
-5. Stage 2 from the served student on the same pairs with the teacher's logits and pair embeddings
-   (rci.training.distill, lambda 1.5) and its lambda-0 control (same schedule, L_class only), each
-   recalibrated on the validation sets as the serving recipe does; distilled minus control, paired.
+   label-stratified bootstrap interval (rci.training.report.bootstrap_delta), on all held-out pairs, the
+   served ones, their hard copies against every negative, and each modality subset; and the cost per pair
+   (FLOPs counted by torch, CPU ms at batch 16).
+5. Stage 2 from the served student with the teacher's logits and pair embeddings (rci.training.distill,
+   lambda 1.5) and its lambda-0 control (same schedule and pairs, L_class only), each recalibrated on the
+   validation sets as the serving recipe does; distilled minus control, paired. The pairs: the student's,
+   plus unlabelled ones the teacher scores (`--unlabelled-sources`: another seed of the training pool's
+   modality set, labels dropped), as a platform's own traffic would be: there only the teacher teaches.
 
 The student's score is the served, calibrated one; the teacher's is its softmax (it is not calibrated).
 """
@@ -50,15 +55,16 @@ from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, TeacherTargets, collate_batch, training_feature_cache
+from rci.training.data import PairDataset, TeacherTargets, collate_batch, unlabelled
 from rci.training.distill import distill_matchlite
 from rci.training.losses import DistillConfig
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.matchlmf import MatchLMFCollate, install_feature_teacher, predict_matchlmf
 from rci.training.metrics import average_precision
-from rci.training.realpairs import RealValidation, realmedia_pairs
-from rci.training.realset.pools import BENCH
+from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pairs
+from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
+from rci.training.realset.pools import BENCH, TRAINING
 from rci.training.report import bootstrap_delta, recall_at_p80
 from rci.training.serving import CalibrationSets, ServingRecipe, calibrate_for_serving, calibration_sets, serving_training_pairs
 from rci.streams.shadow.logic import agreement
@@ -81,18 +87,41 @@ def serving_models(model_dir: Path | None) -> Path:
     return model_dir
 
 
-def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_size: str) -> tuple[PairDataset, list[str]]:
-    """The bench pools' sets as served pairs, all seeds together; and each pair's query kind."""
+def joined(*datasets: PairDataset) -> PairDataset:
+    """The datasets' pairs in order, their features merged (every set's ids carry its own prefix)."""
+    return PairDataset([e for d in datasets for e in d.examples], {k: v for d in datasets for k, v in d.features.items()})
+
+
+def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_size: str,
+            modality_sources: int) -> tuple[PairDataset, np.ndarray]:  # fmt: skip
+    """The bench pools' sets as served pairs (all seeds together), then the bench pools' modality set; and
+    each pair's group: its query's kind (easy, hard, unrelated, template) or its modality subset."""
     policy = media_policy(Settings())
-    examples, features, kinds = [], {}, []
+    served, groups = [], []
     for seed in seeds:
         real: RealValidation = realmedia_pairs(model_dir, extractor, policy, BENCH, set_size, seed=seed,
                                                id_prefix=f"bench{seed}-")  # fmt: skip
         kind_of = {q.video_id: q.kind for q in real.queries}
-        examples += real.examples
-        features.update(real.features)
-        kinds += [kind_of[e.query_id] for e in real.examples]
-    return PairDataset(examples, features), kinds
+        served.append(PairDataset(real.examples, real.features))
+        groups += [kind_of[e.query_id] for e in real.examples]
+    if modality_sources:
+        modal, subsets, _ = modality_pairs(model_dir, extractor, policy, BENCH, sources=modality_sources, seed=0,
+                                           id_prefix="modal-", split="test")  # fmt: skip
+        served.append(modal)
+        groups += list(subsets)
+    return joined(*served), np.array(groups)
+
+
+def pair_groups(groups: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of the comparison: every held-out pair, the served ones, their hard copies against the
+    served negatives, and each modality subset present."""
+    modal = np.isin(groups, (AUDIO_SUBSET, TEXT_SUBSET))
+    served = ~modal
+    out = {"all held-out pairs": np.ones(len(labels), bool), "served pairs (bench sets)": served,
+           "served hard copies vs served negatives": served & ((groups == "hard") | (labels == 0))}  # fmt: skip
+    out |= {f"{subset.replace('_', '-')} (modality set)": groups == subset
+            for subset in (AUDIO_SUBSET, TEXT_SUBSET) if (groups == subset).any()}  # fmt: skip
+    return out if modal.any() else {k: v for k, v in out.items() if k != "all held-out pairs"}
 
 
 def plot_agreement(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, student_threshold: float,
@@ -131,8 +160,9 @@ def _delta(metric, base: np.ndarray, cand: np.ndarray, labels: np.ndarray) -> st
 
 def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, sets: CalibrationSets, recipe: ServingRecipe,
            epochs: int) -> dict[str, MatchLite]:
-    """Stage 2 from the served student: lambda 1.5 (the paper's) and its lambda-0 control (the same schedule,
-    L_class only), each recalibrated as served."""
+    """Stage 2 from the served student on `train` (labelled and unlabelled pairs): lambda 1.5 (the paper's) and
+    its lambda-0 control (the same schedule and pairs, L_class only, which unlabelled pairs do not enter),
+    each recalibrated as served."""
     targets = predict_matchlmf(teacher, train)
     with_teacher = train.with_teacher(TeacherTargets(torch.from_numpy(targets.logits), torch.from_numpy(targets.embeddings)))
     config = TrainConfig.matchlite(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr / 10, warmup_steps=10,
@@ -142,6 +172,15 @@ def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, sets: Cali
         model, _ = distill_matchlite(student, with_teacher, config, DistillConfig(lam=lam), name=name)
         out[name] = calibrate_for_serving(model, sets, recipe)[0]
     return out
+
+
+def training_modality_pairs(model_dir: Path, extractor: FeatureExtractor, sources: int, seed: int) -> PairDataset:
+    """The training pool's modality set of `seed` (empty for 0 sources)."""
+    if not sources:
+        return PairDataset([], {})
+    pairs, _, _ = modality_pairs(model_dir, extractor, media_policy(Settings()), TRAINING, sources=sources, seed=seed,
+                                 id_prefix=f"trainmodal{seed}-", split="train")  # fmt: skip
+    return pairs
 
 
 def run(args: argparse.Namespace) -> tuple[str, dict]:
@@ -156,63 +195,74 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
                                                    progress=False)  # fmt: skip
     train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
+    taught = training_modality_pairs(model_dir, extractor, args.teacher_sources, seed=0)  # the teacher's alone
+    unlabelled_pool = training_modality_pairs(model_dir, extractor, args.unlabelled_sources, seed=1)
+    stage2 = joined(train, PairDataset([unlabelled(e) for e in unlabelled_pool.examples], unlabelled_pool.features))
     installed = matchlmf_checkpoint(model_dir)
     if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
         teacher, teacher_meta = load_matchlmf(installed)
     else:
         teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
-                                                        train_config, recipe, pairs=train)  # fmt: skip
+                                                        train_config, recipe, pairs=joined(train, taught))  # fmt: skip
     train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
 
-    test, kinds = heldout(model_dir, extractor, args.seeds, args.set_size)
+    test, groups = heldout(model_dir, extractor, args.seeds, args.set_size, args.modality_sources)
     student, student_meta = load_checkpoint(model_dir / "matchlite" / "model.pt")
     student_scores = predict(matchlite_forward(student.eval()), test).scores
     teacher_scores = predict_matchlmf(teacher, test).scores
-    labels, kinds = test.labels, np.array(kinds)
-    hard = (kinds == "hard") | (labels == 0)
-    rows = [[where, *row] for where, keep in (("all pairs", np.ones(len(labels), bool)), ("hard copies vs all negatives", hard))
-            for row in compare(student_scores, teacher_scores, labels, keep)]  # fmt: skip
+    labels = test.labels
+    where = pair_groups(groups, labels)
+    rows = [[name, *row] for name, keep in where.items() for row in compare(student_scores, teacher_scores, labels, keep)]
 
+    served = where["served pairs (bench sets)"]  # what the shadow consumer sees: the worker's traffic
     student_threshold = float(student_meta["threshold"])
-    agreed = np.array([agreement(float(a), float(b), student_threshold) for a, b in zip(student_scores, teacher_scores)])
+    agreed = np.array([agreement(float(a), float(b), student_threshold)
+                       for a, b in zip(student_scores[served], teacher_scores[served])])  # fmt: skip
     # a run that records nothing leaves benchmarks/results/ alone too: its plot goes to the temp dir
     plot = Path(tempfile.gettempdir()) / "teacher_agreement.png" if args.no_record else RESULTS / "teacher_agreement.png"
-    plot_agreement(student_scores, teacher_scores, labels, student_threshold, float(teacher_meta["threshold"]), plot)
+    plot_agreement(student_scores[served], teacher_scores[served], labels[served], student_threshold,
+                   float(teacher_meta["threshold"]), plot)  # fmt: skip
     sets = calibration_sets(model_dir, extractor, media_policy(Settings()), recipe, progress=False)
-    students = distil(student, teacher, train, sets, recipe, args.distil_epochs)
+    students = distil(student, teacher, stage2, sets, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
     (distilled, d_scores), (control, c_scores) = scores.items()
-    rows += [[f"all pairs: {distilled} vs {control}", name, f"{100 * METRICS[name](c_scores, labels):.1f}",
-              f"{100 * METRICS[name](d_scores, labels):.1f}", _delta(METRICS[name], c_scores, d_scores, labels)]
-             for name in METRICS]  # fmt: skip
+    distil_rows = [[name, *row] for name, keep in where.items() for row in compare(c_scores, d_scores, labels, keep)]
 
     sample = [test[i] for i in range(min(16, len(test)))]
     t_flops, t_ms = cost_per_pair(lambda inputs: teacher(MatchLMFBatch(**inputs)),
                                   asdict(MatchLMFCollate(teacher.config)(sample).inputs))
     s_flops, s_ms = cost_per_pair(student, collate_batch(sample).inputs)
     params = {"teacher": sum(p.numel() for p in teacher.parameters()), "student": sum(p.numel() for p in student.parameters())}
+    counts = {name: f"{int(keep.sum())} ({int(labels[keep].sum())} reproduced)" for name, keep in where.items()}
     body = (
         f"Teacher MatchLMF ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
-        f"{config.layers} layers, {config.heads} heads) trained {epochs} epochs on the served student's "
-        f"{len(train)} training pairs (generated corpus + real-media training pool) in {train_s:.0f} s; student MatchLite small "
-        f"({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out: bench pools, "
-        f"set `{args.set_size}` seeds {args.seeds}: {len(labels)} served pairs, {int(labels.sum())} reproduced "
-        f"({int(((kinds == 'hard') & (labels == 1)).sum())} of hard copies). Stage 2: {args.distil_epochs} epochs "
-        f"from the served student, lambda 1.5 vs 0, each recalibrated as served. Percent; base = the student "
-        f"(or the lambda-0 control), candidate = the teacher (or the distilled student); the difference with "
-        f"its 95% paired bootstrap interval.\n\n"
-        + markdown_table(["pairs", "metric", "student (base)", "teacher (candidate)", "candidate - base [95% CI]"], rows)
+        f"{config.layers} layers, {config.heads} heads) trained {epochs} epochs in {train_s:.0f} s on the served "
+        f"student's {len(train)} training pairs (generated corpus + real-media training pool) plus, its alone, "
+        f"the training pool's modality set ({len(taught)} labelled pairs, {args.teacher_sources} sources per subset); "
+        f"student MatchLite small ({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out, "
+        f"bench pools: set `{args.set_size}` seeds {args.seeds} as served, and the modality set "
+        f"({args.modality_sources} sources per subset); pairs per row: "
+        + "; ".join(f"{name} {n}" for name, n in counts.items())
+        + f". Percent; base = the student, candidate = the teacher; the difference with its 95% paired bootstrap "
+        f"interval.\n\n"
+        + markdown_table(["pairs", "metric", "student (base)", "teacher (candidate)", "teacher - student [95% CI]"], rows)
+        + f"\n\nStage 2 from the served student, {args.distil_epochs} epochs, lambda 1.5 vs 0, each recalibrated as "
+        f"served, on the student's {len(train)} pairs plus {len(unlabelled_pool)} unlabelled ones the teacher scores "
+        f"(the training pool's modality set, another seed, labels dropped): distilled vs its lambda-0 control.\n\n"
+        + markdown_table(["pairs", "metric", "control (base)", "distilled (candidate)", "distilled - control [95% CI]"],
+                         distil_rows)
         + "\n\nCost per pair at batch 16 on this CPU (torch, one process):\n\n"
         + markdown_table(["model", "GFLOPs / pair", "CPU ms / pair"],
                          [["MatchLite (student)", f"{s_flops:.3f}", f"{s_ms:.2f}"],
                           ["MatchLMF (teacher)", f"{t_flops:.3f}", f"{t_ms:.2f}"]])
         + f"\n\nAgreement, as the shadow consumer counts it (both deboost or both not, at the student's threshold "
-        f"{student_threshold:.3f}), on these pairs: {100 * agreed.mean():.1f}% of {len(agreed)}; mean |student - teacher| "
-        f"{np.abs(student_scores - teacher_scores).mean():.3f}. Scores side by side: `{plot.name}`"
-        f"{f' ({plot})' if args.no_record else ''}."
+        f"{student_threshold:.3f}), on the served pairs: {100 * agreed.mean():.1f}% of {len(agreed)}; mean |student - "
+        f"teacher| {np.abs(student_scores[served] - teacher_scores[served]).mean():.3f}. Scores side by side: "
+        f"`{plot.name}`{f' ({plot})' if args.no_record else ''}."
         + f"\n\nWhole run {time.monotonic() - started:.0f} s."
     )  # fmt: skip
-    summary = {"teacher": teacher_meta, "rows": rows, "agreement": float(agreed.mean()), "params": params, "train_s": train_s, "pairs": len(labels),
+    summary = {"teacher": teacher_meta, "rows": rows, "distil_rows": distil_rows, "agreement": float(agreed.mean()),
+               "params": params, "train_s": train_s, "pairs": counts,
                "cost": {"student": [s_flops, s_ms], "teacher": [t_flops, t_ms]}}  # fmt: skip
     return body, summary
 
@@ -225,6 +275,12 @@ def main() -> None:
     p.add_argument("--distil-epochs", type=int, default=10, help="stage 2 from the served student, each of lambda 1.5 and 0")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="held-out sets of the bench pools, one per seed")
     p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
+    p.add_argument("--modality-sources", type=int, default=100,
+                   help="held-out: the bench pools' modality set, sources per subset (0: none)")
+    p.add_argument("--teacher-sources", type=int, default=100,
+                   help="the training pool's modality set (seed 0) the teacher alone learns from, sources per subset")
+    p.add_argument("--unlabelled-sources", type=int, default=100,
+                   help="stage 2's unlabelled pairs: the training pool's modality set (seed 1), sources per subset")
     p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
                    "once under ~/.cache/rci/bench_teacher)")
     p.add_argument("--reuse", action="store_true", help="compare the teacher installed in the model dir (by an earlier "

@@ -29,3 +29,19 @@ def test_a_candidate_that_ranks_every_pair_right_beats_a_noisy_base_with_an_inte
         assert 0 < low <= delta <= high
     same = bench_teacher.compare(noisy, noisy, labels, np.ones(200, bool))
     assert all(_interval(cell) == (0.0, 0.0, 0.0) for *_, cell in same)  # no difference, no interval
+
+
+def test_pair_groups_keep_the_served_pairs_their_hard_copies_and_each_modality_subset_apart():
+    groups = np.array(["easy", "hard", "unrelated", "template", "audio_dependent", "audio_dependent", "text_dependent"])
+    labels = np.array([1, 1, 0, 0, 1, 0, 1])
+    where = bench_teacher.pair_groups(groups, labels)
+    as_lists = {name: np.flatnonzero(keep).tolist() for name, keep in where.items()}
+    assert as_lists == {
+        "all held-out pairs": [0, 1, 2, 3, 4, 5, 6],
+        "served pairs (bench sets)": [0, 1, 2, 3],
+        "served hard copies vs served negatives": [1, 2, 3],
+        "audio-dependent (modality set)": [4, 5],
+        "text-dependent (modality set)": [6],
+    }
+    served_only = bench_teacher.pair_groups(groups[:4], labels[:4])
+    assert list(served_only) == ["served pairs (bench sets)", "served hard copies vs served negatives"]

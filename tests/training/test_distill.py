@@ -4,10 +4,10 @@ import torch
 from rci.inference.matchlm.config import MatchLMConfig
 from rci.inference.matchlm.loader import load_matchlm_model
 from rci.inference.matchlm.tiny import build_tiny_matchlm
-from rci.training.data import DataError, TeacherCollate, TeacherTargets, collate_batch
+from rci.training.data import DataError, PairDataset, TeacherCollate, TeacherTargets, collate_batch, unlabelled
 from rci.training.distill import DistillObjective, distill_matchlite, teacher_targets
 from rci.training.loop import TrainConfig
-from rci.training.losses import DistillationLoss, DistillConfig, embedding_distill_loss, logit_distill_loss
+from rci.training.losses import IGNORE_INDEX, DistillationLoss, DistillConfig, embedding_distill_loss, logit_distill_loss
 from rci.training.stage1 import MatchLMObjective, build_matchlite, train_matchlm, variant_config
 
 from tests.training.synthetic_pairs import (  # noqa: F401
@@ -105,3 +105,18 @@ def test_distillation_without_teacher_targets_is_refused():
     student = build_matchlite(variant_config(tiny_config(), "V"), seed=0)
     with pytest.raises(DataError, match="teacher"):
         distill_matchlite(student, synthetic_dataset(4), TrainConfig.matchlite(epochs=1), DistillConfig(), progress=False)
+
+
+def test_unlabelled_pairs_teach_through_the_teacher_only():
+    """Stage 2 on unlabelled pairs: no classification term counts them, the teacher's terms do."""
+    base = synthetic_dataset(4, seed=3)
+    teacher = fake_teacher(4, torch.as_tensor(base.labels))
+    train = PairDataset([unlabelled(e) for e in base.examples], base.features).with_teacher(teacher)
+    batch = collate_batch([train[i] for i in range(4)])
+    assert batch.labels.tolist() == [IGNORE_INDEX] * 4
+    assert all(v.tolist() == [IGNORE_INDEX] * 4 for v in batch.aux_labels.values())
+    student = build_matchlite(variant_config(tiny_config(), "V+A+T"), seed=0).eval()
+    for lam in (0.0, 1.5):
+        losses = DistillObjective(student, DistillationLoss(DistillConfig(lam=lam), 12, student.config.embedding_dim))(batch)
+        assert losses.parts["class"].item() == 0.0
+        assert (losses.total.item() > 0) == (lam > 0)

@@ -133,3 +133,9 @@ def test_config_is_validated():
         DistillConfig(temperature=0)
     with pytest.raises(ValueError):
         DistillConfig(lam=-1)
+
+
+def test_an_unlabelled_pair_adds_nothing_to_the_main_cross_entropy():
+    logits = torch.randn(3, 2)
+    losses = multitask_loss(logits, {}, torch.tensor([1, IGNORE_INDEX, 0]), {}, {})
+    assert losses.total.item() == pytest.approx(F.cross_entropy(logits[[0, 2]], torch.tensor([1, 0])).item(), rel=1e-6)

@@ -55,7 +55,7 @@ class DataError(RCIError):
 class PairExample:
     query_id: str
     candidate_id: str
-    label: int  # 1 = the query reproduces the candidate
+    label: int  # 1 = the query reproduces the candidate; IGNORE_INDEX = unlabelled (see `unlabelled`)
     subset: str  # why the pair is in the corpus (rci.training.corpus.manifest.Subset)
     split: str
     aux: dict[str, int | None]  # aux head name -> 0/1, None when undefined
@@ -68,6 +68,12 @@ class PairExample:
     @property
     def video_ids(self) -> tuple[str, str]:
         return self.query_id, self.candidate_id
+
+
+def unlabelled(example: PairExample) -> PairExample:
+    """The pair without its labels: stage 2 learns it from the teacher's targets alone (the platform's own
+    unlabelled traffic, scored by the teacher), as no cross-entropy term counts an IGNORE_INDEX label."""
+    return replace(example, label=IGNORE_INDEX, aux=dict.fromkeys(example.aux))
 
 
 def read_examples(manifest: CorpusManifest, split: str) -> list[PairExample]:

@@ -3,7 +3,9 @@
 Stage 1, paper eq. 1, "the sum of cross-entropy losses across all downstream classification tasks":
     L_class = CE(main) + sum_k w_k * CE(aux_k)
 The auxiliary targets (does the pair share its visual / audio / text content?) are sometimes
-undefined (a video without an audio track): such entries carry IGNORE_INDEX and do not count.
+undefined (a video without an audio track): such entries carry IGNORE_INDEX and do not count. So does
+the main label of an unlabelled pair (rci.training.data.unlabelled): in stage 2 the teacher's targets
+are its only supervision.
 
 Stage 2, paper eqs. 3-6:
     L_emb    = 1 - cos(z_s, P(z_t))                 P: learnable linear map, teacher width -> student width
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_INDEX = -100  # target value of an undefined auxiliary label
+IGNORE_INDEX = -100  # target value of an undefined label (an auxiliary one, or an unlabelled pair's)
 
 
 @dataclass
@@ -60,8 +62,8 @@ def multitask_loss(
     aux_labels: Mapping[str, torch.Tensor],  # name -> [B] long, IGNORE_INDEX where undefined
     aux_weights: Mapping[str, float],  # name -> w_k; a head missing here has weight 0
 ) -> Losses:
-    """Eq. 1: CE of the main head plus the weighted CE of each auxiliary head."""
-    main = F.cross_entropy(logits, labels)
+    """Eq. 1: CE of the main head plus the weighted CE of each auxiliary head (IGNORE_INDEX entries left out)."""
+    main = masked_cross_entropy(logits, labels)
     total = main
     parts = {"ce_main": main.detach()}
     for name, head_logits in aux_logits.items():

@@ -40,7 +40,8 @@ from rci.media.policy import MediaPolicy
 from rci.retrieval.similarity import frame_set_similarity
 from rci.storage.objects import LocalObjectStore
 from rci.streams.contracts import PublishedEvent
-from rci.training.data import PairExample, load_features, raise_if_rejected
+from rci.training.data import PairDataset, PairExample, load_features, raise_if_rejected
+from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET, ModalityPair, build_modality_set
 from rci.training.realset.pools import TRAINING, VALIDATION, PoolSpec
 from rci.training.realset.sets import SET_VERSION, SIZES, HeldoutSet, Video, build_set
 
@@ -174,3 +175,25 @@ def pairs_as_served(dataset: HeldoutSet, features: dict[str, VideoFeatures], *, 
     examples = [PairExample(id_prefix + q, id_prefix + c, labels[i], subset, split,
                             {"visual": labels[i], "audio": None, "text": None}) for (q, c), i in index.items()]  # fmt: skip
     return examples, queries
+
+
+def modality_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, pools: PoolSpec, *,
+                   sources: int, seed: int, id_prefix: str, split: str, jobs: int = 2,
+                   progress: bool = True) -> tuple[PairDataset, np.ndarray, dict]:  # fmt: skip
+    """The modality set of `pools` (rci.training.realset.modalities: pairs that only the sound or only the
+    text decides; rendered once under the pool's cache dir), encoded by `extractor` once per model dir: its
+    pairs with their features, each pair's subset, and what the set is made of."""
+    with Progress(disable=not progress) as bar:
+        dataset, pairs = build_modality_set(None, sources, seed, jobs=jobs, progress=bar, pools=pools)
+        needed = {p.query_id for p in pairs} | {p.candidate_id for p in pairs}
+        features = encoded_set(model_dir, extractor, policy, dataset, [v for v in dataset.videos if v.video_id in needed],
+                               id_prefix=id_prefix, what=f"{pools.name} modality set {sources}/{seed}", bar=bar)  # fmt: skip
+    examples = [_modality_example(p, id_prefix, split) for p in pairs]
+    return PairDataset(examples, features), np.array([p.subset for p in pairs]), dataset.info
+
+
+def _modality_example(pair: ModalityPair, id_prefix: str, split: str) -> PairExample:
+    """The pair's label; its auxiliary labels: the picture is shared, the deciding modality is the label."""
+    aux = {"visual": 1, "audio": pair.label if pair.subset == AUDIO_SUBSET else None,
+           "text": pair.label if pair.subset == TEXT_SUBSET else None}  # fmt: skip
+    return PairExample(id_prefix + pair.query_id, id_prefix + pair.candidate_id, pair.label, pair.subset, split, aux)
