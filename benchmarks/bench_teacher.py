@@ -60,11 +60,11 @@ from rci.training.distill import distill_matchlite
 from rci.training.losses import DistillConfig
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
-from rci.training.matchlmf import MatchLMFCollate, install_feature_teacher, predict_matchlmf
+from rci.training.matchlmf import TEACHER_MODALITY_SOURCES, MatchLMFCollate, install_feature_teacher, predict_matchlmf
 from rci.training.metrics import average_precision
-from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pairs
+from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pairs, training_modality_pairs
 from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
-from rci.training.realset.pools import BENCH, TRAINING
+from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
 from rci.training.serving import CalibrationSets, ServingRecipe, calibrate_for_serving, calibration_sets, serving_training_pairs
 from rci.streams.shadow.logic import agreement
@@ -74,6 +74,7 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
          "default": MatchLMFConfig()}  # fmt: skip
 METRICS = {"AP": average_precision, "R@P80": recall_at_p80}
+UNLABELLED_SEED = 1  # stage 2's unlabelled pairs: a seed of the training pool's modality set the teacher never saw
 
 
 def serving_models(model_dir: Path | None) -> Path:
@@ -174,15 +175,6 @@ def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, sets: Cali
     return out
 
 
-def training_modality_pairs(model_dir: Path, extractor: FeatureExtractor, sources: int, seed: int) -> PairDataset:
-    """The training pool's modality set of `seed` (empty for 0 sources)."""
-    if not sources:
-        return PairDataset([], {})
-    pairs, _, _ = modality_pairs(model_dir, extractor, media_policy(Settings()), TRAINING, sources=sources, seed=seed,
-                                 id_prefix=f"trainmodal{seed}-", split="train")  # fmt: skip
-    return pairs
-
-
 def run(args: argparse.Namespace) -> tuple[str, dict]:
     started = time.monotonic()
     model_dir = serving_models(args.model_dir)
@@ -195,16 +187,18 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
                                                    progress=False)  # fmt: skip
     train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
-    taught = training_modality_pairs(model_dir, extractor, args.teacher_sources, seed=0)  # the teacher's alone
-    unlabelled_pool = training_modality_pairs(model_dir, extractor, args.unlabelled_sources, seed=1)
+    unlabelled_pool = training_modality_pairs(model_dir, extractor, media_policy(Settings()),
+                                              sources=args.unlabelled_sources, seed=UNLABELLED_SEED)  # fmt: skip
     stage2 = joined(train, PairDataset([unlabelled(e) for e in unlabelled_pool.examples], unlabelled_pool.features))
     installed = matchlmf_checkpoint(model_dir)
     if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
         teacher, teacher_meta = load_matchlmf(installed)
     else:
         teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
-                                                        train_config, recipe, pairs=joined(train, taught))  # fmt: skip
+                                                        train_config, recipe, pairs=train,
+                                                        modality_sources=args.teacher_sources)  # fmt: skip
     train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
+    taught = teacher_meta.get("modality_pairs", {"pairs": 0, "sources": 0})  # none in a teacher installed before them
 
     test, groups = heldout(model_dir, extractor, args.seeds, args.set_size, args.modality_sources)
     student, student_meta = load_checkpoint(model_dir / "matchlite" / "model.pt")
@@ -238,7 +232,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
         f"Teacher MatchLMF ({params['teacher'] / 1e6:.2f} M parameters; d {config.d_model}, "
         f"{config.layers} layers, {config.heads} heads) trained {epochs} epochs in {train_s:.0f} s on the served "
         f"student's {len(train)} training pairs (generated corpus + real-media training pool) plus, its alone, "
-        f"the training pool's modality set ({len(taught)} labelled pairs, {args.teacher_sources} sources per subset); "
+        f"the training pool's modality set ({taught['pairs']} labelled pairs, {taught['sources']} sources per subset); "
         f"student MatchLite small ({params['student'] / 1e6:.2f} M parameters, served calibrated score). Held-out, "
         f"bench pools: set `{args.set_size}` seeds {args.seeds} as served, and the modality set "
         f"({args.modality_sources} sources per subset); pairs per row: "
@@ -277,10 +271,10 @@ def main() -> None:
     p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
     p.add_argument("--modality-sources", type=int, default=100,
                    help="held-out: the bench pools' modality set, sources per subset (0: none)")
-    p.add_argument("--teacher-sources", type=int, default=100,
-                   help="the training pool's modality set (seed 0) the teacher alone learns from, sources per subset")
+    p.add_argument("--teacher-sources", type=int, default=TEACHER_MODALITY_SOURCES,
+                   help="the training pool's modality set the teacher alone learns from, sources per subset")
     p.add_argument("--unlabelled-sources", type=int, default=100,
-                   help="stage 2's unlabelled pairs: the training pool's modality set (seed 1), sources per subset")
+                   help=f"stage 2's unlabelled pairs: the training pool's modality set (seed {UNLABELLED_SEED}), sources per subset")
     p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
                    "once under ~/.cache/rci/bench_teacher)")
     p.add_argument("--reuse", action="store_true", help="compare the teacher installed in the model dir (by an earlier "

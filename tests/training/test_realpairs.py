@@ -8,12 +8,15 @@ and each template with the original it borrows from; and the query-level score t
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from rci.inference.features import VideoFeatures
+from rci.training import realpairs
 from rci.training.realpairs import ID_PREFIX, SUBSET, TRAINING_SUBSET, RealValidation, pairs_as_served
-from rci.training.realset.pools import MusicTrack, PoolPhoto
+from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET, ModalityPair
+from rci.training.realset.pools import TRAINING, MusicTrack, PoolPhoto
 from rci.training.realset.sets import SIZES, HeldoutSet, plan_set
 
 
@@ -111,3 +114,24 @@ def test_training_pairs_are_the_same_pairs_marked_for_training() -> None:
     assert {ex.subset for ex in served} == {SUBSET} and {ex.split for ex in served} == {"val"}
     assert {ex.subset for ex in trained} == {TRAINING_SUBSET} and {ex.split for ex in trained} == {"train"}
     assert [(e.query_id, e.candidate_id, e.label) for e in trained] == [(e.query_id, e.candidate_id, e.label) for e in served]
+
+
+def test_modality_pairs_label_the_deciding_modality_and_share_the_picture(monkeypatch) -> None:
+    """A modality set's pairs (its rendering and encoding stood in for): the main label, the picture shared
+    (visual 1), the deciding modality labelled and the other undefined; ids prefixed, split as asked."""
+    pairs = [ModalityPair("a000-same", "a000", 1, AUDIO_SUBSET), ModalityPair("a000-other", "a000", 0, AUDIO_SUBSET),
+             ModalityPair("t000-other", "t000", 0, TEXT_SUBSET)]  # fmt: skip
+    ids = {v for p in pairs for v in (p.query_id, p.candidate_id)}
+    dataset = SimpleNamespace(videos=[SimpleNamespace(video_id=v) for v in sorted(ids)], info={"templates": 2})
+    monkeypatch.setattr(realpairs, "build_modality_set", lambda *a, **k: (dataset, pairs))
+    monkeypatch.setattr(realpairs, "encoded_set", lambda model_dir, extractor, policy, dataset, videos, *, id_prefix, **k: {
+        id_prefix + v.video_id: _frames_along(id_prefix + v.video_id, np.ones(8)) for v in videos})
+    data, subsets, info = realpairs.modality_pairs(Path("/models"), None, None, TRAINING, sources=1, seed=0,  # type: ignore[arg-type]
+                                                   id_prefix="m-", split="train", progress=False)  # fmt: skip
+    assert [(e.query_id, e.candidate_id, e.label, e.split) for e in data.examples] == [
+        ("m-a000-same", "m-a000", 1, "train"), ("m-a000-other", "m-a000", 0, "train"), ("m-t000-other", "m-t000", 0, "train")]
+    assert [e.aux for e in data.examples] == [{"visual": 1, "audio": 1, "text": None}, {"visual": 1, "audio": 0, "text": None},
+                                              {"visual": 1, "audio": None, "text": 0}]  # fmt: skip
+    assert subsets.tolist() == [AUDIO_SUBSET, AUDIO_SUBSET, TEXT_SUBSET] and info == {"templates": 2}
+    assert len(data[0].query.visual) == 4  # features joined
+    assert len(realpairs.training_modality_pairs(Path("/models"), None, None, sources=0, seed=0)) == 0  # type: ignore[arg-type]

@@ -32,9 +32,15 @@ from rci.training.ddp import DistContext
 from rci.training.evaluate import PairForward, Predictions, predict
 from rci.training.loop import TrainConfig, TrainResult, fit
 from rci.training.metrics import average_precision, operating_point
-from rci.training.realpairs import realmedia_validation
+from rci.training.realpairs import realmedia_validation, training_modality_pairs
 from rci.training.serving import ServingRecipe, background_frames, serving_training_pairs
 from rci.training.stage1 import DEFAULT_AUX_WEIGHT, MatchLiteObjective, seeded
+
+# What the teacher alone is taught: the real-media training pool's modality set (seed 0; pairs over a shared
+# template picture that only the voice-over's words or the caption decide), this many sources per subset.
+# The student never sees these labels; stage 2 can hand their lesson on through unlabelled pairs.
+TEACHER_MODALITY_SOURCES = 100
+TEACHER_MODALITY_SEED = 0
 
 
 @dataclass
@@ -98,15 +104,22 @@ def predict_matchlmf(model: MatchLMF, dataset: PairDataset, *, batch_size: int =
 
 def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor: FeatureExtractor, policy: MediaPolicy,
                             config: MatchLMFConfig, train_config: TrainConfig, recipe: ServingRecipe = ServingRecipe(),
-                            *, pairs: PairDataset | None = None, progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
+                            *, pairs: PairDataset | None = None, modality_sources: int = TEACHER_MODALITY_SOURCES,
+                            progress: bool = True) -> tuple[MatchLMF, dict[str, Any]]:  # fmt: skip
     """Train MatchLMF on the serving student's pairs (the corpus encoded in `model_dir`, the real-media training
-    pool's; `pairs` when the caller built them already with serving_training_pairs), with the student's
-    background; choose its threshold at the recipe's precision on the real validation pairs, as the
-    student's; install it where the shadow consumer loads it (rci.inference.model_dir.matchlmf_checkpoint)."""
+    pool's; `pairs` when the caller built them already with serving_training_pairs) and on what only the
+    teacher learns (the training pool's modality set, `modality_sources` per subset; rendered once per
+    machine, ~6 minutes for 100), with the student's background; choose its threshold at the recipe's
+    precision on the real validation pairs, as the student's; install it where the shadow consumer loads
+    it (rci.inference.model_dir.matchlmf_checkpoint)."""
     cache = training_feature_cache(model_dir)
     if pairs is None:
         examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=progress)
         pairs = PairDataset(examples, features)
+    taught = training_modality_pairs(model_dir, extractor, policy, sources=modality_sources, seed=TEACHER_MODALITY_SEED,
+                                     progress=progress)  # fmt: skip
+    student_pairs = len(pairs)
+    pairs = PairDataset(pairs.examples + taught.examples, {**pairs.features, **taught.features})
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = replace(config, background_frames=len(background))
     init = build_matchlmf(config, train_config.seed)
@@ -121,6 +134,8 @@ def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor
         "threshold_reached": bool(point.reached),
         "encoder_version": extractor.version,
         "train_pairs": len(pairs),
+        "student_pairs": student_pairs,
+        "modality_pairs": {"sources": modality_sources, "seed": TEACHER_MODALITY_SEED, "pairs": len(taught)},
         "train_config": train_config.to_dict(),
         "train_seconds": round(sum(epoch.seconds for epoch in result.history), 1),
         "val_average_precision": float(average_precision(query_scores, query_labels)),

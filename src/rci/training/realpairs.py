@@ -192,6 +192,16 @@ def modality_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaPo
     return PairDataset(examples, features), np.array([p.subset for p in pairs]), dataset.info
 
 
+def training_modality_pairs(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, *, sources: int,
+                            seed: int, progress: bool = True) -> PairDataset:  # fmt: skip
+    """The TRAINING pool's modality set of `seed` as training pairs (none for 0 sources)."""
+    if not sources:
+        return PairDataset([], {})
+    pairs, _, _ = modality_pairs(model_dir, extractor, policy, TRAINING, sources=sources, seed=seed,
+                                 id_prefix=f"trainmodal{seed}-", split="train", progress=progress)  # fmt: skip
+    return pairs
+
+
 def _modality_example(pair: ModalityPair, id_prefix: str, split: str) -> PairExample:
     """The pair's label; its auxiliary labels: the picture is shared, the deciding modality is the label."""
     aux = {"visual": 1, "audio": pair.label if pair.subset == AUDIO_SUBSET else None,

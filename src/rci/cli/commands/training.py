@@ -287,14 +287,19 @@ def teacher(
                              "small: d 128, 4 layers (1 M)."),
     epochs: int = typer.Option(8, "--epochs", min=1),
     lr: float = typer.Option(3e-4, "--lr", min=0.0),
+    modality_sources: int = typer.Option(100, "--modality-sources", min=0,
+                                         help="sources per subset of the real-media modality set only the teacher "
+                                              "learns from (0: none)."),
     progress: bool = ProgressOption,
 ) -> None:
     """Train the feature-level teacher MatchLMF for a model dir that `rci demo` trained, and install it.
 
     It learns from the same pairs and stored features as the served MatchLite (the dir's training corpus,
-    encoded there), picks its threshold at 80% precision on the real-media validation pairs and goes to
-    <model-dir>/matchlmf/model.pt, where `rci shadow` finds it and re-scores a sample with it (reading the
-    features the worker stored, no second decode). About 9 minutes at the default size on 2 CPU cores.
+    encoded there) and, its alone, from real-media pairs that only the voice-over's words or the caption
+    decide (rendered once per machine); picks its threshold at 80% precision on the real-media validation
+    pairs and goes to <model-dir>/matchlmf/model.pt, where `rci shadow` finds it and re-scores a sample
+    with it (reading the features the worker stored, no second decode). About 25 minutes at the default
+    size on 2 CPU cores the first time, 14 after.
     """
     if size not in TEACHER_SIZES:
         raise _fail(ValueError(f"--size must be one of {sorted(TEACHER_SIZES)}"))
@@ -317,7 +322,8 @@ def teacher(
     train_config = TrainConfig.matchlm(epochs=epochs, batch_size=16, lr=lr, warmup_steps=20, schedule="cosine",
                                        seed=recipe.seed)  # fmt: skip
     _, meta = install_feature_teacher(model_dir, CorpusManifest.load(corpus), extractor, media_policy(settings),
-                                      MatchLMFConfig(**TEACHER_SIZES[size]), train_config, recipe, progress=progress)  # fmt: skip
+                                      MatchLMFConfig(**TEACHER_SIZES[size]), train_config, recipe,
+                                      modality_sources=modality_sources, progress=progress)  # fmt: skip
     typer.echo(f"installed {meta['model_version']} in {model_dir / 'matchlmf'} (threshold {meta['threshold']:.3f}, "
                f"real validation AP {meta['val_average_precision']:.3f})")
 
