@@ -1,8 +1,9 @@
 """The feature-level teacher MatchLMF against the MatchLite the worker serves, on held-out real media.
 
-    python -m benchmarks.bench_teacher                      # default teacher, bench pools' set, seed 0
-    python -m benchmarks.bench_teacher --seeds 0 1 2        # more held-out pairs (tighter intervals)
-    python -m benchmarks.bench_teacher --size tiny --epochs 2 --no-record   # a quick look
+    python -m benchmarks.bench_teacher                      # this machine's scale: ~35 minutes on 2 cores
+    python -m benchmarks.bench_teacher --scale paper        # twice the held-out pairs, longer training
+    python -m benchmarks.bench_teacher --size tiny --epochs 2 --seeds 0 --modality-sources 8 --teacher-sources 8 \
+        --unlabelled-sources 8 --distil-epochs 1 --no-record                # a quick look
 
 1. The serving models of `rci demo` (trained once into the work dir, or `--model-dir`): the student.
 2. MatchLMF trained on the pairs and features the student learned from, with the student's background
@@ -261,26 +262,46 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     return body, summary
 
 
-def main() -> None:
+# What a run measures: `default` fits this machine (2 cores: ~35 minutes, 923 held-out pairs, 332 reproduced;
+# the first run also renders the two training modality sets, ~12 minutes); `paper` is for a larger machine:
+# twice the held-out sets and modality pairs, more epochs (160 sources is what the training pool's music allows).
+SCALES = {
+    "default": {"seeds": [0, 1, 2], "modality_sources": 100, "teacher_sources": TEACHER_MODALITY_SOURCES,
+                "unlabelled_sources": 100, "epochs": 8, "distil_epochs": 10},
+    "paper": {"seeds": [0, 1, 2, 3, 4, 5], "modality_sources": 200, "teacher_sources": 160, "unlabelled_sources": 160,
+              "epochs": 16, "distil_epochs": 20},
+}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=tuple(SCALES), default="default",
+                   help="the defaults of the options below: " + "; ".join(f"{k}: {v}" for k, v in SCALES.items()))
     p.add_argument("--size", choices=tuple(SIZES), default="default", help="the teacher's size (default: d 256, 6 layers)")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, help="the teacher's epochs")
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--distil-epochs", type=int, default=10, help="stage 2 from the served student, each of lambda 1.5 and 0")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="held-out sets of the bench pools, one per seed")
+    p.add_argument("--distil-epochs", type=int, help="stage 2 from the served student, each of lambda 1.5 and 0")
+    p.add_argument("--seeds", type=int, nargs="+", help="held-out sets of the bench pools, one per seed")
     p.add_argument("--set-size", default="default", help="rci.training.realset.sets.SIZES")
-    p.add_argument("--modality-sources", type=int, default=100,
-                   help="held-out: the bench pools' modality set, sources per subset (0: none)")
-    p.add_argument("--teacher-sources", type=int, default=TEACHER_MODALITY_SOURCES,
+    p.add_argument("--modality-sources", type=int, help="held-out: the bench pools' modality set, sources per subset (0: none)")
+    p.add_argument("--teacher-sources", type=int,
                    help="the training pool's modality set the teacher alone learns from, sources per subset")
-    p.add_argument("--unlabelled-sources", type=int, default=100,
+    p.add_argument("--unlabelled-sources", type=int,
                    help=f"stage 2's unlabelled pairs: the training pool's modality set (seed {UNLABELLED_SEED}), sources per subset")
     p.add_argument("--model-dir", type=Path, default=None, help="serving models to compare with (default: trained "
                    "once under ~/.cache/rci/bench_teacher)")
     p.add_argument("--reuse", action="store_true", help="compare the teacher installed in the model dir (by an earlier "
                    "run or `rci teacher`) instead of training one")
     p.add_argument("--no-record", action="store_true", help="print only: nothing is written under benchmarks/ (the plot goes to the temp dir)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    for name, value in SCALES[args.scale].items():  # what the command line leaves out, the scale gives
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     body, summary = run(args)
     publish("Teacher vs student on held-out real media (benchmarks.bench_teacher)", body, dry_run=args.no_record)
     if not args.no_record:

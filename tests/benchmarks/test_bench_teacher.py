@@ -45,3 +45,22 @@ def test_pair_groups_keep_the_served_pairs_their_hard_copies_and_each_modality_s
     }
     served_only = bench_teacher.pair_groups(groups[:4], labels[:4])
     assert list(served_only) == ["served pairs (bench sets)", "served hard copies vs served negatives"]
+
+
+def test_a_scale_fills_what_the_command_line_leaves_out():
+    default = bench_teacher.parse_args([])
+    assert (default.seeds, default.modality_sources, default.epochs) == ([0, 1, 2], 100, 8)
+    paper = bench_teacher.parse_args(["--scale", "paper", "--epochs", "3"])
+    assert paper.seeds == bench_teacher.SCALES["paper"]["seeds"] and paper.modality_sources == 200
+    assert paper.epochs == 3  # given, kept
+
+
+def test_the_paper_scale_fits_the_pools():
+    """Each modality set the paper scale asks for has the template pictures it needs (planned, not rendered)."""
+    from rci.training.realset.modalities import plan_modality_set
+    from rci.training.realset.pools import BENCH, TRAINING
+
+    scale = bench_teacher.SCALES["paper"]
+    for pools, sources in ((BENCH, scale["modality_sources"]), (TRAINING, max(scale["teacher_sources"], scale["unlabelled_sources"]))):
+        videos, pairs, _ = plan_modality_set(sources, seed=0, pools=pools)
+        assert len(pairs) == 4 * sources
