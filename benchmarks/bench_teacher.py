@@ -40,7 +40,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks.bench_cost import cost_per_pair
 from benchmarks.record import markdown_table, publish
@@ -56,18 +55,17 @@ from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, TeacherTargets, collate_batch, unlabelled
-from rci.training.distill import distill_matchlite
-from rci.training.losses import DistillConfig
+from rci.training.data import PairDataset, collate_batch, join_pairs
 from rci.training.evaluate import matchlite_forward, predict
 from rci.training.loop import TrainConfig
 from rci.training.matchlmf import TEACHER_MODALITY_SOURCES, MatchLMFCollate, install_feature_teacher, predict_matchlmf
 from rci.training.metrics import average_precision
-from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pairs, training_modality_pairs
+from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pairs
 from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
-from rci.training.serving import CalibrationSets, ServingRecipe, calibrate_for_serving, calibration_sets, serving_training_pairs
+from rci.training.serving import CalibrationSets, ServingRecipe, calibration_sets, serving_training_pairs
+from rci.training.serving_distil import DISTIL_EPOCHS, UNLABELLED_SEED, UNLABELLED_SOURCES, distil_served, with_unlabelled
 from rci.streams.shadow.logic import agreement
 
 WORK_DIR = Path.home() / ".cache" / "rci" / "bench_teacher"
@@ -75,7 +73,6 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
          "default": MatchLMFConfig()}  # fmt: skip
 METRICS = {"AP": average_precision, "R@P80": recall_at_p80}
-UNLABELLED_SEED = 1  # stage 2's unlabelled pairs: a seed of the training pool's modality set the teacher never saw
 
 
 def serving_models(model_dir: Path | None) -> Path:
@@ -87,11 +84,6 @@ def serving_models(model_dir: Path | None) -> Path:
     model_dir = WORK_DIR / "demo-models"
     prepare_models(model_dir, media_policy(Settings(data_dir=WORK_DIR / "demo-data")), progress=True)
     return model_dir
-
-
-def joined(*datasets: PairDataset) -> PairDataset:
-    """The datasets' pairs in order, their features merged (every set's ids carry its own prefix)."""
-    return PairDataset([e for d in datasets for e in d.examples], {k: v for d in datasets for k, v in d.features.items()})
 
 
 def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_size: str,
@@ -111,7 +103,7 @@ def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_
                                            id_prefix="modal-", split="test")  # fmt: skip
         served.append(modal)
         groups += list(subsets)
-    return joined(*served), np.array(groups)
+    return join_pairs(*served), np.array(groups)
 
 
 def pair_groups(groups: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -162,18 +154,10 @@ def _delta(metric, base: np.ndarray, cand: np.ndarray, labels: np.ndarray) -> st
 
 def distil(student: MatchLite, teacher: MatchLMF, train: PairDataset, sets: CalibrationSets, recipe: ServingRecipe,
            epochs: int) -> dict[str, MatchLite]:
-    """Stage 2 from the served student on `train` (labelled and unlabelled pairs): lambda 1.5 (the paper's) and
-    its lambda-0 control (the same schedule and pairs, L_class only, which unlabelled pairs do not enter),
-    each recalibrated as served."""
-    targets = predict_matchlmf(teacher, train)
-    with_teacher = train.with_teacher(TeacherTargets(torch.from_numpy(targets.logits), torch.from_numpy(targets.embeddings)))
-    config = TrainConfig.matchlite(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr / 10, warmup_steps=10,
-                                   seed=recipe.seed)  # fmt: skip
-    out = {}
-    for name, lam in (("distilled (lambda 1.5)", 1.5), ("control (lambda 0)", 0.0)):
-        model, _ = distill_matchlite(student, with_teacher, config, DistillConfig(lam=lam), name=name)
-        out[name] = calibrate_for_serving(model, sets, recipe)[0]
-    return out
+    """Stage 2 from the served student on `train` (labelled and unlabelled pairs), as `rci distil-serving` does:
+    lambda 1.5 (the paper's) and its lambda-0 control (the same schedule and pairs, L_class only)."""
+    return {name: distil_served(student, teacher, train, sets, recipe, epochs=epochs, lam=lam)[0]
+            for name, lam in (("distilled (lambda 1.5)", 1.5), ("control (lambda 0)", 0.0))}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> tuple[str, dict]:
@@ -188,9 +172,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
                                                    progress=False)  # fmt: skip
     train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
-    unlabelled_pool = training_modality_pairs(model_dir, extractor, media_policy(Settings()),
-                                              sources=args.unlabelled_sources, seed=UNLABELLED_SEED)  # fmt: skip
-    stage2 = joined(train, PairDataset([unlabelled(e) for e in unlabelled_pool.examples], unlabelled_pool.features))
+    stage2 = with_unlabelled(train, model_dir, extractor, media_policy(Settings()), sources=args.unlabelled_sources)
     installed = matchlmf_checkpoint(model_dir)
     if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
         teacher, teacher_meta = load_matchlmf(installed)
@@ -242,7 +224,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
         f"interval.\n\n"
         + markdown_table(["pairs", "metric", "student (base)", "teacher (candidate)", "teacher - student [95% CI]"], rows)
         + f"\n\nStage 2 from the served student, {args.distil_epochs} epochs, lambda 1.5 vs 0, each recalibrated as "
-        f"served, on the student's {len(train)} pairs plus {len(unlabelled_pool)} unlabelled ones the teacher scores "
+        f"served, on the student's {len(train)} pairs plus {len(stage2) - len(train)} unlabelled ones the teacher scores "
         f"(the training pool's modality set, another seed, labels dropped): distilled vs its lambda-0 control.\n\n"
         + markdown_table(["pairs", "metric", "control (base)", "distilled (candidate)", "distilled - control [95% CI]"],
                          distil_rows)
@@ -267,7 +249,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
 # twice the held-out sets and modality pairs, more epochs (160 sources is what the training pool's music allows).
 SCALES = {
     "default": {"seeds": [0, 1, 2], "modality_sources": 100, "teacher_sources": TEACHER_MODALITY_SOURCES,
-                "unlabelled_sources": 100, "epochs": 8, "distil_epochs": 10},
+                "unlabelled_sources": UNLABELLED_SOURCES, "epochs": 8, "distil_epochs": DISTIL_EPOCHS},
     "paper": {"seeds": [0, 1, 2, 3, 4, 5], "modality_sources": 200, "teacher_sources": 160, "unlabelled_sources": 160,
               "epochs": 16, "distil_epochs": 20},
 }  # fmt: skip

@@ -249,6 +249,11 @@ class PairDataset(Dataset[PairItem]):
         return PairDataset(self.examples, self.features, teacher)
 
 
+def join_pairs(*datasets: PairDataset) -> PairDataset:
+    """The datasets' pairs in order, their features merged (sets prefix their ids, so none collide)."""
+    return PairDataset([e for d in datasets for e in d.examples], {k: v for d in datasets for k, v in d.features.items()})
+
+
 def _aux_target(value: int | None) -> int:
     return IGNORE_INDEX if value is None else int(value)
 

@@ -164,17 +164,26 @@ def train_serving_models(
 
     sets = calibration_sets(model_dir, extractor, policy, recipe, progress=progress)
     model, vote = calibrate_for_serving(model, sets, recipe)
+    meta = install_served_student(model_dir, model, vote, sets, recipe, extractor.version,
+                                  validation_pairs(manifest, features, recipe),
+                                  {"real_training_sets": real_sets, "train_pairs": len(train_ex), "stage": "stage1"})
+    (model_dir / STAMP).write_text(json.dumps({**stamp, "meta": meta}, indent=2, default=str) + "\n")
+    return meta
+
+
+def install_served_student(model_dir: Path, model: MatchLite, vote: VoteChoice, sets: CalibrationSets,
+                           recipe: ServingRecipe, encoder_version: str, corpus_val: PairDataset,
+                           extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Install a calibrated MatchLite (calibrate_for_serving) for the worker: its threshold chosen at the
+    recipe's precision on the real validation queries, its validation figures and `extra` in its meta."""
     real, val = sets.real, PairDataset(sets.real.examples, sets.real.features)
     query_scores, query_labels = real.query_scores(predict(matchlite_forward(model), val).scores)
     point = operating_point(query_scores, query_labels, recipe.target_precision)
     threshold = float(point.threshold) if point.reached else 0.5
-    corpus_val = validation_pairs(manifest, features, recipe)
     meta = publish_matchlite(model_dir, model, {
         "threshold": threshold,
         "threshold_reached": bool(point.reached),
         "threshold_set": real.info,
-        "real_training_sets": real_sets,
-        "train_pairs": len(train_ex),
         "calibration": list(model.config.calibration),
         "margin_limit": model.config.margin_limit,
         "head_vote": vote.head_vote,
@@ -188,13 +197,12 @@ def train_serving_models(
         "val_recall_at_threshold": float(point.recall),
         "corpus_val_average_precision": float(average_precision(predict(matchlite_forward(model), corpus_val).scores,
                                                                 corpus_val.labels)),
-        "encoder_version": extractor.version,
-        "stage": "stage1",
+        "encoder_version": encoder_version,
         "variant": "V+A+T",
+        **extra,
     }).meta
-    (model_dir / STAMP).write_text(json.dumps({**stamp, "meta": meta}, indent=2, default=str) + "\n")
     log.info("serving models installed", model_version=meta["model_version"], threshold=threshold,
-             val_ap=meta["val_average_precision"])
+             val_ap=meta["val_average_precision"], stage=meta.get("stage"))
     return meta
 
 
