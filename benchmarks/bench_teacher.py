@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     sets = calibration_sets(model_dir, extractor, media_policy(Settings()), recipe, progress=False)
     students = distil(student, teacher, stage2, sets, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
-    (distilled, d_scores), (control, c_scores) = scores.items()
+    (_, d_scores), (_, c_scores) = scores.items()  # distilled, then its control
     distil_rows = [[name, *row] for name, keep in where.items() for row in compare(c_scores, d_scores, labels, keep)]
 
     sample = [test[i] for i in range(min(16, len(test)))]
