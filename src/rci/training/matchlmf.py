@@ -27,7 +27,7 @@ from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
 from rci.media.policy import MediaPolicy
 from rci.training.corpus.manifest import CorpusManifest
-from rci.training.data import PairDataset, PairItem, pair_targets, training_feature_cache
+from rci.training.data import PairDataset, PairItem, join_pairs, pair_targets, training_feature_cache
 from rci.training.ddp import DistContext
 from rci.training.evaluate import PairForward, Predictions, predict
 from rci.training.loop import TrainConfig, TrainResult, fit
@@ -119,7 +119,7 @@ def install_feature_teacher(model_dir: Path, manifest: CorpusManifest, extractor
     taught = training_modality_pairs(model_dir, extractor, policy, sources=modality_sources, seed=TEACHER_MODALITY_SEED,
                                      progress=progress)  # fmt: skip
     student_pairs = len(pairs)
-    pairs = PairDataset(pairs.examples + taught.examples, {**pairs.features, **taught.features})
+    pairs = join_pairs(pairs, taught)
     background = background_frames(manifest, cache, extractor.version, recipe)
     config = replace(config, background_frames=len(background))
     init = build_matchlmf(config, train_config.seed)
