@@ -109,13 +109,12 @@ def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_
 def pair_groups(groups: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """The rows of the comparison: every held-out pair, the served ones, their hard copies against the
     served negatives, and each modality subset present."""
-    modal = np.isin(groups, (AUDIO_SUBSET, TEXT_SUBSET))
-    served = ~modal
-    out = {"all held-out pairs": np.ones(len(labels), bool), "served pairs (bench sets)": served,
-           "served hard copies vs served negatives": served & ((groups == "hard") | (labels == 0))}  # fmt: skip
-    out |= {f"{subset.replace('_', '-')} (modality set)": groups == subset
-            for subset in (AUDIO_SUBSET, TEXT_SUBSET) if (groups == subset).any()}  # fmt: skip
-    return out if modal.any() else {k: v for k, v in out.items() if k != "all held-out pairs"}
+    served = ~np.isin(groups, (AUDIO_SUBSET, TEXT_SUBSET))
+    out = {} if served.all() else {"all held-out pairs": np.ones(len(labels), bool)}  # else the same as served
+    out |= {"served pairs (bench sets)": served,
+            "served hard copies vs served negatives": served & ((groups == "hard") | (labels == 0))}  # fmt: skip
+    return out | {f"{subset.replace('_', '-')} (modality set)": groups == subset
+                  for subset in (AUDIO_SUBSET, TEXT_SUBSET) if (groups == subset).any()}  # fmt: skip
 
 
 def plot_agreement(student: np.ndarray, teacher: np.ndarray, labels: np.ndarray, student_threshold: float,
