@@ -74,3 +74,19 @@ def test_distill_refuses_a_student_that_is_no_checkpoint(tmp_path: Path, env: di
                                       "--teacher", str(teacher), "--out", str(tmp_path / "kd.pt")], env=env)  # fmt: skip
     _fails_with_a_message(result, not_a_checkpoint)
 
+
+
+def test_the_teacher_and_stage_2_commands_default_to_the_librarys_recipe():
+    """The CLI spells its defaults out (it imports no torch at start-up); they must be the library's."""
+    import inspect
+
+    from rci.cli.commands.training import distil_serving, teacher
+    from rci.training.matchlmf import TEACHER_MODALITY_SOURCES
+    from rci.training.serving_distil import DISTIL_EPOCHS, UNLABELLED_SOURCES
+
+    def default(command, name):  # noqa: ANN001, ANN202
+        return inspect.signature(command).parameters[name].default.default
+
+    assert default(teacher, "modality_sources") == TEACHER_MODALITY_SOURCES
+    assert default(distil_serving, "epochs") == DISTIL_EPOCHS
+    assert default(distil_serving, "unlabelled_sources") == UNLABELLED_SOURCES

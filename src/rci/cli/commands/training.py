@@ -298,8 +298,8 @@ def teacher(
     encoded there) and, its alone, from real-media pairs that only the voice-over's words or the caption
     decide (rendered once per machine); picks its threshold at 80% precision on the real-media validation
     pairs and goes to <model-dir>/matchlmf/model.pt, where `rci shadow` finds it and re-scores a sample
-    with it (reading the features the worker stored, no second decode). About 25 minutes at the default
-    size on 2 CPU cores the first time, 14 after.
+    with it (reading the features the worker stored, no second decode). About 30 minutes at the default
+    size on 2 CPU cores the first time (rendering those pairs), 16 after.
     """
     if size not in TEACHER_SIZES:
         raise _fail(ValueError(f"--size must be one of {sorted(TEACHER_SIZES)}"))
@@ -342,7 +342,7 @@ def distil_serving(
 
     It learns from its own labelled pairs plus unlabelled ones only the teacher scores (real-media pairs
     where the voice-over's words or the caption decide, labels dropped), which is where the teacher knows
-    more. About 5 minutes on 2 CPU cores once the unlabelled set is rendered (6 minutes, once per machine).
+    more. About 2 minutes on 2 CPU cores once the unlabelled set is rendered and encoded (~12 minutes, once).
     Restart the worker to serve it.
     """
     settings = settings_from_env()
