@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_teacher import METRICS, compare, serving_models
+from benchmarks.bench_teacher import METRICS, MODALITY_ID_PREFIX, compare, serving_models
 from benchmarks.record import markdown_table, publish
 from rci.core.settings import Settings
 from rci.inference.encoders.bundle import build_default_encoders
@@ -45,7 +45,6 @@ from rci.training.serving import ServingRecipe, serving_training_pairs, train_se
 from rci.training.stage1 import VARIANTS
 
 RESULTS = Path(__file__).parent / "results"
-ID_PREFIX = "modal-"
 # the modality that decides each subset, and the variant that adds it to the visual-only one
 DECIDES = {AUDIO_SUBSET: "V+A", TEXT_SUBSET: "V+T"}
 
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     recipe = replace(ServingRecipe(), epochs=args.epochs) if args.epochs else ServingRecipe()
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     test, subsets, info = modality_pairs(model_dir, extractor, media_policy(Settings()), BENCH, sources=args.sources,
-                                         seed=args.seed, id_prefix=ID_PREFIX, split="test", jobs=args.jobs)
+                                         seed=args.seed, id_prefix=MODALITY_ID_PREFIX, split="test", jobs=args.jobs)
     set_s = time.monotonic() - started
     scores, train_pairs, train_s = variant_scores(model_dir, extractor, recipe, test)
     labels = test.labels

@@ -73,6 +73,7 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {"tiny": MatchLMFConfig.tiny(), "small": MatchLMFConfig(d_model=128, layers=4, heads=4, embedding_dim=128),
          "default": MatchLMFConfig()}  # fmt: skip
 METRICS = {"AP": average_precision, "R@P80": recall_at_p80}
+MODALITY_ID_PREFIX = "modal-"  # the bench pools' modality set's ids (bench_modalities encodes it under the same)
 
 
 def serving_models(model_dir: Path | None) -> Path:
@@ -100,7 +101,7 @@ def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_
         groups += [kind_of[e.query_id] for e in real.examples]
     if modality_sources:
         modal, subsets, _ = modality_pairs(model_dir, extractor, policy, BENCH, sources=modality_sources, seed=0,
-                                           id_prefix="modal-", split="test")  # fmt: skip
+                                           id_prefix=MODALITY_ID_PREFIX, split="test")  # fmt: skip
         served.append(modal)
         groups += list(subsets)
     return join_pairs(*served), np.array(groups)
