@@ -53,7 +53,7 @@ from rci.inference.matchlmf.loader import load_matchlmf
 from rci.inference.matchlmf.batch import MatchLMFBatch
 from rci.inference.matchlmf.model import MatchLMF
 from rci.inference.model_dir import matchlmf_checkpoint
-from rci.media.policy import media_policy
+from rci.media.policy import MediaPolicy, media_policy
 from rci.training.corpus.manifest import CorpusManifest
 from rci.training.data import PairDataset, collate_batch, join_pairs
 from rci.training.evaluate import matchlite_forward, predict
@@ -87,11 +87,10 @@ def serving_models(model_dir: Path | None) -> Path:
     return model_dir
 
 
-def heldout(model_dir: Path, extractor: FeatureExtractor, seeds: list[int], set_size: str,
+def heldout(model_dir: Path, extractor: FeatureExtractor, policy: MediaPolicy, seeds: list[int], set_size: str,
             modality_sources: int) -> tuple[PairDataset, np.ndarray]:  # fmt: skip
     """The bench pools' sets as served pairs (all seeds together), then the bench pools' modality set; and
     each pair's group: its query's kind (easy, hard, unrelated, template) or its modality subset."""
-    policy = media_policy(Settings())
     served, groups = [], []
     for seed in seeds:
         real: RealValidation = realmedia_pairs(model_dir, extractor, policy, BENCH, set_size, seed=seed,
@@ -166,24 +165,24 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     recipe = ServingRecipe()
     extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
     manifest = CorpusManifest.load(model_dir / "training-corpus")
+    policy = media_policy(Settings())
     config = SIZES[args.size]
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
-    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, media_policy(Settings()), recipe,
-                                                   progress=False)  # fmt: skip
+    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=False)  # fmt: skip
     train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
-    stage2 = with_unlabelled(train, model_dir, extractor, media_policy(Settings()), sources=args.unlabelled_sources)
+    stage2 = with_unlabelled(train, model_dir, extractor, policy, sources=args.unlabelled_sources)
     installed = matchlmf_checkpoint(model_dir)
     if args.reuse and installed.exists():  # the teacher a previous run (or `rci teacher`) installed
         teacher, teacher_meta = load_matchlmf(installed)
     else:
-        teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, media_policy(Settings()), config,
+        teacher, teacher_meta = install_feature_teacher(model_dir, manifest, extractor, policy, config,
                                                         train_config, recipe, pairs=train,
                                                         modality_sources=args.teacher_sources)  # fmt: skip
     train_s, epochs, config = teacher_meta["train_seconds"], teacher_meta["train_config"]["epochs"], teacher.config
     taught = teacher_meta.get("modality_pairs", {"pairs": 0, "sources": 0})  # none in a teacher installed before them
 
-    test, groups = heldout(model_dir, extractor, args.seeds, args.set_size, args.modality_sources)
+    test, groups = heldout(model_dir, extractor, policy, args.seeds, args.set_size, args.modality_sources)
     student, student_meta = load_checkpoint(model_dir / "matchlite" / "model.pt")
     student_scores = predict(matchlite_forward(student.eval()), test).scores
     teacher_scores = predict_matchlmf(teacher, test).scores
@@ -199,7 +198,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     plot = Path(tempfile.gettempdir()) / "teacher_agreement.png" if args.no_record else RESULTS / "teacher_agreement.png"
     plot_agreement(student_scores[served], teacher_scores[served], labels[served], student_threshold,
                    float(teacher_meta["threshold"]), plot)  # fmt: skip
-    sets = calibration_sets(model_dir, extractor, media_policy(Settings()), recipe, progress=False)
+    sets = calibration_sets(model_dir, extractor, policy, recipe, progress=False)
     students = distil(student, teacher, stage2, sets, recipe, args.distil_epochs)
     scores = {name: predict(matchlite_forward(m), test).scores for name, m in students.items()}
     (_, d_scores), (_, c_scores) = scores.items()  # distilled, then its control

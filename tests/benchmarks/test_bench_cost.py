@@ -51,3 +51,28 @@ def test_measure_reads_both_checkpoints_and_the_sample(tmp_path):
     assert all(len(row) == len(header) for row in rows)
     student_gflops, teacher_gflops = (float(row[2]) for row in rows)
     assert teacher_gflops > 0 and student_gflops > 0
+
+
+def test_the_sample_is_the_bench_sets_served_pairs_alone(tmp_path, monkeypatch):
+    """save_sample asks bench_teacher.heldout for seed 0's served pairs and no modality set, in a call that
+    fits heldout's signature (the real heldout is replaced by one with the same signature that stops there)."""
+    from unittest import mock
+
+    from benchmarks import bench_teacher
+    from rci.inference.encoders import bundle, extract
+    from rci.media.policy import MediaPolicy
+
+    class Reached(Exception):
+        pass
+
+    heldout = mock.create_autospec(bench_teacher.heldout, side_effect=Reached)
+    monkeypatch.setattr(bench_teacher, "heldout", heldout)
+    monkeypatch.setattr(bundle, "build_default_encoders", lambda *args, **kwargs: None)
+    monkeypatch.setattr(extract, "FeatureExtractor", lambda encoders: None)
+    try:
+        bench_cost.save_sample(tmp_path)
+    except Reached:
+        pass
+    (model_dir, _extractor, policy, seeds, size), kwargs = heldout.call_args
+    assert model_dir == tmp_path and isinstance(policy, MediaPolicy)
+    assert (seeds, size, kwargs) == ([0], "default", {"modality_sources": 0})
