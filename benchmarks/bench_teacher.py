@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     config = SIZES[args.size]
     train_config = TrainConfig.matchlm(epochs=args.epochs, batch_size=16, lr=args.lr, warmup_steps=20,
                                        schedule="cosine", seed=recipe.seed)  # fmt: skip
-    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=False)  # fmt: skip
+    examples, features, _ = serving_training_pairs(model_dir, manifest, extractor, policy, recipe, progress=False)
     train = PairDataset(examples, features)  # the student's pairs: the teacher's training set, then stage 2's
     stage2 = with_unlabelled(train, model_dir, extractor, policy, sources=args.unlabelled_sources)
     installed = matchlmf_checkpoint(model_dir)
