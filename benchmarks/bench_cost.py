@@ -76,16 +76,14 @@ def save_sample(model_dir: Path) -> Path:
 
     from benchmarks.bench_teacher import heldout
     from rci.core.settings import Settings
-    from rci.inference.encoders.bundle import build_default_encoders
-    from rci.inference.encoders.extract import FeatureExtractor
     from rci.inference.matchlmf.loader import load_matchlmf
     from rci.media.policy import media_policy
     from rci.training.data import collate_batch
     from rci.training.matchlmf import MatchLMFCollate
-    from rci.training.serving import ServingRecipe
+    from rci.training.serving import ServingRecipe, serving_extractor
 
     recipe = ServingRecipe()
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     test, _ = heldout(model_dir, extractor, media_policy(Settings()), [0], "default", modality_sources=0)
     teacher, _ = load_matchlmf(model_dir / "matchlmf" / "model.pt")
     items = [test[i] for i in range(min(SAMPLE_PAIRS, len(test)))]

@@ -32,7 +32,6 @@ import numpy as np
 from benchmarks.bench_teacher import METRICS, MODALITY_ID_PREFIX, compare, serving_models
 from benchmarks.record import markdown_table, publish
 from rci.core.settings import Settings
-from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.media.policy import media_policy
 from rci.training.corpus.manifest import CorpusManifest
@@ -41,7 +40,7 @@ from rci.training.evaluate import matchlite_forward, predict
 from rci.training.realpairs import modality_pairs
 from rci.training.realset.pools import BENCH
 from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
-from rci.training.serving import ServingRecipe, serving_training_pairs, train_serving_head
+from rci.training.serving import ServingRecipe, serving_extractor, serving_training_pairs, train_serving_head
 from rci.training.stage1 import VARIANTS
 
 RESULTS = Path(__file__).parent / "results"
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     started = time.monotonic()
     model_dir = serving_models(args.model_dir)
     recipe = replace(ServingRecipe(), epochs=args.epochs) if args.epochs else ServingRecipe()
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     test, subsets, info = modality_pairs(model_dir, extractor, media_policy(Settings()), BENCH, sources=args.sources,
                                          seed=args.seed, id_prefix=MODALITY_ID_PREFIX, split="test", jobs=args.jobs)
     set_s = time.monotonic() - started

@@ -45,7 +45,6 @@ from benchmarks.bench_cost import cost_per_pair
 from benchmarks.record import markdown_table, publish
 from rci.core.settings import Settings
 from rci.inference.checkpoint import load_checkpoint
-from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.inference.matchlite import MatchLite
@@ -64,7 +63,7 @@ from rci.training.realpairs import RealValidation, modality_pairs, realmedia_pai
 from rci.training.realset.modalities import AUDIO_SUBSET, TEXT_SUBSET
 from rci.training.realset.pools import BENCH
 from rci.training.report import bootstrap_delta, recall_at_p80
-from rci.training.serving import CalibrationSets, ServingRecipe, calibration_sets, serving_training_pairs
+from rci.training.serving import CalibrationSets, ServingRecipe, calibration_sets, serving_extractor, serving_training_pairs
 from rci.training.serving_distil import DISTIL_EPOCHS, UNLABELLED_SEED, UNLABELLED_SOURCES, distil_served, with_unlabelled
 from rci.streams.shadow.logic import agreement
 
@@ -163,7 +162,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict]:
     started = time.monotonic()
     model_dir = serving_models(args.model_dir)
     recipe = ServingRecipe()
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     manifest = CorpusManifest.load(model_dir / "training-corpus")
     policy = media_policy(Settings())
     config = SIZES[args.size]

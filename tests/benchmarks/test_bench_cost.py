@@ -59,16 +59,15 @@ def test_the_sample_is_the_bench_sets_served_pairs_alone(tmp_path, monkeypatch):
     from unittest import mock
 
     from benchmarks import bench_teacher
-    from rci.inference.encoders import bundle, extract
     from rci.media.policy import MediaPolicy
+    from rci.training import serving
 
     class Reached(Exception):
         pass
 
     heldout = mock.create_autospec(bench_teacher.heldout, side_effect=Reached)
     monkeypatch.setattr(bench_teacher, "heldout", heldout)
-    monkeypatch.setattr(bundle, "build_default_encoders", lambda *args, **kwargs: None)
-    monkeypatch.setattr(extract, "FeatureExtractor", lambda encoders: None)
+    monkeypatch.setattr(serving, "serving_extractor", lambda model_dir, recipe: None)
     try:
         bench_cost.save_sample(tmp_path)
     except Reached:

@@ -10,8 +10,6 @@ import pytest
 
 from rci.core.settings import Settings
 from rci.inference.checkpoint import load_checkpoint
-from rci.inference.encoders.bundle import build_default_encoders
-from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlmf.config import MatchLMFConfig
 from rci.inference.model_dir import matchlite_checkpoint, matchlite_onnx
 from rci.media.policy import media_policy
@@ -19,7 +17,7 @@ from rci.training.corpus.manifest import CorpusManifest
 from rci.training.data import DataError
 from rci.training.loop import TrainConfig
 from rci.training.matchlmf import install_feature_teacher
-from rci.training.serving import STAMP, ServingRecipe
+from rci.training.serving import STAMP, ServingRecipe, serving_extractor
 from rci.training.serving_distil import install_distilled_student
 
 
@@ -38,7 +36,7 @@ def test_the_distilled_student_replaces_the_served_one_and_names_its_teacher(tra
     policy, recipe = media_policy(Settings()), ServingRecipe()
     before = load_checkpoint(matchlite_checkpoint(model_dir))[1]
     onnx_before = matchlite_onnx(model_dir).read_bytes()
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     _, teacher_meta = install_feature_teacher(
         model_dir, CorpusManifest.load(model_dir / "training-corpus"), extractor, policy, MatchLMFConfig.tiny(),
         TrainConfig.matchlm(epochs=1, batch_size=16, lr=3e-4, seed=0), recipe, modality_sources=2, progress=False)

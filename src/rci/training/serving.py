@@ -140,13 +140,18 @@ def ensure_visual_encoder(model_dir: Path, recipe: ServingRecipe, *, progress: b
     mark.write_text(json.dumps(wanted) + "\n")
 
 
+def serving_extractor(model_dir: Path, recipe: ServingRecipe) -> FeatureExtractor:
+    """The frozen encoders `model_dir` serves with under `recipe` (its visual encoder, the small bundle)."""
+    return FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+
+
 def train_serving_models(
     model_dir: Path, manifest: CorpusManifest, policy: MediaPolicy, recipe: ServingRecipe = ServingRecipe(),
     *, progress: bool = True,
 ) -> dict[str, Any]:
     """Train and install the serving MatchLite for `manifest`; returns its meta (version, threshold, AP)."""
     ensure_visual_encoder(model_dir, recipe, progress=progress)
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     stamp = {"corpus": str(manifest.root), "corpus_info": manifest.info.get("config"),
              "encoder_version": extractor.version, "recipe": asdict(recipe), "validation": VALIDATION_STAMP,
              "real_training": TRAINING_STAMP if recipe.real_repeat else None,

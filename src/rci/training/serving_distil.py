@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from rci.inference.checkpoint import load_checkpoint
-from rci.inference.encoders.bundle import build_default_encoders
 from rci.inference.encoders.extract import FeatureExtractor
 from rci.inference.matchlite import MatchLite
 from rci.inference.matchlmf.loader import load_matchlmf
@@ -36,7 +35,8 @@ from rci.training.matchlmf import predict_matchlmf
 from rci.training.realpairs import training_modality_pairs
 from rci.training.calibration import VoteChoice
 from rci.training.serving import (STAMP, CalibrationSets, ServingRecipe, calibrate_for_serving, calibration_sets,
-                                  install_served_student, serving_training_pairs, validation_pairs)  # fmt: skip
+                                  install_served_student, serving_extractor, serving_training_pairs,
+                                  validation_pairs)  # fmt: skip
 
 UNLABELLED_SEED = 1  # a seed of the training pool's modality set the teacher never learned from
 UNLABELLED_SOURCES = 100  # sources per subset: 400 unlabelled pairs
@@ -75,7 +75,7 @@ def install_distilled_student(model_dir: Path, policy: MediaPolicy, recipe: Serv
             raise DataError(f"{path} is missing: run `{how}` for this model dir first")
     student, student_meta = load_checkpoint(matchlite_checkpoint(model_dir))
     teacher, teacher_meta = load_matchlmf(matchlmf_checkpoint(model_dir))
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     if teacher_meta.get("encoder_version") != extractor.version:
         raise DataError(f"the teacher was trained on {teacher_meta.get('encoder_version')} features, the model dir "
                         f"encodes {extractor.version}: run `rci teacher` again")  # fmt: skip

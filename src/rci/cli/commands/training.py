@@ -308,17 +308,15 @@ def teacher(
     corpus = model_dir / "training-corpus"
     if not (corpus / "corpus.json").exists():
         raise _fail(FileNotFoundError(f"{corpus} holds no corpus: run `rci demo` (or train serving models) first"))
-    from rci.inference.encoders.bundle import build_default_encoders
-    from rci.inference.encoders.extract import FeatureExtractor
     from rci.inference.matchlmf.config import MatchLMFConfig
     from rci.media.policy import media_policy
     from rci.training.corpus.manifest import CorpusManifest
     from rci.training.loop import TrainConfig
     from rci.training.matchlmf import install_feature_teacher
-    from rci.training.serving import ServingRecipe
+    from rci.training.serving import ServingRecipe, serving_extractor
 
     recipe = ServingRecipe()
-    extractor = FeatureExtractor(build_default_encoders(model_dir, "small", seed=recipe.seed, visual=recipe.visual))
+    extractor = serving_extractor(model_dir, recipe)
     train_config = TrainConfig.matchlm(epochs=epochs, batch_size=16, lr=lr, warmup_steps=20, schedule="cosine",
                                        seed=recipe.seed)  # fmt: skip
     _, meta = install_feature_teacher(model_dir, CorpusManifest.load(corpus), extractor, media_policy(settings),
